@@ -1,0 +1,33 @@
+# The two set-up commands of README.md: `make run` and `make test`. Both install into .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: install run test lint demo
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch==2.13.0 is pinned in pyproject: on our machines pip takes the local CPU build.
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Until the web app exists, the main job is a demo `icm label` on the shipped sanity slice with the
+# packaged default model (Gemma 3 270M). The first run dequantizes the model once (about 1-2 minutes).
+run: install
+	$(VENV)/bin/icm label data/sanity/claims_test.jsonl --task claims $(DEMO_ARGS) \
+		--limit 16 --iterations 32 --out out/demo_labels.jsonl --report out/demo_report.json
+	@echo "labels: out/demo_labels.jsonl  report: out/demo_report.json"
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# pytest's exit code 5 (no tests collected) counts as a failure.
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc

@@ -1,0 +1,315 @@
+"""The `icm` command: label | baseline | evaluate.
+
+Outputs are written only when a command succeeds (to a temporary file, then renamed), so bad input
+leaves no output file behind. Errors are one line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .examples import DataError, LoadedData, load_labels, match_ids
+from .scoring import READOUTS
+from .search import MODES, SCHEDULES, ICMConfig
+from .tasks import PRESETS, get_task, load_dataset
+
+EXIT_INPUT = 2
+EXIT_BACKEND = 3
+
+
+def _atomic_write(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _labels_jsonl(data: LoadedData, labels: Sequence[bool | None], scores: Sequence[float | None]) -> str:
+    lines = []
+    for ex, y, s in zip(data.examples, labels, scores, strict=True):
+        lines.append(json.dumps({"id": ex.id, "label": y, "score": None if s is None else round(s, 6)}))
+    return "\n".join(lines) + "\n"
+
+
+def _task_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, choices=sorted(PRESETS), help="task preset")
+    p.add_argument("--template", help="prompt template over the file's fields (claims), e.g. "
+                   "'Claim: {choice}\\nI think this claim is'")
+    p.add_argument("--consistency", help="none | unique | asymmetric | key:FIELD (default: the preset's)")
+    p.add_argument("--label-words", nargs=2, metavar=("TRUE", "FALSE"), help="default ' True' ' False'")
+    p.add_argument("--channel-prefix", help="channel readout prefix template with {verbalizer}")
+    p.add_argument("--channel-target", help="channel readout target template")
+    p.add_argument("--readout", choices=READOUTS, default="verdict",
+                   help="verdict: next-token label words; channel: likelihood of the claim under each label")
+    p.add_argument("--limit", type=int, help="keep the first N examples (whole consistency groups)")
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="transformers", choices=["transformers", "openai", "vllm"])
+    p.add_argument("--model", default=None, help="packaged model name, local folder or .gguf (default gemma3-270m)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+                   help="transformers backend (auto: bfloat16 where the CPU has native bf16, else float32)")
+    p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _io_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="labels JSONL: one {id, label, score} per example, input order")
+    p.add_argument("--report", help="report JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="icm", description="Internal Coherence Maximization: label data "
+                                     "with a pretrained language model and no human labels.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    lab = sub.add_parser("label", help="label a dataset with ICM")
+    lab.add_argument("input")
+    _task_args(lab)
+    _backend_args(lab)
+    _io_args(lab)
+    d = ICMConfig()
+    hp = lab.add_argument_group("hyperparameters (paper defaults)")
+    hp.add_argument("--alpha", type=float, default=d.alpha)
+    hp.add_argument("--initial-temperature", type=float, default=d.initial_temperature)
+    hp.add_argument("--final-temperature", type=float, default=d.final_temperature)
+    hp.add_argument("--cooling", type=float, default=d.cooling, help="beta of T0/(1+beta ln n)")
+    hp.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: paper (reference: code)")
+    hp.add_argument("--num-seed", type=int, default=d.num_seed, help="K random initial labels")
+    hp.add_argument("--iterations", type=int, default=d.iterations, help="search iterations per batch")
+    hp.add_argument("--fix-steps", type=int, default=d.fix_steps, help="ConsistencyFix rounds M")
+    hp.add_argument("--boost", type=float, default=d.boost, help="sampling weight of unlabeled group mates")
+    hp.add_argument("--batch-size", type=int, default=d.batch_size)
+    hp.add_argument("--mode", choices=MODES, default=d.mode)
+    lab.add_argument("--checkpoint", help="save the search state here every 10 s; resume from it if present")
+
+    base = sub.add_parser("baseline", help="run a baseline labeler")
+    base.add_argument("input")
+    base.add_argument("--method", required=True, choices=["zero-shot", "random-icl", "gold-icl", "bootstrap"])
+    _task_args(base)
+    _backend_args(base)
+    _io_args(base)
+    base.add_argument("--shots", type=int, help="cap the demonstrations per prompt (default: the whole batch)")
+    base.add_argument("--rounds", type=int, default=3, help="bootstrap rounds")
+    base.add_argument("--batch-size", type=int, default=256)
+
+    ev = sub.add_parser("evaluate", help="test-set accuracy of many-shot prompting with a label set")
+    ev.add_argument("test")
+    ev.add_argument("--train", required=True)
+    ev.add_argument("--labels", required=True, help="labels JSONL/CSV (id, label) for the training file")
+    _task_args(ev)
+    _backend_args(ev)
+    ev.add_argument("--shots", type=int, help="cap the demonstrations (default: every labeled example)")
+    ev.add_argument("--report", help="report JSON")
+    ev.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _make_task(args: argparse.Namespace):
+    return get_task(args.task, template=args.template, consistency=args.consistency,
+                    label_words=args.label_words, channel_prefix=args.channel_prefix,
+                    channel_target=args.channel_target)
+
+
+def _make_backend(args: argparse.Namespace):
+    from .backends import get_backend
+
+    options: dict[str, Any] = {}
+    if args.backend == "transformers":
+        options["dtype"] = args.dtype
+    elif args.backend == "openai" and args.base_url:
+        options["base_url"] = args.base_url
+    return get_backend(args.backend, args.model, **options)
+
+
+def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra: dict[str, Any]) -> dict[str, Any]:
+    from .metrics import label_metrics
+
+    gold = data.gold_list()
+    metrics = label_metrics(labels, gold, scores) if data.gold else {}
+    report: dict[str, Any] = {
+        "input": str(args.input),
+        "n": len(data.examples),
+        "labeled": sum(y is not None for y in labels),
+        "accuracy": metrics.get("accuracy"),
+        "auroc": metrics.get("auroc"),
+        "n_gold": metrics.get("n_gold", 0),
+        "predicted_true_rate": metrics.get("predicted_true_rate"),
+        "model_calls": stats.calls,
+        "prompts": stats.prompts,
+        "prompt_tokens": stats.prompt_tokens,
+        "computed_tokens": stats.computed_tokens,
+        "wall_s": round(wall_s, 3),
+        "readout": args.readout,
+        "seed": args.seed,
+    }
+    report.update(extra)
+    return report
+
+
+class _Progress:
+    def __init__(self, total: int, quiet: bool, desc: str):
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, n: int = 1, **post: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+            if post:
+                self.bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from .search import ICMSearch, make_batches
+
+    task = _make_task(args)
+    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout)
+    config = ICMConfig(
+        alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
+        cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
+        fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
+        readout=args.readout, seed=args.seed,
+    ).validate()
+    backend = _make_backend(args)
+    checkpoint = None
+    if args.checkpoint and Path(args.checkpoint).exists():
+        checkpoint = json.loads(Path(args.checkpoint).read_text())
+    batches = make_batches(data.examples, config.batch_size)
+    bar = _Progress(len(batches) * config.iterations, args.quiet, "icm")
+    last_save = [time.monotonic()]
+    search: ICMSearch
+
+    def on_event(ev) -> None:
+        if ev.kind == "iteration":
+            bar.update(1, U=f"{ev.score:.2f}", T=f"{ev.temperature:.2f}", labeled=ev.labeled,
+                       acc=ev.accepted_total)
+        if args.checkpoint and time.monotonic() - last_save[0] > 10:
+            _atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
+            last_save[0] = time.monotonic()
+
+    search = ICMSearch(data.examples, task, backend, config, on_event=on_event, checkpoint=checkpoint)
+    if checkpoint:
+        bar.update(search.batch_index * config.iterations + search.iteration)
+    result = search.run()
+    bar.close()
+    _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
+    report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
+        "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),
+        "accepted": result.accepted, "rejected": result.rejected, "cache_hits": result.cache_hits,
+        "batches": len(batches),
+    })
+    if args.report:
+        _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
+    if args.checkpoint and Path(args.checkpoint).exists():
+        Path(args.checkpoint).unlink()
+    _summary(report)
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .baselines import run_baseline
+
+    task = _make_task(args)
+    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout)
+    gold = data.gold_list()
+    if args.method == "gold-icl" and None in gold:
+        from .examples import Problem
+
+        row = gold.index(None) + 1
+        raise DataError([Problem(Path(args.input).name, row, "label", "gold-icl needs a gold label on every row")])
+    backend = _make_backend(args)
+    bar = _Progress(len(data.examples), args.quiet, args.method)
+    result = run_baseline(args.method, data.examples, task, backend, gold=gold, seed=args.seed,
+                          readout=args.readout, shots=args.shots, rounds=args.rounds,
+                          batch_size=args.batch_size, on_progress=bar.update)
+    bar.close()
+    _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
+    report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
+        "method": args.method, "task": task.describe(), "backend": backend.describe(), "shots": args.shots,
+    })
+    if args.report:
+        _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
+    _summary(report)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .baselines import evaluate_test
+    from .metrics import label_metrics
+
+    task = _make_task(args)
+    train = load_dataset(args.train, task, readout=args.readout)
+    test = load_dataset(args.test, task, limit=args.limit, readout=args.readout)
+    labels = match_ids(train.examples, load_labels(args.labels), Path(args.labels).name)
+    if not test.gold:
+        raise DataError([_no_gold(args.test)])
+    backend = _make_backend(args)
+    out = evaluate_test(test.examples, train.examples, labels, task, backend, readout=args.readout,
+                        shots=args.shots, seed=args.seed)
+    metrics = label_metrics(out["labels"], test.gold_list(), out["scores"])
+    stats = out["stats"]
+    report = {
+        "test": args.test, "train": args.train, "labels": args.labels, "n": len(test.examples),
+        "demonstrations": out["demonstrations"], "accuracy": metrics["accuracy"], "auroc": metrics["auroc"],
+        "model_calls": stats.calls, "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens,
+        "computed_tokens": stats.computed_tokens, "wall_s": round(out["wall_s"], 3),
+        "task": task.describe(), "backend": backend.describe(), "readout": args.readout,
+    }
+    if args.report:
+        _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
+    _summary(report)
+    return 0
+
+
+def _no_gold(path: str):
+    from .examples import Problem
+
+    return Problem(Path(path).name, None, "label", "the test file has no gold labels to evaluate against")
+
+
+def _summary(report: dict[str, Any]) -> None:
+    keys = ("n", "labeled", "accuracy", "auroc", "model_calls", "prompt_tokens", "computed_tokens", "wall_s")
+    print(json.dumps({k: report[k] for k in keys if k in report}))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .backends.base import BackendError
+
+    args = build_parser().parse_args(argv)
+    handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate}
+    try:
+        return handlers[args.command](args)
+    except DataError as exc:
+        print(f"icm: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except (ValueError, OSError) as exc:
+        print(f"icm: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except BackendError as exc:
+        print(f"icm: backend error: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    except KeyboardInterrupt:
+        print("icm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

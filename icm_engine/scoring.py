@@ -1,0 +1,176 @@
+"""Mutual predictability: prompts with labeled demonstrations, log-odds readouts, and the score U.
+
+Two readouts turn a prompt into a log-odds that the target is True:
+- `verdict` (the paper's): the next-token log-probabilities of the label words after
+  "... I think this claim is"; log-odds = log p(True word) - log p(False word).
+- `channel` (noisy channel, Min et al. 2022): log P(target text | demonstrations, "True" verbalizer)
+  minus the same under the "False" verbalizer. Label-conditional, so mutual predictability stays
+  well defined; it reads the model's knowledge through the likelihood of the claim itself.
+
+Scores are cached by prompt content (an LRU whose contents are part of the search checkpoint, so a
+resumed search sees the same cache hits, hence the same numbers, as an uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends.base import Backend
+from .examples import Example
+from .tasks import Task
+
+READOUTS = ("verdict", "channel")
+# The official code floors each pooled probability at 1e-5 before taking logs.
+LOG_FLOOR = math.log(1e-5)
+DEMO_SEPARATOR = "\n\n"
+
+Demos = Sequence[tuple[int, bool]]
+
+
+class ScoreCache:
+    """Content-keyed LRU of log-odds. Its state is a plain list, for checkpoints."""
+
+    def __init__(self, capacity: int = 20000, state: list | None = None):
+        self.capacity = capacity
+        self._data: OrderedDict[str, float] = OrderedDict((k, v) for k, v in (state or []))
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> float | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return value
+
+    def put(self, key: str, value: float) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def state(self) -> list:
+        return [[k, v] for k, v in self._data.items()]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass
+class Scorer:
+    """Scores targets given demonstrations, for one set of examples (one batch).
+
+    `reference=True` reproduces the official code's cost: every prompt is its own model call and
+    nothing is cached; log-probabilities are floored at 1e-5 as the code does.
+    """
+
+    task: Task
+    backend: Backend
+    examples: Sequence[Example]
+    readout: str = "verdict"
+    reference: bool = False
+    cache: ScoreCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+        if self.cache is None:
+            self.cache = ScoreCache()
+        self._verdict = [self.task.render(ex) for ex in self.examples]
+        self._channel: list[dict[bool, str]] = []
+        if self.readout == "channel":
+            for ex in self.examples:
+                self._channel.append({y: "".join(self.task.render_channel(ex, y)) for y in (True, False)})
+        self._prefix = self.task.instruction
+
+    # -- prompts ---------------------------------------------------------------------------------
+    def demo_text(self, pos: int, label: bool) -> str:
+        if self.readout == "channel":
+            return self._channel[pos][label]
+        return self._verdict[pos] + self.task.label_words[0 if label else 1]
+
+    def context(self, demos: Demos) -> str:
+        return self._prefix + "".join(self.demo_text(p, y) + DEMO_SEPARATOR for p, y in demos)
+
+    def prompt_key(self, demos: Demos, target: int) -> str:
+        shown = self._channel[target][True] if self.readout == "channel" else self._verdict[target]
+        text = self.context(demos) + "\x00" + shown
+        return hashlib.sha1(f"{self.readout}\x00{text}".encode()).hexdigest()
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def score(self, items: Sequence[tuple[Demos, int]]) -> np.ndarray:
+        """Log-odds (True vs False) of each target given its demonstrations."""
+        out = np.zeros(len(items))
+        todo: list[int] = []
+        keys: list[str] = []
+        for k, (demos, target) in enumerate(items):
+            if self.reference:
+                todo.append(k)
+                keys.append("")
+                continue
+            key = self.prompt_key(demos, target)
+            cached = self.cache.get(key)
+            if cached is None:
+                todo.append(k)
+                keys.append(key)
+            else:
+                out[k] = cached
+        if not todo:
+            return out
+        if self.reference:
+            values = np.concatenate([self._raw([items[k]]) for k in todo])
+        else:
+            # Deduplicate within the call: candidate label sets often repeat prompts.
+            unique: dict[str, int] = {}
+            for k, key in zip(todo, keys, strict=True):
+                unique.setdefault(key, k)
+            computed = self._raw([items[k] for k in unique.values()])
+            by_key = dict(zip(unique.keys(), computed, strict=True))
+            values = np.array([by_key[key] for key in keys])
+            for key, value in by_key.items():
+                self.cache.put(key, float(value))
+        out[todo] = values
+        return out
+
+    def _raw(self, items: Sequence[tuple[Demos, int]]) -> np.ndarray:
+        if self.readout == "verdict":
+            prompts = [self.context(d) + self._verdict[t] for d, t in items]
+            lp = self.backend.label_logprobs(prompts, list(self.task.label_words))
+            if self.reference:
+                lp = np.maximum(lp, LOG_FLOOR)
+            return lp[:, 0] - lp[:, 1]
+        prefixes: list[str] = []
+        targets: list[str] = []
+        for demos, t in items:
+            ctx = self.context(demos)
+            for y in (True, False):
+                head, tail = self.task.render_channel(self.examples[t], y)
+                prefixes.append(ctx + head)
+                targets.append(tail)
+        lp = self.backend.continuation_logprobs(prefixes, targets).reshape(-1, 2)
+        return lp[:, 0] - lp[:, 1]
+
+    def loo(self, labels: Sequence[bool | None], targets: Sequence[int]) -> np.ndarray:
+        """Leave-one-out scores: each target with every other labeled example (position order) in context."""
+        labeled = [(p, bool(y)) for p, y in enumerate(labels) if y is not None]
+        items = [([(p, y) for p, y in labeled if p != t], t) for t in targets]
+        return self.score(items)
+
+
+def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None]) -> float:
+    """The official `train_prob`: mean over labeled examples of the log-odds of the assigned label."""
+    vals = [s if y else -s for y, s in zip(labels, scores, strict=True) if y is not None]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def energy(alpha: float, labels: Sequence[bool | None], scores: Sequence[float | None], conflicts: int) -> float:
+    """U = alpha * mean signed log-odds - number of inconsistent pairs (the official `get_energy`)."""
+    return alpha * signed_mean(labels, scores) - conflicts

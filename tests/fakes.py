@@ -1,0 +1,98 @@
+"""A deterministic fake backend for unit tests of the search (never used by the product).
+
+Each example's text carries a marker, "pos" or "neg", standing for what the model "knows". The
+fake's log-odds for a target is its marker's sign times a strength that grows with how many
+demonstrations in the prompt are labeled in agreement with their own markers, so mutual
+predictability rewards coherent label sets, as a real model's in-context learning does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from icm_engine.backends.base import BackendStats
+
+TEMPLATE = "Item: {text}\nLabel:"
+WORDS = (" T", " F")
+
+
+def _sign(text: str) -> int:
+    return 1 if "pos" in text else -1
+
+
+def _log_sigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x > -30 else x
+
+
+class FakeBackend:
+    name = "fake"
+    model_name = "fake"
+
+    def __init__(self, noise: float = 0.3, record: bool = False):
+        self.noise = noise
+        self.stats = BackendStats()
+        self.record = record
+        self.prompts: list[str] = []
+
+    def describe(self) -> dict:
+        return {"backend": "fake"}
+
+    def _odds(self, prompt: str) -> float:
+        parts = prompt.split("\n\n")
+        demos, target = parts[:-1], parts[-1]
+        agree = 0
+        for d in demos:
+            m = re.match(r"Item: (.*)\nLabel: ([TF])$", d, re.S)
+            if m:
+                agree += 1 if (_sign(m.group(1)) > 0) == (m.group(2) == "T") else -1
+        strength = 1.0 + 0.5 * agree / max(len(demos), 1)
+        # A deterministic per-text wobble keeps some examples hard.
+        wobble = self.noise * math.sin(sum(map(ord, target)))
+        return _sign(target) * strength + wobble - 0.2
+
+    def label_logprobs(self, prompts: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
+        self.stats.calls += 1
+        self.stats.prompts += len(prompts)
+        tokens = sum(len(p.split()) for p in prompts)
+        self.stats.prompt_tokens += tokens
+        self.stats.computed_tokens += tokens
+        if self.record:
+            self.prompts.extend(prompts)
+        out = np.zeros((len(prompts), 2))
+        for k, p in enumerate(prompts):
+            s = self._odds(p)
+            out[k] = (_log_sigmoid(s) - 1.0, _log_sigmoid(-s) - 1.0)
+        return out
+
+    def continuation_logprobs(self, prefixes: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TableBackend:
+    """Log-odds fixed per target text, independent of context: for hand-computed cases."""
+
+    name = "table"
+    model_name = "table"
+
+    def __init__(self, table: dict[str, float]):
+        self.table = table
+        self.stats = BackendStats()
+
+    def describe(self) -> dict:
+        return {"backend": "table"}
+
+    def label_logprobs(self, prompts: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
+        self.stats.calls += 1
+        self.stats.prompts += len(prompts)
+        out = np.zeros((len(prompts), 2))
+        for k, p in enumerate(prompts):
+            text = re.search(r"Item: (.*)\nLabel:$", p.split("\n\n")[-1], re.S).group(1)
+            out[k] = (self.table[text], 0.0)
+        return out
+
+    def continuation_logprobs(self, prefixes, continuations):
+        raise NotImplementedError

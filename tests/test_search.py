@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from icm_engine.consistency import ConsistencyRule
+from icm_engine.examples import Example
+from icm_engine.scoring import Scorer, energy
+from icm_engine.search import ICMConfig, ICMSearch, accept_probability, make_batches
+from icm_engine.tasks import get_task, load_dataset
+
+from .fakes import TEMPLATE, WORDS, FakeBackend, TableBackend
+
+TASK = get_task("claims", template=TEMPLATE, label_words=WORDS, consistency="key:answer")
+
+
+def make_examples(n_groups: int = 8, per_group: int = 2, seed: int = 1) -> tuple[list[Example], list[bool]]:
+    """Groups of claims with different answers; one per group is 'pos' (true)."""
+    rng = random.Random(seed)
+    examples, gold = [], []
+    for g in range(n_groups):
+        truth = rng.randrange(per_group)
+        for k in range(per_group):
+            uid = len(examples)
+            marker = "pos" if k == truth else "neg"
+            ex = Example(uid=uid, id=f"e{uid}", fields={"text": f"{marker} item {uid}", "answer": f"a{k}"},
+                         group=f"g{g}")
+            examples.append(Example(uid, ex.id, ex.fields, ex.group, TASK.consistency_key(ex)))
+            gold.append(k == truth)
+    return examples, gold
+
+
+def run(examples, config, backend=None, **kw):
+    backend = backend or FakeBackend()
+    return ICMSearch(examples, TASK, backend, config, **kw).run(), backend
+
+
+def test_accept_probability():
+    assert accept_probability(0.5, 1.0) == 1.0
+    assert accept_probability(-1.0, 2.0) == pytest.approx(math.exp(-0.5))
+    assert accept_probability(-1e9, 0.01) == 0.0
+    assert accept_probability(1e9, 0.01) == 1.0  # no overflow
+
+
+def test_acceptance_frequency_matches_exp():
+    rng = random.Random(0)
+    draws = [rng.random() < accept_probability(-1.0, 1.0) for _ in range(20000)]
+    assert abs(sum(draws) / len(draws) - math.exp(-1)) < 0.015
+
+
+def test_icm_finds_the_coherent_labels_and_is_deterministic():
+    examples, gold = make_examples(10)
+    cfg = ICMConfig(iterations=120, seed=3)
+    result, _backend = run(examples, cfg)
+    acc = sum(y == g for y, g in zip(result.labels, gold, strict=True) if y is not None) / len(gold)
+    assert all(y is not None for y in result.labels)
+    assert acc >= 0.9 or acc <= 0.1  # coherent up to global polarity
+    again, _ = run(examples, cfg)
+    assert again.labels == result.labels and again.scores == result.scores
+    other, _ = run(examples, ICMConfig(iterations=120, seed=4))
+    assert other.stats.calls > 0
+
+
+def test_final_labels_are_consistent():
+    examples, _ = make_examples(10, per_group=3)
+    result, _ = run(examples, ICMConfig(iterations=150, seed=1))
+    assert ConsistencyRule(examples, TASK.consistency).count(result.labels) == 0
+
+
+def test_consistency_fix_removes_conflicts_when_an_option_exists():
+    examples, _ = make_examples(6, per_group=3)
+    search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(alpha=0.01, seed=0))
+    search._batch_setup()
+    labels = [True] * len(examples)  # every group in conflict
+    u, scores, conflicts = search._evaluate(labels)
+    assert conflicts > 0
+    fixed, fixed_u, _ = search._fix_paper(labels, u, scores)
+    # With a tiny alpha every repair is a strict improvement, so each round adopts one.
+    assert search.rule.count(fixed) < conflicts and fixed_u > u
+    search.config.fix_steps = 100
+    fixed, _, _ = search._fix_paper(labels, u, scores)
+    assert search.rule.count(fixed) == 0
+
+
+def test_no_gold_reaches_prompts_keys_or_init(tmp_path):
+    """Two files that differ only in their gold labels give identical prompts, keys and labels."""
+    examples, gold = make_examples(6)
+    for name, labels in (("a.jsonl", gold), ("b.jsonl", [not g for g in gold])):
+        rows = [dict(ex.fields, id=ex.id, consistency_id=ex.group, label=y) for ex, y in zip(examples, labels,
+                                                                                         strict=True)]
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        data = load_dataset(tmp_path / name, TASK)
+        assert all("label" not in ex.fields for ex in data.examples)
+        backend = FakeBackend(record=True)
+        result = ICMSearch(data.examples, TASK, backend, ICMConfig(iterations=40, seed=0)).run()
+        runs.append((data.gold, [ex.key for ex in data.examples], backend.prompts, result.labels))
+    assert runs[0][0] != runs[1][0]
+    assert runs[0][1:] == runs[1][1:]
+
+
+def test_resume_equals_uninterrupted():
+    examples, _ = make_examples(12)
+    cfg = ICMConfig(iterations=60, seed=5, batch_size=12)
+    events: list = []
+    full, _ = run(examples, cfg, on_event=events.append)
+    for stop_at in (1, 17, 60, 75):
+        count = [0]
+
+        def stop(count=count, stop_at=stop_at):
+            count[0] += 1
+            return count[0] > stop_at
+
+        search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+        partial = search.run(should_stop=stop)
+        assert not partial.complete
+        checkpoint = json.loads(json.dumps(search.checkpoint()))  # plain data
+        resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
+        assert resumed.complete
+        assert resumed.labels == full.labels and resumed.scores == full.scores
+        assert resumed.accepted == full.accepted and resumed.rejected == full.rejected
+
+
+def test_checkpoint_refuses_other_data():
+    examples, _ = make_examples(4)
+    search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=5))
+    search.run()
+    other, _ = make_examples(5)
+    with pytest.raises(ValueError, match="other examples"):
+        ICMSearch(other, TASK, FakeBackend(), ICMConfig(iterations=5), checkpoint=search.checkpoint())
+    with pytest.raises(ValueError, match="hyperparameters"):
+        ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=6), checkpoint=search.checkpoint())
+
+
+def test_batches_are_whole_groups_and_prompts_stay_in_their_batch():
+    examples, _ = make_examples(10, per_group=3)
+    batches = make_batches(examples, 7)
+    assert [len(b) for b in batches] == [6, 6, 6, 6, 6]
+    backend = FakeBackend(record=True)
+    events: list = []
+    result, _ = run(examples, ICMConfig(iterations=15, batch_size=7, seed=2), backend, on_event=events.append)
+    assert {e.batch for e in events if e.kind == "batch_done"} == set(range(5))
+    batch_of = {f"item {u}": b for b, uids in enumerate(batches) for u in uids}
+    for prompt in backend.prompts:
+        items = {b for text, b in batch_of.items() if text + "\n" in prompt}
+        assert len(items) == 1
+    assert all(s is not None for s in result.scores)
+
+
+def test_reference_mode_hand_computed():
+    """Three items with fixed log-odds; U = alpha * mean signed log-odds - conflicts."""
+    examples = [Example(i, i, {"text": t, "answer": a}, "g", None)
+                for i, (t, a) in enumerate([("x", "1"), ("y", "2"), ("z", "3")])]
+    examples = [Example(e.uid, e.id, e.fields, e.group, TASK.consistency_key(e)) for e in examples]
+    backend = TableBackend({"x": 2.0, "y": -1.0, "z": 0.5})
+    scorer = Scorer(TASK, backend, examples, reference=True)
+    labels = [True, False, True]
+    scores = scorer.loo(labels, [0, 1, 2])
+    assert list(scores) == [2.0, -1.0, 0.5]
+    rule = ConsistencyRule(examples, TASK.consistency)
+    conflicts = rule.count(labels)
+    assert conflicts == 1  # x and z: different answers, both True
+    assert energy(50, labels, list(scores), conflicts) == pytest.approx(50 * (2.0 + 1.0 + 0.5) / 3 - 1)
+    # Reference cost: one model call per prompt, no caching.
+    assert backend.stats.calls == 3
+    scorer.loo(labels, [0, 1, 2])
+    assert backend.stats.calls == 6
+    # The code's temperature schedule counts accepted flips: T = T0 / (1 + 2 ln(1 + flips)).
+    search = ICMSearch(examples, TASK, backend, ICMConfig(mode="reference"))
+    search.flips_in_batch = 100
+    assert search.temperature() == pytest.approx(10 / (1 + 2 * math.log(101)))
+    search = ICMSearch(examples, TASK, backend, ICMConfig())
+    search.iteration = 100
+    assert search.temperature() == pytest.approx(10 / (1 + 0.99 * math.log(100)))
+
+
+def test_reference_and_batched_score_the_same_prompts_alike():
+    examples, _ = make_examples(5)
+    labels = [True, False] * 5
+    ref = Scorer(TASK, FakeBackend(), examples, reference=True).loo(labels, range(10))
+    backend = FakeBackend()
+    fast = Scorer(TASK, backend, examples).loo(labels, range(10))
+    assert list(ref) == pytest.approx(list(fast))
+    assert backend.stats.calls == 1  # one batched call for the whole evaluation
+
+
+def test_events_are_typed_and_counted():
+    examples, _ = make_examples(5)
+    events: list = []
+    run(examples, ICMConfig(iterations=20), on_event=events.append)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "init" and kinds[-1] == "done" and kinds.count("iteration") == 20
+    its = [e for e in events if e.kind == "iteration"]
+    assert [e.iteration for e in its] == list(range(1, 21))
+    assert all(e.model_calls >= 1 and e.temperature > 0 for e in its)
+    assert its[-1].accepted_total + its[-1].rejected_total <= 20
+
+
+def test_reference_mode_runs_and_counts_one_call_per_prompt():
+    examples, _ = make_examples(4)
+    result, backend = run(examples, ICMConfig(iterations=20, mode="reference", seed=1))
+    assert backend.stats.calls == backend.stats.prompts
+    assert any(y is not None for y in result.labels)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="alpha"):
+        ICMConfig(alpha=-1).validate()
+    with pytest.raises(ValueError, match="unknown hyperparameters"):
+        ICMConfig.from_dict({"alpah": 3})
