@@ -18,9 +18,12 @@ install: $(VENV)/.installed
 
 # Until the web app exists, the main job is a demo `icm label` on the shipped sanity slice with the
 # packaged default model (Gemma 3 270M). The first run dequantizes the model once (about 1-2 minutes).
+# The split readout with other groups' examples as context is the framing under which this small
+# model's golden in-context labels clearly beat random ones (docs/engine.md).
 run: install
-	$(VENV)/bin/icm label data/sanity/claims_test.jsonl --task claims $(DEMO_ARGS) \
-		--limit 16 --iterations 32 --out out/demo_labels.jsonl --report out/demo_report.json
+	$(VENV)/bin/icm label data/sanity/claims_test.jsonl --task claims --consistency key:answer \
+		--readout split --context other-groups --limit 16 --iterations 32 $(DEMO_ARGS) \
+		--out out/demo_labels.jsonl --report out/demo_report.json
 	@echo "labels: out/demo_labels.jsonl  report: out/demo_report.json"
 
 lint: install

@@ -52,8 +52,8 @@ def enforce_consistency(rule: ConsistencyRule, scores: Sequence[float]) -> list[
     return labels
 
 
-def _demos(n: int, target: int, labels: Sequence[bool | None], shots: int | None, rng: random.Random):
-    others = [p for p in range(n) if p != target and labels[p] is not None]
+def _demos(scorer: Scorer, target: int, labels: Sequence[bool | None], shots: int | None, rng: random.Random):
+    others = [p for p in range(len(labels)) if labels[p] is not None and scorer.visible(p, target)]
     if shots is not None and len(others) > shots:
         others = sorted(rng.sample(others, shots))
     return [(p, bool(labels[p])) for p in others]
@@ -67,6 +67,8 @@ def run_baseline(
     gold: Sequence[bool | None] | None = None,
     seed: int = 0,
     readout: str = "verdict",
+    context: str = "all",
+    calibrate: bool = False,
     shots: int | None = None,
     rounds: int = 3,
     batch_size: int = 256,
@@ -85,12 +87,14 @@ def run_baseline(
         rng = random.Random(f"{seed}:{method}:{b}")
         batch = [examples[u] for u in uids]
         n = len(batch)
-        scorer = Scorer(task, backend, batch, readout=readout, cache=cache)
+        scorer = Scorer(task, backend, batch, readout=readout, cache=cache, context_policy=context)
         rule = ConsistencyRule(batch, task.consistency)
 
         def predict(context_labels: Sequence[bool | None], scorer=scorer, n=n, rng=rng) -> list[float]:
-            items = [(_demos(n, t, context_labels, shots, rng), t) for t in range(n)]
-            return [float(v) for v in scorer.score(items)]
+            items = [(_demos(scorer, t, context_labels, shots, rng), t) for t in range(n)]
+            values = scorer.score(items)
+            # Calibration by the batch, as in ICM: the mean log-odds is the readout's shared bias.
+            return [float(v) for v in (values - values.mean() if calibrate else values)]
 
         if method == "zero-shot":
             scores = predict([None] * n)

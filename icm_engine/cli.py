@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .examples import DataError, LoadedData, load_labels, match_ids
-from .scoring import READOUTS
+from .scoring import CONTEXTS, READOUTS
 from .search import MODES, SCHEDULES, ICMConfig
 from .tasks import PRESETS, get_task, load_dataset
 
@@ -50,7 +50,12 @@ def _task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-prefix", help="channel readout prefix template with {verbalizer}")
     p.add_argument("--channel-target", help="channel readout target template")
     p.add_argument("--readout", choices=READOUTS, default="verdict",
-                   help="verdict: next-token label words; channel: likelihood of the claim under each label")
+                   help="verdict: next-token label words; channel: likelihood of the claim after each label's "
+                   "verbalizer; split: likelihood of the claim given each label's examples")
+    p.add_argument("--context", choices=CONTEXTS, default="all",
+                   help="demonstrations a target sees: all other labeled examples (paper) or only other groups")
+    p.add_argument("--calibrate", action="store_true",
+                   help="subtract the batch's mean log-odds from every score (contextual calibration)")
     p.add_argument("--limit", type=int, help="keep the first N examples (whole consistency groups)")
 
 
@@ -152,6 +157,8 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
         "computed_tokens": stats.computed_tokens,
         "wall_s": round(wall_s, 3),
         "readout": args.readout,
+        "context": args.context,
+        "calibrate": args.calibrate,
         "seed": args.seed,
     }
     report.update(extra)
@@ -186,7 +193,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
         cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
         fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
-        readout=args.readout, seed=args.seed,
+        readout=args.readout, context=args.context, calibrate=args.calibrate, seed=args.seed,
     ).validate()
     backend = _make_backend(args)
     checkpoint = None
@@ -238,7 +245,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     backend = _make_backend(args)
     bar = _Progress(len(data.examples), args.quiet, args.method)
     result = run_baseline(args.method, data.examples, task, backend, gold=gold, seed=args.seed,
-                          readout=args.readout, shots=args.shots, rounds=args.rounds,
+                          readout=args.readout, context=args.context, calibrate=args.calibrate,
+                          shots=args.shots, rounds=args.rounds,
                           batch_size=args.batch_size, on_progress=bar.update)
     bar.close()
     _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))

@@ -1,11 +1,14 @@
 """Mutual predictability: prompts with labeled demonstrations, log-odds readouts, and the score U.
 
-Two readouts turn a prompt into a log-odds that the target is True:
+Three readouts turn a prompt into a log-odds that the target is True:
 - `verdict` (the paper's): the next-token log-probabilities of the label words after
   "... I think this claim is"; log-odds = log p(True word) - log p(False word).
 - `channel` (noisy channel, Min et al. 2022): log P(target text | demonstrations, "True" verbalizer)
   minus the same under the "False" verbalizer. Label-conditional, so mutual predictability stays
   well defined; it reads the model's knowledge through the likelihood of the claim itself.
+- `split` (class-conditional likelihood): log P(target | the demonstrations labeled True, under a
+  "True ..." header) minus log P(target | those labeled False, under a "False ..." header). Each
+  label's examples form their own context, so a target is scored by which group it resembles.
 
 Scores are cached by prompt content (an LRU whose contents are part of the search checkpoint, so a
 resumed search sees the same cache hits, hence the same numbers, as an uninterrupted one).
@@ -25,7 +28,10 @@ from .backends.base import Backend
 from .examples import Example
 from .tasks import Task
 
-READOUTS = ("verdict", "channel")
+READOUTS = ("verdict", "channel", "split")
+# Which labeled examples a target sees: "all" others (the paper), or only those of other
+# consistency groups ("other-groups"): small models copy the label of a near-identical group mate.
+CONTEXTS = ("all", "other-groups")
 # The official code floors each pooled probability at 1e-5 before taking logs.
 LOG_FLOOR = math.log(1e-5)
 DEMO_SEPARATOR = "\n\n"
@@ -78,10 +84,14 @@ class Scorer:
     readout: str = "verdict"
     reference: bool = False
     cache: ScoreCache | None = None
+    context_policy: str = "all"
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
             raise ValueError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
+        if self.context_policy not in CONTEXTS:
+            raise ValueError(f"unknown context {self.context_policy!r}; choose one of {', '.join(CONTEXTS)}")
+        self._groups = [ex.group for ex in self.examples]
         if self.cache is None:
             self.cache = ScoreCache()
         self._verdict = [self.task.render(ex) for ex in self.examples]
@@ -89,6 +99,10 @@ class Scorer:
         if self.readout == "channel":
             for ex in self.examples:
                 self._channel.append({y: "".join(self.task.render_channel(ex, y)) for y in (True, False)})
+        self._lines: list[str] = []
+        if self.readout == "split":
+            self._lines = [self.task.channel_target.format_map(self.task._values(ex)).strip()
+                           for ex in self.examples]
         self._prefix = self.task.instruction
 
     # -- prompts ---------------------------------------------------------------------------------
@@ -98,10 +112,22 @@ class Scorer:
         return self._verdict[pos] + self.task.label_words[0 if label else 1]
 
     def context(self, demos: Demos) -> str:
+        if self.readout == "split":
+            return self.split_context(demos, True) + "\x00" + self.split_context(demos, False)
         return self._prefix + "".join(self.demo_text(p, y) + DEMO_SEPARATOR for p, y in demos)
 
+    def split_context(self, demos: Demos, label: bool) -> str:
+        """The split readout's context for one label: a header, then the demonstrations with that label."""
+        header = self.task.split_header.format(verbalizer=self.task.verbalizers[0 if label else 1])
+        return self._prefix + header + "".join(self._lines[p] + "\n" for p, y in demos if y == label)
+
     def prompt_key(self, demos: Demos, target: int) -> str:
-        shown = self._channel[target][True] if self.readout == "channel" else self._verdict[target]
+        if self.readout == "channel":
+            shown = self._channel[target][True]
+        elif self.readout == "split":
+            shown = self._lines[target]
+        else:
+            shown = self._verdict[target]
         text = self.context(demos) + "\x00" + shown
         return hashlib.sha1(f"{self.readout}\x00{text}".encode()).hexdigest()
 
@@ -149,6 +175,13 @@ class Scorer:
             return lp[:, 0] - lp[:, 1]
         prefixes: list[str] = []
         targets: list[str] = []
+        if self.readout == "split":
+            for demos, t in items:
+                for y in (True, False):
+                    prefixes.append(self.split_context(demos, y))
+                    targets.append(self._lines[t])
+            lp = self.backend.continuation_logprobs(prefixes, targets).reshape(-1, 2)
+            return lp[:, 0] - lp[:, 1]
         for demos, t in items:
             ctx = self.context(demos)
             for y in (True, False):
@@ -161,16 +194,38 @@ class Scorer:
     def loo(self, labels: Sequence[bool | None], targets: Sequence[int]) -> np.ndarray:
         """Leave-one-out scores: each target with every other labeled example (position order) in context."""
         labeled = [(p, bool(y)) for p, y in enumerate(labels) if y is not None]
-        items = [([(p, y) for p, y in labeled if p != t], t) for t in targets]
+        items = [([(p, y) for p, y in labeled if self.visible(p, t)], t) for t in targets]
         return self.score(items)
 
+    def visible(self, demo: int, target: int) -> bool:
+        """Whether a labeled example may be a demonstration for `target` under the context policy."""
+        if demo == target:
+            return False
+        return self.context_policy == "all" or self._groups[demo] != self._groups[target]
 
-def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None]) -> float:
-    """The official `train_prob`: mean over labeled examples of the log-odds of the assigned label."""
-    vals = [s if y else -s for y, s in zip(labels, scores, strict=True) if y is not None]
+
+def centre(labels: Sequence[bool | None], scores: Sequence[float | None]) -> float:
+    """Calibration offset: the mean log-odds of the labeled examples (0 when none are labeled).
+
+    Contextual calibration by the batch: a readout's shared bias (a label word's prior, or the split
+    readout's preference for the larger class's context) moves every score alike, and subtracting the
+    mean removes it. Under calibration a one-class labeling scores P = 0, and P grows with
+    2·n_T·n_F/N² times the separation of the two classes' mean scores.
+    """
+    vals = [s for y, s in zip(labels, scores, strict=True) if y is not None and s is not None]
     return float(np.mean(vals)) if vals else 0.0
 
 
-def energy(alpha: float, labels: Sequence[bool | None], scores: Sequence[float | None], conflicts: int) -> float:
+def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None], calibrate: bool = False) -> float:
+    """The official `train_prob`: mean over labeled examples of the log-odds of the assigned label."""
+    offset = centre(labels, scores) if calibrate else 0.0
+    vals = [s - offset if y else offset - s for y, s in zip(labels, scores, strict=True) if y is not None]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def energy(
+    alpha: float, labels: Sequence[bool | None], scores: Sequence[float | None], conflicts: int,
+    calibrate: bool = False,
+) -> float:
     """U = alpha * mean signed log-odds - number of inconsistent pairs (the official `get_energy`)."""
-    return alpha * signed_mean(labels, scores) - conflicts
+    return alpha * signed_mean(labels, scores, calibrate) - conflicts

@@ -26,7 +26,7 @@ from typing import Any
 from .backends.base import Backend, BackendStats
 from .consistency import Conflict, ConsistencyRule
 from .examples import Example
-from .scoring import ScoreCache, Scorer, energy
+from .scoring import CONTEXTS, READOUTS, ScoreCache, Scorer, centre, energy
 from .tasks import Task
 from .util import rng_state, set_rng_state
 
@@ -51,6 +51,8 @@ class ICMConfig:
     batch_size: int = 256
     mode: str = "batched"
     readout: str = "verdict"
+    context: str = "all"
+    calibrate: bool = False
     seed: int = 0
     cache_size: int = 20000
 
@@ -70,6 +72,10 @@ class ICMConfig:
             problems.append("num_seed, iterations and fix_steps must be >= 0")
         if self.boost < 1:
             problems.append("boost must be >= 1")
+        if self.context not in CONTEXTS:
+            problems.append(f"context must be one of {', '.join(CONTEXTS)}")
+        if self.readout not in READOUTS:
+            problems.append(f"readout must be one of {', '.join(READOUTS)}")
         if self.batch_size < 2:
             problems.append("batch_size must be >= 2")
         if problems:
@@ -271,7 +277,8 @@ class ICMSearch:
         self.uids = uids
         self.rule = ConsistencyRule([self.examples[u] for u in uids], self.task.consistency)
         self.scorer = Scorer(self.task, self.backend, [self.examples[u] for u in uids],
-                             readout=self.config.readout, reference=self.reference, cache=self.cache)
+                             readout=self.config.readout, reference=self.reference, cache=self.cache,
+                             context_policy=self.config.context)
 
     def _local(self) -> list[bool | None]:
         return [self.labels[u] for u in self.uids]
@@ -287,7 +294,7 @@ class ICMSearch:
         for p, v in zip(targets, values, strict=True):
             scores[p] = float(v)
         conflicts = self.rule.count(labels)
-        return energy(self.config.alpha, labels, scores, conflicts), scores, conflicts
+        return energy(self.config.alpha, labels, scores, conflicts, self.config.calibrate), scores, conflicts
 
     def _emit(self, kind: str, accepted: bool | None = None, changed: list | None = None) -> None:
         if self.on_event is None:
@@ -401,7 +408,8 @@ class ICMSearch:
             proposal_score = scores[pos]  # the same prompt as its leave-one-out score under D
         else:
             proposal_score = float(self.scorer.loo(labels, [pos])[0])
-        proposal = proposal_score > 0
+        threshold = centre(labels, scores) if self.config.calibrate else 0.0
+        proposal = proposal_score > threshold
         if labels[pos] == proposal:
             self._emit("iteration", accepted=None)
             return
@@ -435,6 +443,12 @@ class ICMSearch:
         if todo and any(y is not None for y in labels):
             for p, v in zip(todo, self.scorer.loo(labels, todo), strict=True):
                 self.scores[self.uids[p]] = float(v)
+        if self.config.calibrate:
+            # Report calibrated scores, so their sign is the label ICM would propose.
+            offset = centre(labels, self._local_scores())
+            for u in self.uids:
+                if self.scores[u] is not None:
+                    self.scores[u] -= offset
         self._emit("batch_done")
         self.batch_index += 1
         self.iteration = 0

@@ -41,6 +41,7 @@ class Task:
     channel_prefix: str = "{verbalizer}:"
     channel_target: str = " {choice}"
     verbalizers: tuple[str, str] = ("True", "False")
+    split_header: str = "{verbalizer} statements:\n"
     consistency: str = "none"
     key_field: str | None = None
     strip_newlines: tuple[str, ...] = ()
@@ -82,7 +83,7 @@ class Task:
     def required_fields(self, readout: str = "verdict") -> tuple[str, ...]:
         """The fields every row must have for this task and readout."""
         needed = list(template_fields(self.template))
-        if readout == "channel":
+        if readout in ("channel", "split"):
             needed += template_fields(self.channel_prefix) + template_fields(self.channel_target)
         if self.key_field:
             needed.append(self.key_field)

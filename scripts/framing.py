@@ -21,6 +21,7 @@ FRAMINGS = {
     "claim-only": dict(template="Claim: {choice}\nThis claim is"),
     "statement-lc": dict(template="{choice} This statement is", label_words=(" true", " false")),
     "channel-claim": dict(channel_prefix="{verbalizer} claim:", channel_target=" {choice}", readout="channel"),
+    "split-claim": dict(channel_target=" {choice}", readout="split"),
     "channel-qa": dict(channel_prefix="Question: {question}\n{verbalizer} answer:", channel_target=" {choice}",
                        readout="channel"),
 }
@@ -33,6 +34,7 @@ def main() -> None:
     ap.add_argument("--framings", default=",".join(FRAMINGS))
     ap.add_argument("--methods", default="zero-shot,random-icl,gold-icl")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--context", default="all")
     args = ap.parse_args()
     backend = get_backend("transformers")
     for name in args.framings.split(","):
@@ -44,9 +46,11 @@ def main() -> None:
         for method in args.methods.split(","):
             for seed in range(args.seeds if method == "random-icl" else 1):
                 t = time.monotonic()
-                res = run_baseline(method, data.examples, task, backend, gold=gold, seed=seed, readout=readout)
+                res = run_baseline(method, data.examples, task, backend, gold=gold, seed=seed, readout=readout,
+                                   context=args.context)
                 m = label_metrics(res.labels, gold, res.scores)
-                print(json.dumps({"framing": name, "method": method, "seed": seed, "acc": round(m["accuracy"], 3),
+                print(json.dumps({"framing": name, "context": args.context, "method": method, "seed": seed,
+                                  "acc": round(m["accuracy"], 3),
                                   "auroc": round(m["auroc"], 3), "true_rate": round(m["predicted_true_rate"], 2),
                                   "tokens": res.stats.computed_tokens, "s": round(time.monotonic() - t, 1)}),
                       flush=True)

@@ -8,7 +8,7 @@ import pytest
 
 from icm_engine.consistency import ConsistencyRule
 from icm_engine.examples import Example
-from icm_engine.scoring import Scorer, energy
+from icm_engine.scoring import Scorer, energy, signed_mean
 from icm_engine.search import ICMConfig, ICMSearch, accept_probability, make_batches
 from icm_engine.tasks import get_task, load_dataset
 
@@ -212,3 +212,23 @@ def test_config_validation():
         ICMConfig(alpha=-1).validate()
     with pytest.raises(ValueError, match="unknown hyperparameters"):
         ICMConfig.from_dict({"alpah": 3})
+
+
+def test_calibration_removes_shared_bias():
+    scores = [5.0, 4.0, 6.0, 5.0]
+    # A readout biased toward True by +5: uncalibrated, the one-class labeling looks best.
+    assert signed_mean([True] * 4, scores) == 5.0
+    assert signed_mean([True] * 4, scores, calibrate=True) == 0.0
+    # Calibrated, P = 2 n_T n_F / N^2 * (mean_T - mean_F).
+    labels = [False, False, True, False]
+    assert signed_mean(labels, scores, calibrate=True) == pytest.approx(2 * 1 * 3 / 16 * (6.0 - 14 / 3))
+
+
+def test_calibrated_search_runs_and_resumes():
+    examples, _ = make_examples(6)
+    cfg = ICMConfig(iterations=30, seed=2, calibrate=True)
+    full, _ = run(examples, cfg)
+    search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+    search.run(should_stop=lambda: search.iteration >= 11)
+    resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=json.loads(json.dumps(search.checkpoint())))
+    assert resumed.run().labels == full.labels

@@ -1,0 +1,89 @@
+"""CLI behaviour on bad input: non-zero exit, a one-line error naming row and field, no output file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from icm_engine.cli import main
+
+
+def icm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "icm_engine.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("command", ["label", "baseline"])
+def test_bad_label_exits_nonzero_and_writes_nothing(tmp_path: Path, command: str):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "choice": "c", "label": 1}\n{"question": "q", "choice": "d", "label": "yes"}\n')
+    out = tmp_path / "labels.jsonl"
+    report = tmp_path / "report.json"
+    extra = ["--method", "zero-shot"] if command == "baseline" else []
+    proc = icm(command, str(bad), "--task", "truthfulqa", "--out", str(out), "--report", str(report), *extra)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "bad.jsonl: row 2, field 'label'" in lines[0]
+    assert not out.exists() and not report.exists()
+
+
+def test_missing_field_names_row(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,cot\nq,c\n")
+    rc = main(["label", str(bad), "--task", "gsm8k", "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 2
+    assert "bad.csv: row 1, field 'answer': required field is missing or empty" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_invalid_hyperparameter_and_unknown_task(tmp_path: Path, capsys):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "q", "choice": "c"}\n')
+    assert main(["label", str(good), "--task", "truthfulqa", "--alpha", "-1", "--out", str(tmp_path / "o")]) == 2
+    assert "alpha must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["label", str(good), "--task", "nope", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "q", "choice": "c"}\n')
+    rc = main(["baseline", str(good), "--task", "truthfulqa", "--method", "zero-shot", "--model",
+               str(tmp_path / "no-such-model"), "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 3
+    assert "unknown model" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_gold_icl_needs_gold(tmp_path: Path, capsys):
+    f = tmp_path / "nogold.jsonl"
+    f.write_text('{"question": "q", "choice": "c", "label": 1}\n{"question": "q", "choice": "d"}\n')
+    rc = main(["baseline", str(f), "--task", "truthfulqa", "--method", "gold-icl", "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "nogold.jsonl: row 2, field 'label'" in capsys.readouterr().err
+
+
+def test_help_lists_commands():
+    proc = icm("--help")
+    assert proc.returncode == 0
+    for word in ("label", "baseline", "evaluate"):
+        assert word in proc.stdout
+
+
+def test_evaluate_labels_must_cover_train(tmp_path: Path, capsys):
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"id": "a", "question": "q", "choice": "c"}\n{"id": "b", "question": "q", "choice": "d"}\n')
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"id": "a", "label": True}) + "\n")
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"question": "q", "choice": "e", "label": 1}\n')
+    rc = main(["evaluate", str(test), "--train", str(train), "--labels", str(labels), "--task", "truthfulqa"])
+    assert rc == 2
+    assert "no label for example id 'b'" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+"""Tests with the real packaged default model (Gemma 3 270M base, transformers on CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from icm_engine.backends.hf import resolve_model_dir
+from icm_engine.scoring import Scorer
+from icm_engine.tasks import get_task, load_dataset
+
+from .conftest import ROOT, SANITY
+
+pytestmark = pytest.mark.model
+
+PROMPTS = [
+    "Question: Is the following claim true?\nClaim: The capital of France is Paris.\nI think this claim is",
+    "Question: Is the following claim true?\nClaim: The capital of France is Tokyo.\nI think this claim is",
+    "Claim: A cow says moo.\nThis claim is",
+]
+
+
+def test_default_model_is_cached_after_first_load(real_backend):
+    folder = resolve_model_dir("gemma3-270m")
+    assert (folder / "model.safetensors").exists() and (folder / "config.json").exists()
+    assert real_backend.label_token_id(" True") != real_backend.label_token_id(" False")
+
+
+def test_batching_does_not_change_scores(real_backend):
+    words = [" True", " False"]
+    batched = real_backend.label_logprobs(PROMPTS, words)
+    single = np.vstack([real_backend.label_logprobs([p], words) for p in PROMPTS])
+    assert batched.shape == (3, 2)
+    assert np.all(batched < 0)
+    tol = 1e-4 if real_backend.dtype == "float32" else 0.2
+    np.testing.assert_allclose(batched, single, atol=tol)
+    pairs = (["True claim:", "False claim:"], [" The capital of France is Paris."] * 2)
+    both = real_backend.continuation_logprobs(*pairs)
+    one = [real_backend.continuation_logprobs([p], [c])[0] for p, c in zip(*pairs, strict=True)]
+    np.testing.assert_allclose(both, one, atol=tol * 10)
+
+
+def test_counts_tokens(real_backend):
+    before = real_backend.stats.copy()
+    real_backend.label_logprobs(PROMPTS[:2], [" True", " False"])
+    delta = real_backend.stats.minus(before)
+    assert delta.calls == 1 and delta.prompts == 2
+    assert delta.prompt_tokens == sum(len(real_backend.encode(p)) for p in PROMPTS[:2])
+
+
+def test_cache_and_scorer_agree_with_the_backend(real_backend):
+    task = get_task("claims", template="Claim: {choice}\nThis claim is", consistency="key:answer")
+    data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=6)
+    scorer = Scorer(task, real_backend, data.examples)
+    labels = [True, False, None, True, False, None]
+    first = scorer.loo(labels, [0, 1, 3, 4])
+    before = real_backend.stats.copy()
+    again = scorer.loo(labels, [0, 1, 3, 4])
+    assert real_backend.stats.minus(before).calls == 0  # all from the content cache
+    np.testing.assert_array_equal(first, again)
+    prompt = scorer.context([(1, False), (3, True), (4, False)]) + task.render(data.examples[0])
+    direct = real_backend.label_logprobs([prompt], list(task.label_words))[0]
+    assert first[0] == pytest.approx(direct[0] - direct[1], abs=1e-4 if real_backend.dtype == "float32" else 0.2)
+
+
+def test_icm_label_end_to_end(tmp_path):
+    """`icm label` with the real default model on a small slice of the shipped sanity set."""
+    out, report = tmp_path / "labels.jsonl", tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "icm_engine.cli", "label", str(SANITY / "claims_test.jsonl"), "--task", "claims",
+           "--consistency", "key:answer", "--readout", "split", "--context", "other-groups", "--limit", "8",
+           "--iterations", "6", "--num-seed", "4", "--seed", "1", "--quiet", "--out", str(out), "--report", str(report)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    source = [json.loads(line) for line in (SANITY / "claims_test.jsonl").read_text().splitlines()][:8]
+    assert [r["id"] for r in rows] == [s["id"] for s in source]
+    assert all(r["label"] in (True, False, None) for r in rows)
+    assert all(isinstance(r["score"], float) for r in rows)
+    rep = json.loads(report.read_text())
+    assert rep["n"] == 8 and rep["labeled"] >= 4
+    assert 0.0 <= rep["accuracy"] <= 1.0
+    assert rep["model_calls"] > 0 and rep["computed_tokens"] > 0 and rep["wall_s"] > 0
+    assert rep["backend"]["model"] == "gemma3-270m"
