@@ -131,6 +131,7 @@ def evaluate_test(
     readout: str = "verdict",
     shots: int | None = None,
     seed: int = 0,
+    calibrate: bool = False,
 ) -> dict[str, Any]:
     """Many-shot prompting: each test example with the labeled training examples as demonstrations."""
     demos_all = [p for p, y in enumerate(train_labels) if y is not None]
@@ -142,6 +143,8 @@ def evaluate_test(
     origin = backend.stats.copy()
     start = time.monotonic()
     scores = scorer.score([(demos, len(train) + k) for k in range(len(test))])
+    if calibrate:
+        scores = scores - scores.mean()
     return {
         "scores": [float(s) for s in scores],
         "labels": [bool(s > 0) for s in scores],

@@ -271,7 +271,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DataError([_no_gold(args.test)])
     backend = _make_backend(args)
     out = evaluate_test(test.examples, train.examples, labels, task, backend, readout=args.readout,
-                        shots=args.shots, seed=args.seed)
+                        shots=args.shots, seed=args.seed, calibrate=args.calibrate)
     metrics = label_metrics(out["labels"], test.gold_list(), out["scores"])
     stats = out["stats"]
     report = {

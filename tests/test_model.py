@@ -85,3 +85,29 @@ def test_icm_label_end_to_end(tmp_path):
     assert 0.0 <= rep["accuracy"] <= 1.0
     assert rep["model_calls"] > 0 and rep["computed_tokens"] > 0 and rep["wall_s"] > 0
     assert rep["backend"]["model"] == "gemma3-270m"
+
+
+def test_baseline_and_evaluate_commands(tmp_path):
+    """`icm baseline` then `icm evaluate` with the baseline's labels as demonstrations."""
+    common = ["--task", "claims", "--consistency", "key:answer", "--readout", "split", "--context", "other-groups"]
+    labels, report = tmp_path / "zs.jsonl", tmp_path / "zs.json"
+    cmd = [sys.executable, "-m", "icm_engine.cli", "baseline", str(SANITY / "claims_dev.jsonl"), "--method",
+           "zero-shot", *common, "--calibrate", "--limit", "8", "--quiet",
+           "--out", str(labels), "--report", str(report)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rep = json.loads(report.read_text())
+    assert rep["method"] == "zero-shot" and rep["labeled"] == 8 and rep["calibrate"] is True
+    rows = [json.loads(line) for line in labels.read_text().splitlines()]
+    # Calibrated: scores are centred, so both labels occur.
+    assert {r["label"] for r in rows} == {True, False}
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(line + "\n" for line in (SANITY / "claims_dev.jsonl").read_text().splitlines()[:8]))
+    ev = tmp_path / "ev.json"
+    cmd = [sys.executable, "-m", "icm_engine.cli", "evaluate", str(SANITY / "claims_test.jsonl"),
+           "--train", str(train), "--labels", str(labels), *common, "--calibrate", "--limit", "6", "--quiet",
+           "--report", str(ev)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(ev.read_text())
+    assert out["n"] == 6 and out["demonstrations"] == 8 and 0 <= out["accuracy"] <= 1
