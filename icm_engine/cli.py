@@ -220,7 +220,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
         "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),
-        "accepted": result.accepted, "rejected": result.rejected, "cache_hits": result.cache_hits,
+        "iterations": result.iterations, "accepted": result.accepted, "rejected": result.rejected,
+        "cache_hits": result.cache_hits,
         "batches": len(batches),
     })
     if args.report:

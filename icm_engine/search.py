@@ -196,6 +196,7 @@ class ICMSearch:
         self.scores: list[float | None] = [None] * n
         self.batch_index = 0
         self.iteration = 0
+        self.total_iterations = 0
         self.accepted = 0
         self.rejected = 0
         self.flips_in_batch = 0
@@ -228,6 +229,7 @@ class ICMSearch:
             "labels": list(self.labels),
             "scores": list(self.scores),
             "iteration": self.iteration,
+            "total_iterations": self.total_iterations,
             "accepted": self.accepted,
             "rejected": self.rejected,
             "flips_in_batch": self.flips_in_batch,
@@ -250,6 +252,7 @@ class ICMSearch:
         self.labels = list(ck["labels"])
         self.scores = list(ck["scores"])
         self.iteration = ck["iteration"]
+        self.total_iterations = ck["total_iterations"]
         self.accepted = ck["accepted"]
         self.rejected = ck["rejected"]
         self.flips_in_batch = ck["flips_in_batch"]
@@ -395,6 +398,7 @@ class ICMSearch:
     def _step(self) -> None:
         c = self.config
         self.iteration += 1
+        self.total_iterations += 1
         T = self.temperature()
         labels = self._local()
         scores = self._local_scores()
@@ -481,6 +485,6 @@ class ICMSearch:
         st = self.stats()
         return ICMResult(
             labels=list(self.labels), scores=list(self.scores), stats=st, wall_s=self.elapsed(),
-            complete=not stopped, iterations=self.iteration, accepted=self.accepted, rejected=self.rejected,
+            complete=not stopped, iterations=self.total_iterations, accepted=self.accepted, rejected=self.rejected,
             cache_hits=self.cache.hits,
         )

@@ -98,6 +98,10 @@ class Task:
             "label_words": list(self.label_words),
             "consistency": self.consistency,
             "key_field": self.key_field,
+            "channel_prefix": self.channel_prefix,
+            "channel_target": self.channel_target,
+            "verbalizers": list(self.verbalizers),
+            "split_header": self.split_header,
         }
 
 
