@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 # model's golden in-context labels clearly beat random ones (docs/engine.md).
 run: install
 	$(VENV)/bin/icm label data/sanity/claims_test.jsonl --task claims --consistency key:answer \
-		--readout split --context other-groups --limit 16 --iterations 32 $(DEMO_ARGS) \
+		--readout split --context other-groups --calibrate --limit 16 --iterations 48 $(DEMO_ARGS) \
 		--out out/demo_labels.jsonl --report out/demo_report.json
 	@echo "labels: out/demo_labels.jsonl  report: out/demo_report.json"
 

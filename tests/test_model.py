@@ -71,7 +71,8 @@ def test_icm_label_end_to_end(tmp_path):
     """`icm label` with the real default model on a small slice of the shipped sanity set."""
     out, report = tmp_path / "labels.jsonl", tmp_path / "report.json"
     cmd = [sys.executable, "-m", "icm_engine.cli", "label", str(SANITY / "claims_test.jsonl"), "--task", "claims",
-           "--consistency", "key:answer", "--readout", "split", "--context", "other-groups", "--limit", "8",
+           "--consistency", "key:answer", "--readout", "split", "--context", "other-groups", "--calibrate",
+           "--limit", "8",
            "--iterations", "6", "--num-seed", "4", "--seed", "1", "--quiet", "--out", str(out), "--report", str(report)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -111,3 +112,21 @@ def test_baseline_and_evaluate_commands(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(ev.read_text())
     assert out["n"] == 6 and out["demonstrations"] == 8 and 0 <= out["accuracy"] <= 1
+
+
+def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend):
+    """The framing finding of docs/engine.md, on the dev half it was chosen on: golden in-context labels
+    must carry clear signal over random ones (measured: AUROC 0.86 vs 0.54 on these 40 claims)."""
+    from icm_engine.baselines import run_baseline
+    from icm_engine.metrics import label_metrics
+
+    task = get_task("claims", consistency="key:answer")
+    data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=40, readout="split")
+    gold = data.gold_list()
+    auroc = {}
+    for method in ("gold-icl", "random-icl"):
+        res = run_baseline(method, data.examples, task, real_backend, gold=gold, readout="split",
+                           context="other-groups")
+        auroc[method] = label_metrics(res.labels, gold, res.scores)["auroc"]
+    assert auroc["gold-icl"] >= 0.75
+    assert auroc["gold-icl"] >= auroc["random-icl"] + 0.15
