@@ -127,9 +127,9 @@ def _read_json(name: str, text: str) -> list[dict[str, Any]]:
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
-        # A JSON array file with one object per line is common: point at that line.
-        raise DataError([Problem(name, exc.lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")]) \
-            from exc
+        # A syntax error has no row yet (the array never parsed): name the line and column instead.
+        raise DataError([Problem(name, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                                                   f"{exc.msg}")]) from exc
     if isinstance(rows, dict):
         raise DataError([Problem(name, None, None, "expected a JSON array of objects, got one object")])
     if not isinstance(rows, list):

@@ -78,7 +78,7 @@ def test_missing_consistency_id_means_own_group(tmp_path):
          "bad_label.json: row 2, field 'label'"),
         ("missing.jsonl", '{"question": "q", "choice": "c"}\n{"question": "q"}\n',
          "missing.jsonl: row 2, field 'choice'"),
-        ("broken.json", '[{"question": "q", "choice": "c"},\n {"question": ]', "broken.json: row 2"),
+        ("broken.json", '[{"question": "q", "choice": "c"},\n {"question": ]', "broken.json: invalid JSON at line 2"),
         ("broken.jsonl", '{"question": "q", "choice": "c"}\n{oops}\n', "broken.jsonl: row 2"),
         ("ragged.csv", "question,choice\nq,c\nq,c,extra\n", "ragged.csv: row 2"),
         ("dup.jsonl", '{"id": 5, "question": "q", "choice": "c"}\n{"id": 5, "question": "q", "choice": "d"}\n',
