@@ -462,6 +462,8 @@ class ICMSearch:
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> ICMResult:
         """Run (or continue) until every batch is done or `should_stop()` says stop."""
+        # Fold what earlier runs of this object cost into the base, so a second run() keeps counting.
+        self.stats_base, self.elapsed_base = self.stats(), self.elapsed()
         self._t0 = time.monotonic()
         self._stats_origin = self.backend.stats.copy()
         stopped = False
@@ -470,7 +472,6 @@ class ICMSearch:
             if not self.initialized:
                 # Each batch draws from its own seeded stream, so batches do not depend on each other.
                 self.rng.seed(f"{self.config.seed}:{self.batch_index}")
-            if not self.initialized:
                 self._init_batch()
             while self.iteration < self.config.iterations:
                 if should_stop is not None and should_stop():

@@ -232,3 +232,14 @@ def test_calibrated_search_runs_and_resumes():
     search.run(should_stop=lambda: search.iteration >= 11)
     resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=json.loads(json.dumps(search.checkpoint())))
     assert resumed.run().labels == full.labels
+
+
+def test_counters_survive_stop_and_continue():
+    examples, _ = make_examples(6)
+    cfg = ICMConfig(iterations=30, seed=1)
+    full, _ = run(examples, cfg)
+    search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+    search.run(should_stop=lambda: search.iteration >= 12)
+    again = search.run()
+    assert again.labels == full.labels
+    assert again.stats.calls == full.stats.calls and again.iterations == full.iterations == 30
