@@ -18,7 +18,7 @@ from typing import Any
 
 from .examples import DataError, LoadedData, load_labels, match_ids
 from .scoring import CONTEXTS, READOUTS
-from .search import MODES, SCHEDULES, ICMConfig
+from .search import INITS, MODES, SCHEDULES, ICMConfig
 from .tasks import PRESETS, get_task, load_dataset
 
 EXIT_INPUT = 2
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--boost", type=float, default=d.boost, help="sampling weight of unlabeled group mates")
     hp.add_argument("--batch-size", type=int, default=d.batch_size)
     hp.add_argument("--mode", choices=MODES, default=d.mode)
+    hp.add_argument("--init", choices=INITS, default=d.init,
+                    help="initial K labels: random (paper) or balanced by zero-shot ranking")
     lab.add_argument("--checkpoint", help="save the search state here every 10 s; resume from it if present")
 
     base = sub.add_parser("baseline", help="run a baseline labeler")
@@ -193,7 +195,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
         cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
         fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
-        readout=args.readout, context=args.context, calibrate=args.calibrate, seed=args.seed,
+        readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
     ).validate()
     backend = _make_backend(args)
     checkpoint = None

@@ -32,6 +32,7 @@ from .util import rng_state, set_rng_state
 
 MODES = ("batched", "reference")
 SCHEDULES = ("paper", "code", "exp")
+INITS = ("random", "zero-shot")
 CHECKPOINT_VERSION = 1
 
 
@@ -53,6 +54,7 @@ class ICMConfig:
     readout: str = "verdict"
     context: str = "all"
     calibrate: bool = False
+    init: str = "random"  # random (the paper) | zero-shot: the K seeds' balanced labels follow zero-shot scores
     seed: int = 0
     cache_size: int = 20000
 
@@ -72,6 +74,8 @@ class ICMConfig:
             problems.append("num_seed, iterations and fix_steps must be >= 0")
         if self.boost < 1:
             problems.append("boost must be >= 1")
+        if self.init not in INITS:
+            problems.append(f"init must be one of {', '.join(INITS)}")
         if self.context not in CONTEXTS:
             problems.append(f"context must be one of {', '.join(CONTEXTS)}")
         if self.readout not in READOUTS:
@@ -369,6 +373,14 @@ class ICMSearch:
         positions = list(range(k)) if self.reference else sorted(self.rng.sample(range(n), k))
         values = [True] * (k // 2) + [False] * (k - k // 2)
         self.rng.shuffle(values)
+        if self.config.init == "zero-shot" and k:
+            # Same balance, but the half the model scores higher zero-shot is labeled True: anchors the
+            # polarity that a readout symmetric under a global label flip cannot anchor by itself.
+            zero = self.scorer.score([([], p) for p in positions])
+            ranked = sorted(range(k), key=lambda r: (-zero[r], r))
+            values = [False] * k
+            for r in ranked[: k // 2]:
+                values[r] = True
         labels: list[bool | None] = [None] * n
         for p, y in zip(positions, values, strict=True):
             labels[p] = y

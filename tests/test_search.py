@@ -243,3 +243,17 @@ def test_counters_survive_stop_and_continue():
     again = search.run()
     assert again.labels == full.labels
     assert again.stats.calls == full.stats.calls and again.iterations == full.iterations == 30
+
+
+def test_zero_shot_init_labels_the_higher_scored_half_true():
+    examples, gold = make_examples(8)
+    events: list = []
+    search = ICMSearch(examples, TASK, FakeBackend(noise=0.0), ICMConfig(iterations=0, init="zero-shot", num_seed=6),
+                       on_event=events.append)
+    search._batch_setup()
+    search.rng.seed("0:0")
+    search._init_batch()
+    seeded = [(y, g) for y, g in zip(search.labels, gold, strict=True) if y is not None]
+    assert sum(y for y, _ in seeded) == 3  # balanced, as the paper's random init
+    # The fake's zero-shot score is the example's marker, so zero-shot seeds agree with it.
+    assert all(y == g for y, g in seeded)
