@@ -305,10 +305,12 @@ def load_labels(path: str | Path) -> dict[Any, bool | None]:
 
 
 def match_ids(examples: Sequence[Example], labels: dict[Any, Any], source: str) -> list[Any]:
-    """Align a label set with examples, tolerating ids written as str vs int (CSV reads text)."""
+    """Align a label set with examples (None where it has no label), tolerating ids written as str vs
+    int (CSV reads text). An id the examples do not have is an error: the file belongs elsewhere."""
     by_str = {str(k): v for k, v in labels.items()}
-    missing = [ex.id for ex in examples if ex.id not in labels and str(ex.id) not in by_str]
-    if missing:
-        raise DataError([Problem(source, None, "id", f"no label for example id {missing[0]!r}"
-                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))])
-    return [labels[ex.id] if ex.id in labels else by_str[str(ex.id)] for ex in examples]
+    known = {str(ex.id) for ex in examples}
+    unknown = [k for k in labels if str(k) not in known]
+    if unknown:
+        raise DataError([Problem(source, None, "id", f"unknown example id {unknown[0]!r}"
+                                 + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))])
+    return [labels[ex.id] if ex.id in labels else by_str.get(str(ex.id)) for ex in examples]

@@ -77,13 +77,13 @@ def test_help_lists_commands():
         assert word in proc.stdout
 
 
-def test_evaluate_labels_must_cover_train(tmp_path: Path, capsys):
+def test_evaluate_labels_must_belong_to_train(tmp_path: Path, capsys):
     train = tmp_path / "train.jsonl"
     train.write_text('{"id": "a", "question": "q", "choice": "c"}\n{"id": "b", "question": "q", "choice": "d"}\n')
     labels = tmp_path / "labels.jsonl"
-    labels.write_text(json.dumps({"id": "a", "label": True}) + "\n")
+    labels.write_text(json.dumps({"id": "a", "label": True}) + "\n" + json.dumps({"id": "zz", "label": False}) + "\n")
     test = tmp_path / "test.jsonl"
     test.write_text('{"question": "q", "choice": "e", "label": 1}\n')
     rc = main(["evaluate", str(test), "--train", str(train), "--labels", str(labels), "--task", "truthfulqa"])
     assert rc == 2
-    assert "no label for example id 'b'" in capsys.readouterr().err
+    assert "labels.jsonl, field 'id': unknown example id 'zz'" in capsys.readouterr().err
