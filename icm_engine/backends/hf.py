@@ -124,7 +124,10 @@ class TransformersBackend:
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        # Our own progress bar owns stderr; transformers' weight-loading bar would interleave with it.
+        hf_logging.disable_progress_bar()
         if dtype == "auto":
             dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
         if dtype not in ("bfloat16", "float32"):
