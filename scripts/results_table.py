@@ -32,11 +32,6 @@ SUITES = {
         dict(name="sanity test (verdict, paper prompt)", path=ROOT / "data/sanity/claims_test.jsonl",
              task="claims", consistency="key:answer", readout="verdict", context="all", limit=12, iterations=24),
     ],
-    "sanity32": [
-        dict(name="sanity test 32 (split, other groups)", path=ROOT / "data/sanity/claims_test.jsonl",
-             task="claims", consistency="key:answer", readout="split", context="other-groups", limit=32,
-             iterations=96),
-    ],
     "paper": [
         dict(name="TruthfulQA praxis train (verdict)", path=SHARED / "truthfulqa/praxis_subset_train.json",
              task="truthfulqa", readout="verdict", context="all", limit=12, iterations=24),
