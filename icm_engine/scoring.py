@@ -101,8 +101,7 @@ class Scorer:
                 self._channel.append({y: "".join(self.task.render_channel(ex, y)) for y in (True, False)})
         self._lines: list[str] = []
         if self.readout == "split":
-            self._lines = [self.task.channel_target.format_map(self.task._values(ex)).strip()
-                           for ex in self.examples]
+            self._lines = [self.task.render_target(ex) for ex in self.examples]
         self._prefix = self.task.instruction
 
     # -- prompts ---------------------------------------------------------------------------------

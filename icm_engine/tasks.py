@@ -57,6 +57,10 @@ class Task:
     def render(self, ex: Example) -> str:
         return self.template.format_map(self._values(ex))
 
+    def render_target(self, ex: Example) -> str:
+        """The claim text itself (the channel target, trimmed): one line of the split readout's context."""
+        return self.channel_target.format_map(self._values(ex)).strip()
+
     def render_channel(self, ex: Example, label: bool) -> tuple[str, str]:
         values = self._values(ex)
         values["verbalizer"] = self.verbalizers[0 if label else 1]
