@@ -11,16 +11,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 is pinned in pyproject: on our machines pip takes the local CPU build.
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[web,dev]'
 	touch $@
 
 install: $(VENV)/.installed
 
-# Until the web app exists, the main job is a demo `icm label` on the shipped sanity slice with the
-# packaged default model (Gemma 3 270M). The first run dequantizes the model once (about 1-2 minutes).
-# The split readout with other groups' examples as context is the framing under which this small
-# model's golden in-context labels clearly beat random ones (docs/engine.md).
+# The main job: the web app on the embedded default (SQLite in the project folder, no other service),
+# with a demo user (its password is printed on first run) and a demo dataset. PORT and DATABASE_URL
+# override. HTTPS=0 because this local server speaks plain HTTP.
+PORT ?= 8000
 run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py bootstrap_demo
+	@echo "ICM Studio: http://127.0.0.1:$(PORT)/"
+	HTTPS=0 $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) webapp.asgi:application
+
+# The engine alone: a demo `icm label` on the shipped sanity slice with the packaged model. The split
+# readout with other groups' examples as context is the framing under which this small model's golden
+# in-context labels clearly beat random ones (docs/engine.md).
+demo: install
 	$(VENV)/bin/icm label data/sanity/claims_test.jsonl --task claims --consistency key:answer \
 		--readout split --context other-groups --calibrate --limit 16 --iterations 48 $(DEMO_ARGS) \
 		--out out/demo_labels.jsonl --report out/demo_report.json

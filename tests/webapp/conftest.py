@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from webapp.datasets.models import Dataset, Example, Label, LabelSet, Membership, Role
+from webapp.datasets.services import create_dataset
+
+
+def jsonl(rows: list[dict]) -> bytes:
+    return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+
+
+SMALL_ROWS = [
+    {"id": f"q{i // 2}-{i % 2}", "question": f"Question {i // 2}?", "choice": f"Answer <b>{i}</b>",
+     "label": i % 2 == 0, "consistency_id": i // 2}
+    for i in range(8)
+]
+
+
+def make_user(username: str):
+    return get_user_model().objects.create_user(username=username, password=f"{username}-Pa55word!")
+
+
+def counts() -> tuple[int, int, int, int, int]:
+    """Everything an import could write, to check that a rejected one wrote nothing."""
+    return (Dataset.objects.count(), Example.objects.count(), LabelSet.objects.count(), Label.objects.count(),
+            Membership.objects.count())
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    # The test client speaks plain HTTP; production settings would redirect it to HTTPS.
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("olivia")
+
+
+@pytest.fixture
+def stranger(db):
+    return make_user("sam")
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("vic")
+
+
+@pytest.fixture
+def dataset(owner, viewer):
+    ds = create_dataset(owner=owner, filename="small.jsonl", data=jsonl(SMALL_ROWS), task="truthfulqa", name="Small")
+    Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)
+    return ds
+
+
+def api_client(user=None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def owner_api(owner):
+    return api_client(owner)

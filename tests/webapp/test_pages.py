@@ -1,0 +1,120 @@
+"""The browser pages: sign-in, lists, detail with htmx partials, escaping of dataset text."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from webapp.datasets.models import Dataset, LabelSet, Membership, Role
+from webapp.datasets.services import create_dataset
+
+from .conftest import jsonl, make_user
+
+
+def test_login_page_and_sign_in(client, owner):
+    assert client.get("/accounts/login/").status_code == 200
+    resp = client.post("/accounts/login/", {"username": "olivia", "password": "olivia-Pa55word!"})
+    assert resp.status_code == 302 and resp.url == "/datasets/"
+    assert client.get("/datasets/").status_code == 200
+    resp = client.post("/accounts/logout/")
+    assert resp.status_code == 302
+    assert client.get("/datasets/").status_code == 302
+
+
+def test_dataset_list_shows_only_my_datasets(client, dataset, owner, stranger):
+    create_dataset(owner=stranger, filename="theirs.jsonl", data=jsonl([{"question": "q", "choice": "c"}]),
+                   task="truthfulqa", name="Theirs")
+    client.force_login(owner)
+    html = client.get("/datasets/").content.decode()
+    assert "Small" in html and "Theirs" not in html
+
+
+def test_detail_page(client, dataset, owner):
+    client.force_login(owner)
+    html = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert "gold v1" in html and "8 examples" in html
+    assert "Answer &lt;b&gt;1&lt;/b&gt;" in html and "Answer <b>1</b>" not in html
+    assert "Import a label set" in html and "Add member" in html  # the owner's controls
+    assert "vic" in html  # members are listed
+
+
+def test_viewer_sees_no_write_controls(client, dataset, viewer):
+    client.force_login(viewer)
+    html = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert "Import a label set" not in html and "Add member" not in html and "Delete dataset" not in html
+
+
+def test_examples_partial_search_and_pages(client, owner):
+    rows = [{"id": f"e{i}", "question": f"question {i}", "choice": f"claim {i}"} for i in range(60)]
+    ds = create_dataset(owner=owner, filename="many.jsonl", data=jsonl(rows), task="truthfulqa")
+    client.force_login(owner)
+    html = client.get(f"/datasets/{ds.pk}/examples/?page=3", HTTP_HX_REQUEST="true").content.decode()
+    assert "page 3 of 3" in html and "e50" in html and "<html" not in html
+    html = client.get(f"/datasets/{ds.pk}/examples/?q=claim 42").content.decode()
+    assert "1 example matching" in html and "e42" in html
+
+
+def test_label_import_page_with_htmx(client, dataset, owner):
+    client.force_login(owner)
+    upload = SimpleUploadedFile("mine.csv", b"id,label\nq0-0,1\nq0-1,0\n")
+    resp = client.post(f"/datasets/{dataset.pk}/labelsets/import/", {"file": upload, "kind": "human", "name": "Mine"},
+                       HTTP_HX_REQUEST="true")
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert "Imported label set Mine v1" in html and "<html" not in html
+    assert LabelSet.objects.get(dataset=dataset, name="Mine").partial
+    bad = SimpleUploadedFile("bad.csv", b"id,label\nq0-0,maybe\n")
+    resp = client.post(f"/datasets/{dataset.pk}/labelsets/import/", {"file": bad, "kind": "human"},
+                       HTTP_HX_REQUEST="true")
+    assert resp.status_code == 400
+    assert "nothing was written" in resp.content.decode() and "maybe" in resp.content.decode()
+
+
+def test_label_set_page_and_download(client, dataset, owner):
+    client.force_login(owner)
+    gold = dataset.label_sets.get(kind="gold")
+    html = client.get(f"/labelsets/{gold.pk}/").content.decode()
+    assert "8: 4 true, 4 false" in html
+    resp = client.get(f"/labelsets/{gold.pk}/download/?format=csv")
+    assert resp.status_code == 200
+    assert b"".join(resp.streaming_content).decode().splitlines()[0].startswith("id,label,score,kind")
+
+
+def test_members_page_flow(client, dataset, owner):
+    make_user("nina")
+    client.force_login(owner)
+    client.post(f"/datasets/{dataset.pk}/members/", {"username": "nina", "role": "reviewer"})
+    nina = Membership.objects.get(dataset=dataset, user__username="nina")
+    assert nina.role == Role.REVIEWER
+    client.post(f"/datasets/{dataset.pk}/members/{nina.user_id}/", {"action": "role", "role": "viewer"})
+    nina.refresh_from_db()
+    assert nina.role == Role.VIEWER
+    client.post(f"/datasets/{dataset.pk}/members/{nina.user_id}/", {"action": "remove"})
+    assert not Membership.objects.filter(pk=nina.pk).exists()
+    resp = client.post(f"/datasets/{dataset.pk}/members/{owner.pk}/", {"action": "remove"}, follow=True)
+    assert "at least one owner" in resp.content.decode()
+
+
+def test_owner_deletes_dataset(client, dataset, owner):
+    client.force_login(owner)
+    assert client.post(f"/datasets/{dataset.pk}/delete/").status_code == 302
+    assert not Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+@pytest.mark.django_db
+def test_static_files_are_vendored(client):
+    for path in ("/static/vendor/htmx/htmx-2.0.11.min.js", "/static/css/app.css"):
+        resp = client.get(path)
+        assert resp.status_code == 200, path
+
+
+def test_bootstrap_demo_is_idempotent(db, capsys):
+    from django.core.management import call_command
+
+    call_command("bootstrap_demo")
+    first = capsys.readouterr().out
+    assert "password" in first
+    call_command("bootstrap_demo")
+    assert Dataset.objects.filter(name="Sanity claims (demo)").count() == 1
+    ds = Dataset.objects.get(name="Sanity claims (demo)")
+    assert ds.examples.count() == 140 and ds.label_sets.get(kind="gold").labels.count() == 140

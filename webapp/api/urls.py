@@ -1,0 +1,23 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from . import views
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("datasets/", views.DatasetListView.as_view(), name="api-datasets"),
+    path("datasets/<int:pk>/", views.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<int:pk>/examples/", views.DatasetExamplesView.as_view(), name="api-dataset-examples"),
+    path("datasets/<int:pk>/labelsets/", views.DatasetLabelSetsView.as_view(), name="api-dataset-labelsets"),
+    path("datasets/<int:pk>/export/", views.DatasetExportView.as_view(), name="api-dataset-export"),
+    path("datasets/<int:pk>/members/", views.DatasetMembersView.as_view(), name="api-dataset-members"),
+    path("datasets/<int:pk>/members/<int:user_id>/", views.DatasetMemberDetailView.as_view(),
+         name="api-dataset-member"),
+    path("labelsets/<int:pk>/", views.LabelSetDetailView.as_view(), name="api-labelset"),
+    path("labelsets/<int:pk>/labels/", views.LabelSetLabelsView.as_view(), name="api-labelset-labels"),
+    path("labelsets/<int:pk>/agreement/", views.LabelSetAgreementView.as_view(), name="api-labelset-agreement"),
+    path("labelsets/<int:pk>/export/", views.LabelSetExportView.as_view(), name="api-labelset-export"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]

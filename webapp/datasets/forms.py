@@ -1,0 +1,35 @@
+from django import forms
+
+from icm_engine.tasks import PRESETS
+
+from .models import LabelSetKind, Role
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(help_text="JSON array, JSONL or CSV. The paper's released files work as they are.")
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file's name.")
+    task = forms.ChoiceField(choices=[(p, p) for p in PRESETS])
+    template = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Prompt template over the file's fields, e.g. Question: {question}\\nClaim: {choice}\\nI think "
+                  "this claim is. Leave empty for the preset's.",
+    )
+    consistency = forms.CharField(required=False, max_length=100,
+                                  help_text="none, unique, asymmetric or key:FIELD. Leave empty for the preset's.")
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class LabelSetImportForm(forms.Form):
+    file = forms.FileField(help_text="JSONL or CSV rows of id and label (optional score).")
+    kind = forms.ChoiceField(choices=LabelSetKind.choices, initial=LabelSetKind.HUMAN)
+    name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file's name.")
+    model = forms.CharField(max_length=255, required=False, help_text="The model that made these labels, if any.")
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

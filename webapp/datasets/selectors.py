@@ -1,0 +1,118 @@
+"""Reads. Every selector that takes a user returns only what that user may see (else 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from .models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _count(model: type, **filters: Any) -> Subquery:
+    qs = model.objects.filter(**filters).order_by().values(next(iter(filters))).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(qs, output_field=IntegerField()), Value(0))
+
+
+def datasets_for_user(user: User) -> QuerySet[Dataset]:
+    if not user.is_authenticated:
+        return Dataset.objects.none()
+    role = Membership.objects.filter(dataset=OuterRef("pk"), user=user).values("role")[:1]
+    return (
+        Dataset.objects.filter(memberships__user=user)
+        .select_related("owner")
+        .annotate(
+            my_role=Subquery(role),
+            example_count=_count(Example, dataset=OuterRef("pk")),
+            label_set_count=_count(LabelSet, dataset=OuterRef("pk")),
+        )
+    )
+
+
+def get_dataset(user: User, pk: Any) -> Dataset:
+    """The dataset with `my_role` set, or 404 when it does not exist or the user is not a member."""
+    try:
+        return datasets_for_user(user).get(pk=pk)
+    except (Dataset.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such dataset.") from None
+
+
+def role_of(user: User, dataset: Dataset) -> str | None:
+    cached = getattr(dataset, "my_role", None)
+    if cached is not None:
+        return cached
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(dataset=dataset, user=user).values_list("role", flat=True).first()
+
+
+def label_sets_for_user(user: User) -> QuerySet[LabelSet]:
+    if not user.is_authenticated:
+        return LabelSet.objects.none()
+    return LabelSet.objects.filter(dataset__memberships__user=user).select_related("dataset", "created_by", "annotator")
+
+
+def get_label_set(user: User, pk: Any) -> LabelSet:
+    try:
+        return label_sets_for_user(user).get(pk=pk)
+    except (LabelSet.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such label set.") from None
+
+
+def label_sets_with_counts(dataset: Dataset) -> QuerySet[LabelSet]:
+    """The dataset's label sets with how many labels each holds and how many are True."""
+    return (
+        LabelSet.objects.filter(dataset=dataset)
+        .select_related("created_by", "annotator")
+        .annotate(
+            n_labels=Count("labels"),
+            n_true=Count("labels", filter=Q(labels__value=True)),
+            n_false=Count("labels", filter=Q(labels__value=False)),
+        )
+        .order_by("kind", "name", "version")
+    )
+
+
+def latest_gold(dataset: Dataset) -> LabelSet | None:
+    return LabelSet.objects.filter(dataset=dataset, kind=LabelSetKind.GOLD).order_by("-created", "-id").first()
+
+
+def agreement(a: LabelSet, b: LabelSet) -> dict[str, Any]:
+    """How often two label sets agree on the examples both label, counted by the database."""
+    other = Label.objects.filter(label_set=b, example=OuterRef("example")).values("value")[:1]
+    stats = (
+        Label.objects.filter(label_set=a)
+        .annotate(other=Subquery(other))
+        .filter(other__isnull=False)
+        .aggregate(n=Count("pk"), agree=Count("pk", filter=Q(value=F("other"))))
+    )
+    n = stats["n"] or 0
+    return {"n": n, "agree": stats["agree"] or 0, "rate": (stats["agree"] / n) if n else None}
+
+
+def examples_of(dataset: Dataset, search: str = "") -> QuerySet[Example]:
+    qs = Example.objects.filter(dataset=dataset).order_by("position")
+    search = search.strip().lower()
+    if search:
+        qs = qs.filter(Q(search_text__contains=search) | Q(external_id=search))
+    return qs
+
+
+def labels_of(label_set: LabelSet) -> QuerySet[Label]:
+    return Label.objects.filter(label_set=label_set).select_related("example").order_by("example__position")
+
+
+def members_of(dataset: Dataset) -> QuerySet[Membership]:
+    return Membership.objects.filter(dataset=dataset).select_related("user").order_by("user__username")
+
+
+def get_membership(dataset: Dataset, user_id: Any) -> Membership:
+    try:
+        return Membership.objects.select_related("dataset", "user").get(dataset=dataset, user_id=user_id)
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such member.") from None

@@ -1,0 +1,253 @@
+"""Writes. Each service validates everything first, then writes in one transaction: a rejected import
+or a refused action leaves the database as it was."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import PurePath
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max
+from django.http import Http404
+from django.utils import timezone
+
+from icm_engine.examples import DataError, Problem
+
+from . import permissions
+from .models import (
+    Dataset,
+    Example,
+    Label,
+    LabelSet,
+    LabelSetKind,
+    LabelSetSource,
+    Membership,
+    Role,
+    StagedUpload,
+)
+from .parsing import ParsedDataset, parse_dataset_file, parse_label_file, safe_filename
+from .selectors import role_of
+
+BULK = 2000
+STAGED_UPLOAD_TTL = timedelta(hours=24)
+
+
+def _search_text(external_id: str, fields: dict[str, Any]) -> str:
+    parts = [external_id] + [str(v) for v in fields.values() if v is not None]
+    return "\n".join(parts).lower()
+
+
+def _default_name(filename: str) -> str:
+    return (PurePath(filename).stem or "dataset")[:200]
+
+
+def create_dataset(
+    *,
+    owner: AbstractBaseUser,
+    filename: str,
+    data: bytes,
+    task: str,
+    name: str = "",
+    template: str | None = None,
+    consistency: str | None = None,
+    description: str = "",
+) -> Dataset:
+    """Import a dataset file: its examples, and its gold labels (if any) as a gold label set."""
+    parsed = parse_dataset_file(filename, data, task, template, consistency)
+    return create_dataset_from_parsed(owner=owner, parsed=parsed, name=name, description=description)
+
+
+def create_dataset_from_parsed(
+    *, owner: AbstractBaseUser, parsed: ParsedDataset, name: str = "", description: str = ""
+) -> Dataset:
+    name = (name or "").strip()[:200] or _default_name(parsed.filename)
+    with transaction.atomic():
+        dataset = Dataset.objects.create(
+            name=name,
+            description=description,
+            task=parsed.task.name,
+            template=parsed.task.template,
+            consistency=parsed.consistency,
+            task_config=parsed.task.describe(),
+            source_name=parsed.filename,
+            field_names=parsed.field_names,
+            owner=owner,
+        )
+        Membership.objects.create(dataset=dataset, user=owner, role=Role.OWNER)
+        Example.objects.bulk_create(
+            (
+                Example(
+                    dataset=dataset,
+                    external_id=str(ex.id),
+                    position=pos,
+                    fields=ex.fields,
+                    group=ex.group,
+                    consistency_key=ex.key,
+                    search_text=_search_text(str(ex.id), ex.fields),
+                )
+                for pos, ex in enumerate(parsed.loaded.examples)
+            ),
+            batch_size=BULK,
+        )
+        if parsed.loaded.gold:
+            gold = LabelSet.objects.create(
+                dataset=dataset,
+                kind=LabelSetKind.GOLD,
+                name="gold",
+                version=1,
+                source=LabelSetSource.FILE,
+                source_name=parsed.filename,
+                created_by=owner,
+            )
+            ids = dict(Example.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+            Label.objects.bulk_create(
+                (Label(label_set=gold, example_id=ids[str(ex_id)], value=value)
+                 for ex_id, value in parsed.loaded.gold.items()),
+                batch_size=BULK,
+            )
+    return dataset
+
+
+def stage_upload(
+    *, owner: AbstractBaseUser, filename: str, data: bytes, options: dict[str, Any]
+) -> tuple[StagedUpload, ParsedDataset]:
+    """Validate a dataset file and keep it until its owner confirms the preview (browser flow)."""
+    parsed = parse_dataset_file(filename, data, options.get("task", ""), options.get("template"),
+                                options.get("consistency"))
+    StagedUpload.objects.filter(created__lt=timezone.now() - STAGED_UPLOAD_TTL).delete()
+    staged = StagedUpload.objects.create(
+        owner=owner, token=secrets.token_urlsafe(32), filename=parsed.filename, data=data, options=options
+    )
+    return staged, parsed
+
+
+def confirm_upload(*, owner: AbstractBaseUser, token: str) -> Dataset:
+    try:
+        staged = StagedUpload.objects.get(token=token, owner=owner)
+    except StagedUpload.DoesNotExist:
+        raise Http404("This upload has expired or was already imported; upload the file again.") from None
+    opts = staged.options
+    with transaction.atomic():
+        dataset = create_dataset(
+            owner=owner, filename=staged.filename, data=bytes(staged.data), task=opts.get("task", ""),
+            name=opts.get("name", ""), template=opts.get("template"), consistency=opts.get("consistency"),
+            description=opts.get("description", ""),
+        )
+        staged.delete()
+    return dataset
+
+
+def import_label_set(
+    *,
+    user: AbstractBaseUser,
+    dataset: Dataset,
+    filename: str,
+    data: bytes,
+    kind: str,
+    name: str = "",
+    model: str = "",
+    configuration: dict[str, Any] | None = None,
+) -> LabelSet:
+    """Import rows of `id` and `label` as a new label set (a new version when the name exists)."""
+    permissions.require(role_of(user, dataset), permissions.WRITE_LABELS, "Importing a label set")
+    filename = safe_filename(filename)
+    if kind not in LabelSetKind.values:
+        raise DataError([Problem(filename, None, "kind", f"kind must be one of {', '.join(LabelSetKind.values)}")])
+    name = (name or "").strip()[:200] or _default_name(filename)
+    ids = dict(Example.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+    parsed = parse_label_file(filename, data, set(ids))
+    with transaction.atomic():
+        # Lock the dataset row so two imports under one name get consecutive versions, not a clash.
+        Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        version = (LabelSet.objects.filter(dataset=dataset, name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+        label_set = LabelSet.objects.create(
+            dataset=dataset,
+            kind=kind,
+            name=name,
+            version=version,
+            source=LabelSetSource.IMPORT,
+            source_name=filename,
+            created_by=user,
+            model=model[:255],
+            configuration=configuration or {},
+            partial=len(parsed.labels) < len(ids),
+        )
+        Label.objects.bulk_create(
+            (Label(label_set=label_set, example_id=ids[ex_id], value=value, score=score)
+             for ex_id, value, score in parsed.labels),
+            batch_size=BULK,
+        )
+    return label_set
+
+
+def update_dataset(*, user: AbstractBaseUser, dataset: Dataset, name: str | None = None,
+                   description: str | None = None) -> Dataset:
+    permissions.require(role_of(user, dataset), permissions.MANAGE, "Editing a dataset")
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValidationError({"name": "A dataset needs a name."})
+        dataset.name = name[:200]
+    if description is not None:
+        dataset.description = description
+    dataset.save(update_fields=["name", "description"])
+    return dataset
+
+
+def delete_dataset(*, user: AbstractBaseUser, dataset: Dataset) -> None:
+    permissions.require(role_of(user, dataset), permissions.MANAGE, "Deleting a dataset")
+    with transaction.atomic():
+        dataset.delete()
+
+
+def delete_label_set(*, user: AbstractBaseUser, label_set: LabelSet) -> None:
+    role = role_of(user, label_set.dataset)
+    # Gold is the reference every metric is measured against: only owners remove a version of it.
+    needed = permissions.MANAGE if label_set.kind == LabelSetKind.GOLD else permissions.WRITE_LABELS
+    permissions.require(role, needed, "Deleting this label set")
+    label_set.delete()
+
+
+def _owner_count(dataset: Dataset) -> int:
+    return Membership.objects.filter(dataset=dataset, role=Role.OWNER).count()
+
+
+def add_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role: str) -> Membership:
+    permissions.require(role_of(actor, dataset), permissions.MANAGE, "Managing members")
+    if role not in Role.values:
+        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
+    User = get_user_model()
+    try:
+        user = User.objects.get(username=username)
+    except User.DoesNotExist:
+        raise ValidationError({"username": f"no user named {username!r}"}) from None
+    if Membership.objects.filter(dataset=dataset, user=user).exists():
+        raise ValidationError({"username": f"{username} is already a member; change their role instead"})
+    return Membership.objects.create(dataset=dataset, user=user, role=role)
+
+
+def set_member_role(*, actor: AbstractBaseUser, membership: Membership, role: str) -> Membership:
+    permissions.require(role_of(actor, membership.dataset), permissions.MANAGE, "Managing members")
+    if role not in Role.values:
+        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
+    with transaction.atomic():
+        Dataset.objects.select_for_update().filter(pk=membership.dataset_id).first()
+        if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.dataset) <= 1:
+            raise ValidationError({"role": "a dataset keeps at least one owner"})
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+def remove_member(*, actor: AbstractBaseUser, membership: Membership) -> None:
+    permissions.require(role_of(actor, membership.dataset), permissions.MANAGE, "Managing members")
+    with transaction.atomic():
+        Dataset.objects.select_for_update().filter(pk=membership.dataset_id).first()
+        if membership.role == Role.OWNER and _owner_count(membership.dataset) <= 1:
+            raise ValidationError({"user": "a dataset keeps at least one owner"})
+        membership.delete()

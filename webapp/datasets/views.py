@@ -1,0 +1,219 @@
+"""Pages. Every view scopes its lookups to the signed-in user's datasets (others get 404) and leaves
+writes to services; htmx requests get the partial they swap in."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from icm_engine.examples import DataError
+
+from . import permissions, selectors, services
+from .exports import FORMATS, dataset_export, label_set_export
+from .forms import DatasetUploadForm, LabelSetImportForm, MemberAddForm, MemberRoleForm
+from .parsing import read_upload
+
+EXAMPLES_PER_PAGE = 25
+LABELS_PER_PAGE = 50
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _validation_text(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+@require_GET
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    datasets = selectors.datasets_for_user(request.user)
+    return render(request, "datasets/list.html", {"datasets": datasets})
+
+
+@require_http_methods(["GET", "POST"])
+def dataset_new(request: HttpRequest) -> HttpResponse:
+    """Upload, then preview (nothing written yet), then confirm."""
+    form = DatasetUploadForm(request.POST or None, request.FILES or None)
+    context: dict = {"form": form}
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        options = {k: d[k] for k in ("name", "task", "template", "consistency", "description")}
+        try:
+            staged, parsed = services.stage_upload(
+                owner=request.user, filename=d["file"].name, data=read_upload(d["file"]), options=options
+            )
+            context.update(preview=parsed.preview(), token=staged.token)
+        except DataError as exc:
+            context["problems"] = exc.problems
+    template = "datasets/_preview.html" if _is_htmx(request) else "datasets/new.html"
+    return render(request, template, context, status=400 if context.get("problems") else 200)
+
+
+@require_POST
+def dataset_confirm(request: HttpRequest) -> HttpResponse:
+    token = request.POST.get("token", "")
+    try:
+        dataset = services.confirm_upload(owner=request.user, token=token)
+    except DataError as exc:
+        return render(request, "datasets/new.html", {"form": DatasetUploadForm(), "problems": exc.problems},
+                      status=400)
+    messages.success(request, f"Imported {dataset.name}.")
+    return redirect("datasets:detail", pk=dataset.pk)
+
+
+def _detail_context(request: HttpRequest, dataset, import_form=None, problems=None) -> dict:
+    role = selectors.role_of(request.user, dataset)
+    label_sets = list(selectors.label_sets_with_counts(dataset))
+    gold = selectors.latest_gold(dataset)
+    for ls in label_sets:
+        ls.gold_agreement = selectors.agreement(ls, gold) if gold and ls.pk != gold.pk else None
+    return {
+        "dataset": dataset,
+        "role": role,
+        "can_write": permissions.allows(role, permissions.WRITE_LABELS),
+        "can_manage": permissions.allows(role, permissions.MANAGE),
+        "label_sets": label_sets,
+        "gold": gold,
+        "members": selectors.members_of(dataset),
+        "import_form": import_form or LabelSetImportForm(),
+        "member_form": MemberAddForm(),
+        "role_form": MemberRoleForm(),
+        "problems": problems,
+        "formats": FORMATS,
+        **_examples_context(request, dataset),
+    }
+
+
+def _examples_context(request: HttpRequest, dataset) -> dict:
+    query = request.GET.get("q", "")[:200]
+    page = Paginator(selectors.examples_of(dataset, query), EXAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    return {"dataset": dataset, "page": page, "q": query}
+
+
+@require_GET
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    return render(request, "datasets/detail.html", _detail_context(request, dataset))
+
+
+@require_GET
+def dataset_examples(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    return render(request, "datasets/_examples.html", _examples_context(request, dataset))
+
+
+@require_POST
+def labelset_import(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    form = LabelSetImportForm(request.POST, request.FILES)
+    problems = None
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            label_set = services.import_label_set(
+                user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
+                kind=d["kind"], name=d["name"], model=d["model"],
+            )
+            messages.success(request, f"Imported label set {label_set.display_name}.")
+            form = None
+        except DataError as exc:
+            problems = exc.problems
+    context = _detail_context(request, dataset, import_form=form, problems=problems)
+    status = 400 if problems or (form is not None and form.errors) else 200
+    template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/detail.html"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
+    fmt = request.GET.get("format", "jsonl")
+    if fmt not in FORMATS:
+        return HttpResponseBadRequest("format must be jsonl or csv")
+    return dataset_export(selectors.get_dataset(request.user, pk), fmt)
+
+
+@require_POST
+def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    services.delete_dataset(user=request.user, dataset=dataset)
+    messages.success(request, f"Deleted {dataset.name}.")
+    return redirect("datasets:list")
+
+
+@require_POST
+def member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    form = MemberAddForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a username and a role.")
+    else:
+        try:
+            services.add_member(actor=request.user, dataset=dataset, **form.cleaned_data)
+            messages.success(request, f"Added {form.cleaned_data['username']}.")
+        except ValidationError as exc:
+            messages.error(request, _validation_text(exc))
+    return redirect("datasets:detail", pk=pk)
+
+
+@require_POST
+def member_update(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    membership = selectors.get_membership(dataset, user_id)
+    try:
+        if request.POST.get("action") == "remove":
+            services.remove_member(actor=request.user, membership=membership)
+            messages.success(request, f"Removed {membership.user.username}.")
+        else:
+            form = MemberRoleForm(request.POST)
+            if not form.is_valid():
+                raise ValidationError({"role": "choose a role"})
+            services.set_member_role(actor=request.user, membership=membership, role=form.cleaned_data["role"])
+            messages.success(request, f"{membership.user.username} is now {membership.role}.")
+    except ValidationError as exc:
+        messages.error(request, _validation_text(exc))
+    return redirect("datasets:detail", pk=pk)
+
+
+@require_GET
+def labelset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    label_set = selectors.get_label_set(request.user, pk)
+    dataset = label_set.dataset
+    summary = selectors.label_sets_with_counts(dataset).get(pk=pk)
+    gold = selectors.latest_gold(dataset)
+    role = selectors.role_of(request.user, dataset)
+    page = Paginator(selectors.labels_of(label_set), LABELS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "datasets/labelset_detail.html", {
+        "label_set": summary,
+        "dataset": dataset,
+        "page": page,
+        "gold": gold,
+        "gold_agreement": selectors.agreement(label_set, gold) if gold and gold.pk != label_set.pk else None,
+        "can_delete": permissions.allows(role, permissions.MANAGE if label_set.kind == "gold"
+                                         else permissions.WRITE_LABELS),
+        "formats": FORMATS,
+    })
+
+
+@require_GET
+def labelset_download(request: HttpRequest, pk: int) -> HttpResponse:
+    fmt = request.GET.get("format", "jsonl")
+    if fmt not in FORMATS:
+        return HttpResponseBadRequest("format must be jsonl or csv")
+    return label_set_export(selectors.get_label_set(request.user, pk), fmt)
+
+
+@require_POST
+def labelset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    label_set = selectors.get_label_set(request.user, pk)
+    dataset_pk = label_set.dataset_id
+    services.delete_label_set(user=request.user, label_set=label_set)
+    messages.success(request, f"Deleted label set {label_set.display_name}.")
+    return redirect("datasets:detail", pk=dataset_pk)
+
