@@ -271,3 +271,15 @@ def test_label_import_page_refuses_viewer(client, viewer, dataset):
     assert resp.status_code == 403
     assert counts() == before
 
+
+
+@pytest.mark.django_db
+def test_oversized_request_is_refused_before_reading(owner_api, settings):
+    settings.ICM_MAX_UPLOAD_BYTES = 10
+    before = counts()
+    big = b"x" * (2 * 1024 * 1024)
+    resp = owner_api.post("/api/datasets/", {"file": SimpleUploadedFile("big.csv", big), "task": "truthfulqa"},
+                          format="multipart")
+    assert resp.status_code == 413
+    assert "limited to" in resp.json()["detail"]
+    assert counts() == before
