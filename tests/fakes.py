@@ -96,3 +96,26 @@ class TableBackend:
 
     def continuation_logprobs(self, prefixes, continuations):
         raise NotImplementedError
+
+
+class SlowFakeBackend(FakeBackend):
+    """FakeBackend that takes `delay` seconds per call, so a test can act while a run is mid-way; with
+    `fail_flag`, every call fails while that file exists (a backend outage the test can end)."""
+
+    name = "slow-fake"
+
+    def __init__(self, delay: float = 0.02, fail_flag: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.delay = delay
+        self.fail_flag = fail_flag
+
+    def label_logprobs(self, prompts, label_words):
+        import os
+        import time
+
+        from icm_engine.backends.base import BackendError
+
+        if self.fail_flag and os.path.exists(self.fail_flag):
+            raise BackendError("the model server is unreachable (test outage)")
+        time.sleep(self.delay)
+        return super().label_logprobs(prompts, label_words)

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "channels",
     "webapp.accounts",
     "webapp.datasets",
+    "webapp.runs",
     "webapp.api",
 ]
 
@@ -157,6 +158,27 @@ ICM_MAX_UPLOAD_BYTES = env_int("ICM_MAX_UPLOAD_MB", 50) * 1024 * 1024
 ICM_MAX_ROWS = env_int("ICM_MAX_ROWS", 200_000)
 # Files larger than this go to a temporary file while uploading instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Background runs. With REDIS_URL, Celery workers on Redis execute them; without, a thread in the web
+# server does (embedded mode). Either way the same run function checkpoints to the database.
+ICM_RUN_DISPATCH = os.environ.get("ICM_RUN_DISPATCH") or ("celery" if REDIS_URL else "embedded")
+ICM_CHECKPOINT_S = float(os.environ.get("ICM_CHECKPOINT_S", "5"))  # at most this long between checkpoints
+ICM_PROGRESS_S = float(os.environ.get("ICM_PROGRESS_S", "0.5"))  # progress snapshots to the database
+ICM_RUN_LEASE_S = float(os.environ.get("ICM_RUN_LEASE_S", "60"))  # a run whose heartbeat is older is taken over
+ICM_WS_MIN_INTERVAL_S = float(os.environ.get("ICM_WS_MIN_INTERVAL_S", "0.25"))  # websocket throttle
+ICM_OPENAI_BASE_URL = os.environ.get("ICM_OPENAI_BASE_URL", "")
+ICM_TEST_BACKENDS = env_bool("ICM_TEST_BACKENDS", False)
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Our own heartbeat and recovery, not the broker's redelivery, take over a run whose worker died, so the
+# visibility timeout only has to outlive any run (a redelivered duplicate finds the run owned or done).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 24 * 3600}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

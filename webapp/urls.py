@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("webapp.api.urls")),
     path("", include("webapp.datasets.urls")),
+    path("", include("webapp.runs.urls")),
 ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -9,6 +10,9 @@ from rest_framework.test import APIClient
 
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
+
+# Tests import the ASGI app; its embedded worker must not pick up runs at import time.
+os.environ.setdefault("ICM_START_WORKER", "0")
 
 
 def jsonl(rows: list[dict]) -> bytes:
@@ -33,9 +37,11 @@ def counts() -> tuple[int, int, int, int, int]:
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
+def _test_settings(settings):
     # The test client speaks plain HTTP; production settings would redirect it to HTTPS.
     settings.SECURE_SSL_REDIRECT = False
+    # Runs execute only where a test says so (never a surprise model load in a thread).
+    settings.ICM_RUN_DISPATCH = "none"
 
 
 @pytest.fixture

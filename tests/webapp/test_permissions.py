@@ -12,7 +12,7 @@ from webapp.datasets.models import Membership, Role
 from .conftest import api_client, counts, make_user
 
 
-def _api_calls(ds, ls, member_id):
+def _api_calls(ds, ls, member_id, run):
     upload = SimpleUploadedFile("l.csv", b"id,label\nq0-0,1\n")
     return {
         "api-dataset": [("get", f"/api/datasets/{ds}/", None), ("patch", f"/api/datasets/{ds}/", {"name": "x"}),
@@ -29,11 +29,14 @@ def _api_calls(ds, ls, member_id):
         "api-labelset-labels": [("get", f"/api/labelsets/{ls}/labels/", None)],
         "api-labelset-agreement": [("get", f"/api/labelsets/{ls}/agreement/?other={ls}", None)],
         "api-labelset-export": [("get", f"/api/labelsets/{ls}/export/?format=jsonl", None)],
+        "api-run": [("get", f"/api/runs/{run}/", None)],
+        "api-run-cancel": [("post", f"/api/runs/{run}/cancel/", {})],
+        "api-run-resume": [("post", f"/api/runs/{run}/resume/", {})],
     }
 
 
 # Endpoints that hold no dataset's data.
-OPEN_API = {"api-token", "api-datasets", "api-schema", "api-docs", "api-redoc"}
+OPEN_API = {"api-token", "api-datasets", "api-runs", "api-schema", "api-docs", "api-redoc"}
 
 
 def _api_names() -> set[str]:
@@ -47,9 +50,12 @@ def _api_names() -> set[str]:
 
 
 @pytest.fixture
-def world(dataset, viewer):
+def world(dataset, viewer, owner):
+    from webapp.runs.services import create_run
+
     gold = dataset.label_sets.get(kind="gold")
-    return dataset.pk, gold.pk, viewer.pk
+    run = create_run(user=owner, dataset=dataset, hyperparameters={"iterations": 1})
+    return dataset.pk, gold.pk, viewer.pk, run.pk
 
 
 def test_every_api_endpoint_has_a_permission_case(world):
@@ -86,7 +92,7 @@ def test_anonymous_gets_401_on_every_endpoint(world):
 
 VIEWER_WRITES = {("api-dataset", "patch"), ("api-dataset", "delete"), ("api-dataset-labelsets", "post"),
                  ("api-dataset-members", "post"), ("api-dataset-member", "patch"), ("api-dataset-member", "delete"),
-                 ("api-labelset", "delete")}
+                 ("api-labelset", "delete"), ("api-run-cancel", "post"), ("api-run-resume", "post")}
 
 
 def test_viewer_reads_but_cannot_write(world, viewer):
@@ -139,7 +145,7 @@ def test_reviewer_imports_but_only_owner_deletes_gold(dataset):
     assert client.delete(f"/api/datasets/{dataset.pk}/").status_code == 403
 
 
-def _pages(ds, ls, member_id):
+def _pages(ds, ls, member_id, run):
     return [
         ("get", f"/datasets/{ds}/"),
         ("get", f"/datasets/{ds}/examples/"),
@@ -151,17 +157,23 @@ def _pages(ds, ls, member_id):
         ("get", f"/labelsets/{ls}/"),
         ("get", f"/labelsets/{ls}/download/?format=jsonl"),
         ("post", f"/labelsets/{ls}/delete/"),
+        ("get", f"/datasets/{ds}/runs/"),
+        ("get", f"/datasets/{ds}/runs/new/"),
+        ("get", f"/datasets/{ds}/runs/panel/"),
+        ("get", f"/runs/{run}/"),
+        ("post", f"/runs/{run}/cancel/"),
+        ("post", f"/runs/{run}/resume/"),
     ]
 
 
 def test_every_dataset_page_has_a_permission_case(world):
     resolver = get_resolver()
     page_names = {
-        sub.name for pattern in resolver.url_patterns for sub in getattr(pattern, "url_patterns", [])
-        if getattr(pattern, "namespace", None) == "datasets"
+        f"{pattern.namespace}:{sub.name}" for pattern in resolver.url_patterns
+        for sub in getattr(pattern, "url_patterns", []) if getattr(pattern, "namespace", None) in ("datasets", "runs")
     }
-    covered = {resolver.resolve(url.split("?")[0]).url_name for _, url in _pages(*world)}
-    assert page_names - {"list", "new", "confirm"} == covered
+    covered = {resolver.resolve(url.split("?")[0]).view_name for _, url in _pages(*world)}
+    assert page_names - {"datasets:list", "datasets:new", "datasets:confirm"} == covered
 
 
 def test_pages_hide_datasets_from_strangers_and_anonymous(client, world, stranger):
@@ -179,7 +191,7 @@ def test_pages_hide_datasets_from_strangers_and_anonymous(client, world, strange
 def test_viewer_pages_refuse_writes(client, world, viewer):
     client.force_login(viewer)
     before = counts()
-    ds, ls, _ = world
+    ds, ls, _, _ = world
     assert client.get(f"/datasets/{ds}/").status_code == 200
     assert client.post(f"/datasets/{ds}/delete/").status_code == 403
     assert client.post(f"/labelsets/{ls}/delete/").status_code == 403

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from icm_engine.tasks import PRESETS
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
+from webapp.runs.models import RunMethod, RunStatus
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -147,3 +148,72 @@ class TokenRequestSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
+
+
+class RunCreateSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    task = serializers.ChoiceField(choices=sorted(PRESETS), help_text="must be the dataset's task preset")
+    method = serializers.ChoiceField(choices=RunMethod.choices, default=RunMethod.ICM)
+    backend = serializers.CharField(default="transformers")
+    model = serializers.CharField(required=False, allow_blank=True, default="")
+    base_url = serializers.URLField(required=False, help_text="openai backend: the server's URL")
+    seed = serializers.IntegerField(default=0)
+    limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                     help_text="only the first N examples, in whole consistency groups")
+    hyperparameters = serializers.DictField(
+        required=False, default=dict,
+        help_text="ICM: alpha, initial_temperature, final_temperature, cooling, schedule, num_seed, iterations, "
+                  "fix_steps, boost, batch_size, mode, readout, context, calibrate, init (paper defaults). "
+                  "Baselines: readout, context, calibrate, shots, rounds, batch_size.")
+    baselines = serializers.BooleanField(
+        default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs")
+
+
+class RunProgressSerializer(serializers.Serializer):
+    phase = serializers.CharField(required=False)
+    step = serializers.IntegerField(required=False)
+    total_steps = serializers.IntegerField(required=False)
+    batch = serializers.IntegerField(required=False)
+    batches = serializers.IntegerField(required=False)
+    iteration = serializers.IntegerField(required=False)
+    iterations = serializers.IntegerField(required=False)
+    temperature = serializers.FloatField(required=False)
+    score = serializers.FloatField(required=False, help_text="U = alpha * mutual predictability - conflicts")
+    labeled = serializers.IntegerField(required=False)
+    size = serializers.IntegerField(required=False)
+    accepted = serializers.IntegerField(required=False)
+    rejected = serializers.IntegerField(required=False)
+    conflicts = serializers.IntegerField(required=False)
+    gold_agreement = serializers.FloatField(required=False, allow_null=True)
+    gold_n = serializers.IntegerField(required=False)
+    model_calls = serializers.IntegerField(required=False)
+    prompts = serializers.IntegerField(required=False)
+    prompt_tokens = serializers.IntegerField(required=False)
+    computed_tokens = serializers.IntegerField(required=False)
+    elapsed_s = serializers.FloatField(required=False)
+    eta_s = serializers.FloatField(required=False, allow_null=True)
+    recent_changes = serializers.ListField(child=serializers.DictField(), required=False)
+    updated = serializers.CharField(required=False)
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset = serializers.IntegerField()
+    method = serializers.CharField()
+    task = serializers.CharField()
+    backend = serializers.CharField()
+    model = serializers.CharField(allow_blank=True)
+    seed = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True)
+    config = serializers.DictField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    cancel_requested = serializers.BooleanField()
+    progress = RunProgressSerializer()
+    history = serializers.ListField(child=serializers.ListField(), help_text="[step, U, gold agreement or null]")
+    error = serializers.CharField(allow_blank=True)
+    label_set = serializers.IntegerField(allow_null=True)
+    attempts = serializers.IntegerField()
+    checkpointed = serializers.DateTimeField(allow_null=True)
+    created = serializers.DateTimeField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -17,6 +18,9 @@ from rest_framework.views import APIView
 from webapp.datasets import selectors, services
 from webapp.datasets.exports import FORMATS, dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
+from webapp.runs import selectors as run_selectors
+from webapp.runs import services as run_services
+from webapp.runs import views as run_views
 
 from . import serializers as s
 
@@ -229,3 +233,62 @@ class LabelSetExportView(APIView):
     def get(self, request, pk: int):
         """Every label with the example's id and the label set's provenance."""
         return label_set_export(selectors.get_label_set(request.user, pk), _format(request))
+
+
+class RunListView(generics.GenericAPIView):
+    serializer_class = s.RunSerializer
+
+    def get_queryset(self):
+        qs = run_selectors.runs_for_user(self.request.user).defer("checkpoint")
+        dataset = self.request.query_params.get("dataset")
+        if dataset:
+            qs = qs.filter(dataset_id=dataset) if dataset.isdigit() else qs.none()
+        return qs.order_by("-created", "-id")
+
+    @extend_schema(parameters=[OpenApiParameter("dataset", int, description="only this dataset's runs")],
+                   responses=s.RunSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([run_selectors.snapshot(r) for r in page])
+
+    @extend_schema(request=s.RunCreateSerializer, responses={201: s.RunSerializer})
+    def post(self, request):
+        """Queue an ICM run or a baseline. Everything is validated before anything is queued."""
+        ser = s.RunCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        dataset = selectors.get_dataset(request.user, d["dataset"])
+        if d["task"] != dataset.task:
+            raise ValidationError({"task": f"the dataset's task preset is {dataset.task!r}"})
+        common = {"user": request.user, "dataset": dataset, "backend": d["backend"], "model": d["model"],
+                  "seed": d["seed"], "limit": d.get("limit"),
+                  "backend_options": {"base_url": d["base_url"]} if d.get("base_url") else {}}
+        with transaction.atomic():
+            run = run_services.create_run(method=d["method"], hyperparameters=d["hyperparameters"], **common)
+            if d["baselines"] and d["method"] == "icm":
+                shared = {k: v for k, v in d["hyperparameters"].items() if k in run_services.BASELINE_KEYS}
+                for method in run_views.baseline_methods("icm", True, run_services.has_full_gold(dataset)):
+                    run_services.create_run(method=method, hyperparameters=shared, **common)
+        return Response(run_selectors.snapshot(run), status=status.HTTP_201_CREATED)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=s.RunSerializer)
+    def get(self, request, pk: int):
+        return Response(run_selectors.snapshot(run_selectors.get_run(request.user, pk)))
+
+
+class RunCancelView(APIView):
+    @extend_schema(request=None, responses=s.RunSerializer)
+    def post(self, request, pk: int):
+        """Stop a run within seconds; what it had labeled is kept as a partial label set."""
+        run = run_services.cancel_run(user=request.user, run=run_selectors.get_run(request.user, pk))
+        return Response(run_selectors.snapshot(run))
+
+
+class RunResumeView(APIView):
+    @extend_schema(request=None, responses=s.RunSerializer)
+    def post(self, request, pk: int):
+        """Queue a failed or cancelled run again; it continues from its last checkpoint."""
+        run = run_services.resume_run(user=request.user, run=run_selectors.get_run(request.user, pk))
+        return Response(run_selectors.snapshot(run))

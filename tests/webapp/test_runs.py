@@ -1,0 +1,379 @@
+"""Runs: validation before queueing, the run function, cancel and resume, the embedded worker and the
+progress websocket. A deterministic fake backend drives the machinery; test_runs_model uses the real model."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from rest_framework.authtoken.models import Token
+
+from webapp.datasets.models import LabelSet, Membership, Role
+from webapp.runs import embedded
+from webapp.runs.execution import execute_run
+from webapp.runs.models import Run, RunStatus
+from webapp.runs.services import create_run
+
+from .conftest import api_client
+from .runs_helpers import FAKE, ICM_FAST, fake_dataset, labels_of, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _run_settings(settings, tmp_path):
+    settings.ICM_TEST_BACKENDS = True
+    settings.ICM_RUN_DISPATCH = "none"  # each test says how runs execute
+    settings.ICM_CHECKPOINT_S = 0.2
+    settings.ICM_PROGRESS_S = 0.05
+    settings.ICM_RUN_LEASE_S = 4
+    settings.ICM_WS_MIN_INTERVAL_S = 0.1
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+def _post_run(client, dataset, **body):
+    payload = {"dataset": dataset.pk, "task": dataset.task, "backend": FAKE, **body}
+    return client.post("/api/runs/", payload, format="json")
+
+
+# -- validation: refused before anything is queued ----------------------------------------------------------
+
+BAD_RUNS = [
+    ({"hyperparameters": {"alpha": -1}}, "hyperparameters"),
+    ({"hyperparameters": {"iterations": 10, "temperature": 3}}, "hyperparameters"),
+    ({"hyperparameters": {"readout": "psychic"}}, "hyperparameters"),
+    ({"backend": "transformers", "model": "no-such-model"}, "model"),
+    ({"backend": "quantum"}, "backend"),
+    ({"backend": "openai", "model": "m"}, "base_url"),
+    ({"task": "gsm8k"}, "task"),
+    ({"method": "oracle"}, "method"),
+    ({"method": "bootstrap", "hyperparameters": {"rounds": -2}}, "hyperparameters"),
+    ({"limit": 0}, "limit"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_RUNS, ids=[f for _, f in BAD_RUNS])
+def test_bad_runs_are_refused_before_queueing(body, field, owner, owner_api):
+    ds = fake_dataset(owner)
+    resp = _post_run(owner_api, ds, **body)
+    assert resp.status_code == 400, resp.content
+    assert field in resp.json(), resp.json()
+    assert Run.objects.count() == 0
+
+
+def test_gold_icl_needs_gold_everywhere(owner, owner_api):
+    ds = fake_dataset(owner)
+    ds.label_sets.all().delete()
+    resp = _post_run(owner_api, ds, method="gold-icl")
+    assert resp.status_code == 400 and "method" in resp.json()
+    assert Run.objects.count() == 0
+
+
+def test_viewers_and_strangers_cannot_start_runs(owner, viewer, stranger):
+    ds = fake_dataset(owner)
+    Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)
+    assert _post_run(api_client(viewer), ds).status_code == 403
+    assert _post_run(api_client(stranger), ds).status_code == 404
+    assert _post_run(api_client(), ds).status_code == 401
+    assert Run.objects.count() == 0
+
+
+def test_run_api_is_scoped_to_members(owner, stranger, owner_api):
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    client = api_client(stranger)
+    for method, url in (("get", f"/api/runs/{run.pk}/"), ("post", f"/api/runs/{run.pk}/cancel/"),
+                        ("post", f"/api/runs/{run.pk}/resume/")):
+        assert getattr(client, method)(url).status_code == 404
+    assert client.get("/api/runs/").json()["count"] == 0
+    assert owner_api.get("/api/runs/").json()["count"] == 1
+    assert owner_api.get(f"/api/runs/{run.pk}/").json()["status"] == "queued"
+    assert api_client().get(f"/api/runs/{run.pk}/").status_code == 401
+
+
+# -- the run function -----------------------------------------------------------------------------------------
+
+def test_icm_run_end_to_end_in_process(owner, owner_api):
+    ds = fake_dataset(owner)
+    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST, seed=3)
+    assert resp.status_code == 201, resp.content
+    run_id = resp.json()["id"]
+    assert resp.json()["status"] == "queued"
+    assert execute_run(run_id) == "succeeded"
+    assert execute_run(run_id).startswith("skipped")  # a redelivered message does nothing
+    run = Run.objects.get(pk=run_id)
+    assert run.status == RunStatus.SUCCEEDED and run.checkpoint is None and run.attempts == 1
+    ls = run.label_set
+    assert ls.kind == "icm" and ls.run_id == run.pk and not ls.partial and ls.labels.count() == 24
+    assert ls.configuration["seed"] == 3 and ls.configuration["config"]["iterations"] == 80
+    p = run.progress
+    assert p["labeled"] == 24 and p["gold_n"] == 24 and p["model_calls"] > 0 and p["computed_tokens"] > 0
+    assert p["gold_agreement"] is not None and len(run.history) > 2
+    # The finished run's label set is listed with the dataset's label sets.
+    listed = owner_api.get(f"/api/datasets/{ds.pk}/labelsets/").json()
+    assert any(x["id"] == ls.pk and x["kind"] == "icm" for x in listed)
+
+
+def test_baseline_runs(owner, owner_api):
+    ds = fake_dataset(owner)
+    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST | {"batch_size": 64}, baselines=True)
+    assert resp.status_code == 201, resp.content
+    methods = sorted(Run.objects.values_list("method", flat=True))
+    assert methods == ["gold-icl", "icm", "random-icl", "zero-shot"]
+    for run in Run.objects.exclude(method="icm"):
+        assert execute_run(run.pk) == "succeeded"
+        run.refresh_from_db()
+        assert run.label_set.kind == "baseline" and run.label_set.labels.count() == 24
+        assert run.config["batch_size"] == 64
+    gold_icl = Run.objects.get(method="gold-icl")
+    assert gold_icl.progress["gold_agreement"] is not None
+
+
+def test_cancel_a_queued_run(owner, owner_api):
+    ds = fake_dataset(owner)
+    run_id = _post_run(owner_api, ds, hyperparameters=ICM_FAST).json()["id"]
+    resp = owner_api.post(f"/api/runs/{run_id}/cancel/")
+    assert resp.json()["status"] == "cancelled"
+    assert execute_run(run_id).startswith("skipped")
+    assert owner_api.post(f"/api/runs/{run_id}/cancel/").status_code == 400
+
+
+def _run_in_thread(run_id: int) -> threading.Thread:
+    def target():
+        from django.db import connection
+
+        try:
+            execute_run(run_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(owner, owner_api):
+    ds = fake_dataset(owner, n=32)
+    params = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
+                           backend_options={"delay": 0.0})
+    assert execute_run(reference.pk) == "succeeded"
+    reference.refresh_from_db()
+
+    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
+                     backend_options={"delay": 0.0})
+    Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.03})
+    thread = _run_in_thread(run.pk)
+    wait_for(run.pk, {"running"}, predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) > 10)
+    t0 = time.monotonic()
+    owner_api.post(f"/api/runs/{run.pk}/cancel/")
+    cancelled = wait_for(run.pk, {"cancelled"}, timeout=10)
+    assert time.monotonic() - t0 < 5  # stops within seconds
+    thread.join(10)
+    assert cancelled.label_set is not None and cancelled.label_set.partial
+    assert cancelled.checkpoint is not None
+    partial = labels_of(cancelled)
+    assert 0 < len(partial) <= 32
+
+    # Resume (without the delay): it continues from the checkpoint to the uninterrupted run's labels.
+    Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.0})
+    assert owner_api.post(f"/api/runs/{run.pk}/resume/").json()["status"] == "queued"
+    assert execute_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    assert labels_of(run) == labels_of(reference)
+    assert run.attempts == 2
+    assert LabelSet.objects.filter(dataset=ds, name=f"icm run {run.pk}").count() == 2  # partial v1, final v2
+
+
+def test_backend_failure_marks_failed_and_resumes(owner, owner_api, tmp_path):
+    ds = fake_dataset(owner)
+    flag = tmp_path / "outage"
+    flag.write_text("down")
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST,
+                     backend_options={"delay": 0.0, "fail_flag": str(flag)})
+    assert execute_run(run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.status == "failed" and "unreachable" in run.error and run.label_set is None
+    flag.unlink()
+    assert owner_api.post(f"/api/runs/{run.pk}/resume/").json()["status"] == "queued"
+    assert execute_run(run.pk) == "succeeded"
+
+
+def test_stale_run_is_taken_over_and_the_old_lease_writes_nothing(owner):
+    from webapp.runs.execution import claim
+
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    first = claim(run.pk)
+    assert first and claim(run.pk) is None  # owned and alive: nobody else may take it
+    Run.objects.filter(pk=run.pk).update(heartbeat=Run.objects.get(pk=run.pk).heartbeat.replace(year=2000))
+    second = claim(run.pk)
+    assert second and second != first
+    assert Run.objects.filter(pk=run.pk, lease=first).update(progress={"x": 1}) == 0
+
+
+# -- embedded worker and the websocket -----------------------------------------------------------------------
+
+def _in_thread(fn, *args, **kwargs):
+    # The test client keeps its connection open; in a helper thread, close it so teardown can drop the db.
+    from django.db import connection
+
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        connection.close()
+
+
+def _app():
+    from webapp.asgi import application
+
+    return application
+
+
+async def _receive_json(comm, timeout=5.0):
+    return json.loads(await comm.receive_from(timeout=timeout))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_run_streams_progress_over_the_websocket(owner, owner_api, settings):
+    settings.ICM_RUN_DISPATCH = "embedded"
+    ds = fake_dataset(owner, n=32)
+    token = Token.objects.get_or_create(user=owner)[0].key
+    hp = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
+
+    async def scenario():
+        resp = await asyncio.to_thread(_in_thread, _post_run, owner_api, ds, hyperparameters=hp)
+        run_id = resp.json()["id"]
+        comm = WebsocketCommunicator(_app(), f"/ws/runs/{run_id}/?format=json",
+                                     headers=[(b"authorization", f"Token {token}".encode())])
+        connected, _ = await comm.connect()
+        assert connected
+        first = await _receive_json(comm)
+        assert first["id"] == run_id and first["status"] in ("queued", "running")
+        seen, statuses, stamps = [first], {first["status"]}, []
+        while seen[-1]["status"] not in ("succeeded", "failed"):
+            msg = await _receive_json(comm, timeout=10)
+            seen.append(msg)
+            statuses.add(msg["status"])
+            stamps.append(time.monotonic())
+        await comm.disconnect()
+        # Snapshot on reconnect: the finished state, straight from the database.
+        again = WebsocketCommunicator(_app(), f"/ws/runs/{run_id}/?format=json&token={token}")
+        connected, _ = await again.connect()
+        assert connected
+        final = await _receive_json(again)
+        await again.disconnect()
+        return seen, statuses, stamps, final
+
+    seen, statuses, stamps, final = async_to_sync(scenario)()
+    embedded.wait_idle()
+    assert seen[-1]["status"] == "succeeded", seen[-1]["error"]
+    assert "running" in statuses
+    running = [m for m in seen if m["status"] == "running" and m["progress"].get("step")]
+    assert len(running) >= 3
+    steps = [m["progress"]["step"] for m in running]
+    assert steps == sorted(steps)
+    # Throttled: never two messages closer than the configured interval (allowing scheduler jitter).
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= settings.ICM_WS_MIN_INTERVAL_S * 0.5
+    assert final["status"] == "succeeded" and final["label_set"] is not None
+    assert final["progress"]["labeled"] == Run.objects.get(pk=final["id"]).label_set.labels.count() > 16
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_refuses_the_wrong_user(owner, stranger, client):
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    stranger_token = Token.objects.get_or_create(user=stranger)[0].key
+    owner_token = Token.objects.get_or_create(user=owner)[0].key
+    client.force_login(owner)
+    session = client.cookies["sessionid"].value
+
+    async def attempt(path, headers):
+        comm = WebsocketCommunicator(_app(), path, headers=headers)
+        connected, _ = await comm.connect()
+        if connected:
+            await comm.receive_from(timeout=5)
+        await comm.disconnect()
+        return connected
+
+    url = f"/ws/runs/{run.pk}/"
+    cookie = (b"cookie", f"sessionid={session}".encode())
+    assert not async_to_sync(attempt)(url, [])  # anonymous
+    assert not async_to_sync(attempt)(url, [(b"authorization", f"Token {stranger_token}".encode())])
+    assert not async_to_sync(attempt)(f"{url}?token={stranger_token}", [])
+    assert not async_to_sync(attempt)(f"{url}?token=bogus", [])
+    assert not async_to_sync(attempt)(f"/ws/runs/{run.pk + 999}/?token={owner_token}", [])
+    # The session cookie counts only from this site's pages (cross-site websocket hijacking).
+    assert not async_to_sync(attempt)(url, [cookie, (b"origin", b"http://evil.example")])
+    assert not async_to_sync(attempt)(url, [cookie])
+    assert async_to_sync(attempt)(url, [cookie, (b"origin", b"http://localhost:8000")])
+    assert async_to_sync(attempt)(f"{url}?token={owner_token}", [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_websocket_html_fragment_for_htmx(owner):
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    execute_run(run.pk)
+    token = Token.objects.get_or_create(user=owner)[0].key
+
+    async def scenario():
+        comm = WebsocketCommunicator(_app(), f"/ws/runs/{run.pk}/?token={token}")
+        await comm.connect()
+        html = await comm.receive_from(timeout=5)
+        await comm.disconnect()
+        return html
+
+    html = async_to_sync(scenario)()
+    assert html.lstrip().startswith('<div id="run-live"')  # swapped in by id (htmx ws extension)
+    assert "succeeded" in html and "<polyline" in html
+
+
+def test_embedded_startup_resumes_orphaned_runs(owner, settings):
+    from webapp.runs.services import recover_runs
+
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease="dead-process")
+    assert recover_runs(startup=True) == [run.pk]  # dispatch "none": re-queued, not executed
+    assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
+    assert execute_run(run.pk) == "succeeded"
+
+
+# -- pages ------------------------------------------------------------------------------------------------------
+
+def test_run_pages(client, owner):
+    ds = fake_dataset(owner)
+    client.force_login(owner)
+    resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
+        "method": "icm", "backend": "transformers", "model": "nope", "seed": 0, "readout": "verdict",
+        "context": "all", "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
+        "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "batched",
+        "init": "random", "rounds": 3})
+    assert resp.status_code == 400 and "unknown model" in resp.content.decode()
+    assert Run.objects.count() == 0
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    execute_run(run.pk)
+    html = client.get(f"/runs/{run.pk}/").content.decode()
+    assert 'ws-connect="/ws/runs/' in html and "succeeded" in html
+    panel = client.get(f"/datasets/{ds.pk}/runs/panel/").content.decode()
+    assert "Golden-label ICL" in panel and f"run {run.pk}" in panel
+    assert client.get(f"/datasets/{ds.pk}/runs/").status_code == 200
+    assert client.get(f"/datasets/{ds.pk}/runs/new/").status_code == 200
+
+
+def test_run_pages_hidden_from_strangers(client, owner, stranger):
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    client.force_login(stranger)
+    for method, url in (("get", f"/runs/{run.pk}/"), ("post", f"/runs/{run.pk}/cancel/"),
+                        ("post", f"/runs/{run.pk}/resume/"), ("get", f"/datasets/{ds.pk}/runs/"),
+                        ("get", f"/datasets/{ds.pk}/runs/new/"), ("get", f"/datasets/{ds.pk}/runs/panel/")):
+        assert getattr(client, method)(url).status_code == 404, url
+

@@ -1,0 +1,57 @@
+"""Which model backends a run may use, checked before anything is queued, and building them in a worker."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from icm_engine.backends import BACKENDS, DEFAULT_MODEL, Backend, get_backend
+from icm_engine.backends.hf import PACKAGED_MODELS
+
+# Tests run the worker machinery against a deterministic fake: `test:module.Class`, accepted only when
+# ICM_TEST_BACKENDS is on (never in the product's settings).
+TEST_PREFIX = "test:"
+
+
+def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
+    """Refuse an unknown backend or model now, not in the worker minutes later."""
+    if backend.startswith(TEST_PREFIX):
+        if not settings.ICM_TEST_BACKENDS:
+            raise ValidationError({"backend": f"unknown backend {backend!r}"})
+        return
+    if backend not in BACKENDS:
+        raise ValidationError({"backend": f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"})
+    if backend == "transformers":
+        name = model or DEFAULT_MODEL
+        path = Path(name).expanduser()
+        known = name in PACKAGED_MODELS or (path.is_dir() and (path / "config.json").exists()) or (
+            path.is_file() and path.suffix == ".gguf")
+        if not known:
+            raise ValidationError({"model": f"unknown model {name!r}: give a packaged model "
+                                            f"({', '.join(PACKAGED_MODELS)}), a local Hugging Face model folder "
+                                            "or a .gguf file on the worker (models are never downloaded)"})
+    elif backend == "openai":
+        if not (options.get("base_url") or settings.ICM_OPENAI_BASE_URL):
+            raise ValidationError({"base_url": "the openai backend needs a server URL (base_url, or "
+                                               "ICM_OPENAI_BASE_URL on the server)"})
+        if not model:
+            raise ValidationError({"model": "the openai backend needs the served model's name"})
+    elif backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ValidationError({"backend": "vLLM is not installed on this server (pip install 'icm-studio[vllm]')"})
+
+
+def build_backend(backend: str, model: str, options: dict[str, Any]) -> Backend:
+    if backend.startswith(TEST_PREFIX):
+        if not settings.ICM_TEST_BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}")
+        module, _, cls = backend[len(TEST_PREFIX):].rpartition(".")
+        return getattr(importlib.import_module(module), cls)(**options)
+    opts = dict(options)
+    if backend == "openai" and not opts.get("base_url"):
+        opts["base_url"] = settings.ICM_OPENAI_BASE_URL
+    return get_backend(backend, model or None, **opts)

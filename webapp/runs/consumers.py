@@ -1,0 +1,115 @@
+"""The live run page's websocket, `/ws/runs/{id}/`.
+
+On connect it sends a full snapshot read from the database; afterwards every channel-layer hint (and
+a one-second poll, in case a hint is lost) sends a fresh snapshot, at most one per
+ICM_WS_MIN_INTERVAL_S, so a fast run cannot flood the browser. The browser gets HTML fragments for
+the htmx websocket extension; `?format=json` gets JSON snapshots instead (API clients).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http import Http404
+from django.template.loader import render_to_string
+
+from . import embedded
+from .execution import group_name
+from .selectors import get_run, plot_points, snapshot
+
+POLL_S = 1.0
+
+
+@database_sync_to_async
+def _load(user, run_id: int):
+    try:
+        run = get_run(user, run_id)
+    except Http404:
+        return None
+    return snapshot(run)
+
+
+def _render(snap: dict) -> str:
+    return render_to_string("runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"])})
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=4401)
+            return
+        snap = await _load(self.user, self.run_id)
+        if snap is None:  # not a member of the run's dataset, or no such run: the same answer
+            await self.close(code=4404)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin1"))
+        self.json = query.get("format", [""])[0] == "json"
+        self.last_sent = 0.0
+        self.last_updated = None
+        self.pending: asyncio.Task | None = None
+        embedded.server_loop = asyncio.get_running_loop()
+        await self.channel_layer.group_add(group_name(self.run_id), self.channel_name)
+        await self.accept()
+        await self._send(snap)
+        self.poller = asyncio.create_task(self._poll())
+
+    async def disconnect(self, code):
+        if not hasattr(self, "poller"):
+            return
+        self.poller.cancel()
+        if self.pending is not None:
+            self.pending.cancel()
+        await self.channel_layer.group_discard(group_name(self.run_id), self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        # The page has nothing to say; a client may ask for a fresh snapshot with "snapshot".
+        if text_data and text_data.strip() == "snapshot":
+            await self._refresh(force=True)
+
+    async def run_changed(self, event):
+        await self._schedule()
+
+    async def _schedule(self) -> None:
+        wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
+        if wait <= 0:
+            await self._refresh()
+        elif self.pending is None or self.pending.done():
+            self.pending = asyncio.create_task(self._later(wait))
+
+    async def _later(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        await self._refresh()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_S)
+            await self._schedule()
+
+    async def _refresh(self, force: bool = False) -> None:
+        snap = await _load(self.user, self.run_id)
+        if snap is None:  # membership revoked or run deleted while watching
+            await self.close(code=4404)
+            return
+        stamp = (snap["status"], snap["progress"].get("updated"), snap["cancel_requested"], snap["attempts"])
+        if force or stamp != self.last_updated:
+            await self._send(snap)
+
+    async def _send(self, snap: dict) -> None:
+        self.last_sent = time.monotonic()
+        self.last_updated = (snap["status"], snap["progress"].get("updated"), snap["cancel_requested"],
+                             snap["attempts"])
+        if self.json:
+            await self.send(text_data=json.dumps(snap))
+        else:
+            await self.send(text_data=await database_sync_to_async(_render)(snap))
+
+
+

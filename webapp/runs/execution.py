@@ -1,0 +1,362 @@
+"""The run function: the same code in a Celery worker and in the embedded worker thread.
+
+An execution first *claims* the run (a fresh lease token, only if the run is queued or its last
+owner's heartbeat is stale), then keeps a heartbeat while it works. Every write it makes is guarded
+by its lease, so an execution that was presumed dead and replaced can never overwrite its successor.
+The search state goes to the database every few seconds; a new execution resumes from it and ends
+with the labels an uninterrupted run of the same seed would have given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Max, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from icm_engine.baselines import run_baseline
+from icm_engine.examples import Example as EngineExample
+from icm_engine.examples import LoadedData, limit_examples
+from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches
+from icm_engine.tasks import Task, get_task
+from webapp.datasets.models import Example, Label, LabelSet, LabelSetKind, LabelSetSource
+from webapp.datasets.selectors import latest_gold
+
+from .backends import build_backend
+from .models import Run, RunMethod, RunStatus
+
+log = logging.getLogger(__name__)
+
+HISTORY_POINTS = 600
+RECENT_CHANGES = 15
+
+
+def group_name(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def notify(run_id: int) -> None:
+    """Tell live pages that the run's row changed. Only a hint: a lost one costs a second's delay."""
+    try:
+        from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+        from . import embedded
+
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        message = {"type": "run.changed"}
+        loop = embedded.server_loop
+        if isinstance(layer, InMemoryChannelLayer):
+            # The in-memory layer lives in the server's event loop: hand the send to that loop, thread-safely.
+            if loop is not None and loop.is_running():
+                asyncio.run_coroutine_threadsafe(layer.group_send(group_name(run_id), message), loop)
+            return
+        async_to_sync(layer.group_send)(group_name(run_id), message)
+    except Exception:  # the channel layer being down must never fail a run
+        log.debug("progress hint for run %s not sent", run_id, exc_info=True)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+def claim(run_id: int) -> str | None:
+    """Take the run if it is queued or its owner's heartbeat is stale; return the new lease, else None."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.ICM_RUN_LEASE_S)
+    taken = (
+        Run.objects.filter(pk=run_id)
+        .filter(Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, heartbeat__lt=stale)
+                | Q(status=RunStatus.RUNNING, heartbeat__isnull=True))
+        .update(status=RunStatus.RUNNING, lease=token, heartbeat=now, worker=worker_name()[:255],
+                attempts=F("attempts") + 1, started=Coalesce(F("started"), now), error="")
+    )
+    return token if taken else None
+
+
+class LeaseLost(Exception):
+    """Another execution owns the run now: stop without writing anything more."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the lease alive and watches for a cancel request, independently of how long a model call takes."""
+
+    def __init__(self, run_id: int, lease: str, interval: float):
+        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.run_id, self.lease, self.interval = run_id, lease, interval
+        self.stop_event = threading.Event()
+        self.lost = threading.Event()
+        self.cancel = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.wait(self.interval):
+                self.beat()
+        finally:
+            connection.close()
+
+    def beat(self) -> None:
+        try:
+            if not Run.objects.filter(pk=self.run_id, lease=self.lease).update(heartbeat=timezone.now()):
+                self.lost.set()
+                return
+            if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                self.cancel.set()
+        except Exception:  # a database blip: the next beat tries again
+            log.warning("heartbeat of run %s failed", self.run_id, exc_info=True)
+            close_old_connections()
+
+
+def load_inputs(run: Run) -> tuple[list[EngineExample], Task, list[bool | None]]:
+    """The examples as the engine sees them (no labels), the task, and gold by position (monitoring only)."""
+    dataset = run.dataset
+    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+    rows = Example.objects.filter(dataset=dataset).order_by("position").values_list(
+        "external_id", "fields", "group", "consistency_key")
+    examples = [EngineExample(uid=i, id=ext, fields=fields, group=group, key=key)
+                for i, (ext, fields, group, key) in enumerate(rows)]
+    examples = limit_examples(LoadedData(examples), run.limit).examples
+    gold_set = latest_gold(dataset)
+    gold_by_id = dict(Label.objects.filter(label_set=gold_set).values_list("example__external_id", "value")) \
+        if gold_set else {}
+    return examples, task, [gold_by_id.get(ex.id) for ex in examples]
+
+
+class Recorder:
+    """Turns engine events into throttled progress snapshots, checkpoints and live-page hints."""
+
+    def __init__(self, run: Run, lease: str, heartbeat: Heartbeat, gold: list[bool | None], total_steps: int):
+        self.run_id = run.pk
+        self.lease = lease
+        self.heartbeat = heartbeat
+        self.gold = gold
+        self.has_gold = any(g is not None for g in gold)
+        self.total_steps = max(total_steps, 1)
+        self.history: list = list(run.history or [])
+        self.changes: list = list((run.progress or {}).get("recent_changes", []))
+        self.search: ICMSearch | None = None
+        self.last_progress = 0.0
+        self.last_checkpoint = time.monotonic()
+        self.t0 = time.monotonic()
+        self.done = 0
+
+    def should_stop(self) -> bool:
+        return self.heartbeat.lost.is_set() or self.heartbeat.cancel.is_set()
+
+    def agreement(self, labels: list[bool | None]) -> tuple[float | None, int]:
+        pairs = [(y, g) for y, g in zip(labels, self.gold, strict=True) if y is not None and g is not None]
+        if not pairs:
+            return None, 0
+        return sum(y == g for y, g in pairs) / len(pairs), len(pairs)
+
+    def _write(self, **fields: Any) -> None:
+        if not Run.objects.filter(pk=self.run_id, lease=self.lease).update(**fields):
+            raise LeaseLost()
+        notify(self.run_id)
+
+    def _snapshot(self, values: dict[str, Any], step: int, elapsed: float) -> dict[str, Any]:
+        eta = elapsed / step * (self.total_steps - step) if step else None
+        values.update(step=step, total_steps=self.total_steps, elapsed_s=round(elapsed, 2),
+                      eta_s=None if eta is None else round(eta, 1), recent_changes=self.changes[-RECENT_CHANGES:],
+                      updated=timezone.now().isoformat())
+        return values
+
+    def _thin(self) -> None:
+        if len(self.history) > HISTORY_POINTS:
+            self.history = self.history[::2]
+
+    def on_event(self, ev: SearchEvent) -> None:
+        search = self.search
+        assert search is not None
+        step = ev.batch * ev.iterations + ev.iteration
+        for ex_id, label in ev.changed:
+            self.changes.append({"id": str(ex_id), "label": label, "step": step})
+        self.changes = self.changes[-RECENT_CHANGES:]
+        now = time.monotonic()
+        final = ev.kind in ("batch_done", "done")
+        if not final and now - self.last_progress < settings.ICM_PROGRESS_S:
+            return
+        self.last_progress = now
+        rate, n_gold = self.agreement(search.labels) if self.has_gold else (None, 0)
+        self.history.append([step, round(ev.score, 4), None if rate is None else round(rate, 4)])
+        self._thin()
+        progress = self._snapshot({
+            "phase": ev.kind, "batch": ev.batch, "batches": ev.batches, "iteration": ev.iteration,
+            "iterations": ev.iterations, "temperature": round(ev.temperature, 4), "score": round(ev.score, 4),
+            "labeled": ev.labeled, "size": ev.size, "accepted": ev.accepted_total, "rejected": ev.rejected_total,
+            "conflicts": ev.conflicts, "gold_agreement": rate, "gold_n": n_gold, "model_calls": ev.model_calls,
+            "prompts": ev.prompts, "prompt_tokens": ev.prompt_tokens, "computed_tokens": ev.computed_tokens,
+        }, step, ev.elapsed_s)
+        fields: dict[str, Any] = {"progress": progress, "history": self.history}
+        # Checkpoint between iterations only: that is where the search state is whole.
+        if ev.kind == "iteration" and now - self.last_checkpoint >= settings.ICM_CHECKPOINT_S:
+            fields.update(checkpoint=search.checkpoint(), checkpointed=timezone.now())
+            self.last_checkpoint = now
+        self._write(**fields)
+
+    def on_baseline_progress(self, n: int, size: int, stats: Any) -> None:
+        self.done += n
+        if self.should_stop():
+            raise LeaseLost() if self.heartbeat.lost.is_set() else Cancelled()
+        elapsed = time.monotonic() - self.t0
+        progress = self._snapshot({
+            "phase": "baseline", "labeled": self.done, "size": size, "model_calls": stats.calls,
+            "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens, "computed_tokens": stats.computed_tokens,
+        }, self.done, elapsed)
+        self._write(progress=progress)
+
+
+def _next_version(dataset_id: int, name: str) -> int:
+    return (LabelSet.objects.filter(dataset_id=dataset_id, name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+
+
+def _finish(run_id: int, lease: str, status: str, labels: list[bool | None] | None, scores: list[float | None] | None,
+            examples: list[EngineExample], provenance: dict[str, Any], progress_extra: dict[str, Any],
+            keep_checkpoint: bool, checkpoint: dict[str, Any] | None = None) -> None:
+    """Write the outcome in one transaction, only while this execution still holds the lease."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.lease != lease:
+            raise LeaseLost()
+        label_set = None
+        labeled = [(ex, y, s) for ex, y, s in zip(examples, labels or [], scores or [], strict=False) if y is not None]
+        if labeled:
+            name = f"{run.method} run {run.pk}"
+            label_set = LabelSet.objects.create(
+                dataset_id=run.dataset_id,
+                kind=LabelSetKind.ICM if run.method == RunMethod.ICM else LabelSetKind.BASELINE,
+                name=name, version=_next_version(run.dataset_id, name), source=LabelSetSource.RUN,
+                created_by_id=run.created_by_id, run_id=run.pk, model=provenance.get("model", "")[:255],
+                configuration=provenance, partial=status != RunStatus.SUCCEEDED or len(labeled) < len(examples),
+            )
+            ids = dict(Example.objects.filter(dataset_id=run.dataset_id,
+                                              external_id__in=[str(ex.id) for ex, _, _ in labeled])
+                       .values_list("external_id", "pk"))
+            Label.objects.bulk_create(
+                [Label(label_set=label_set, example_id=ids[str(ex.id)], value=bool(y),
+                       score=None if s is None else float(s)) for ex, y, s in labeled],
+                batch_size=2000,
+            )
+        run.status = status
+        run.finished = timezone.now()
+        run.label_set = label_set or run.label_set
+        run.progress = {**(run.progress or {}), **progress_extra, "phase": status}
+        if checkpoint is not None:
+            run.checkpoint, run.checkpointed = checkpoint, timezone.now()
+        if not keep_checkpoint:
+            run.checkpoint = None
+        run.lease = ""
+        run.save()
+    notify(run_id)
+
+
+def provenance_of(run: Run, task: Task, backend_info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run": run.pk, "method": run.method, "seed": run.seed, "limit": run.limit, "config": run.config,
+        "task": task.describe(), "backend": backend_info, "model": str(backend_info.get("model") or run.model),
+    }
+
+
+def execute_run(run_id: int) -> str:
+    """Claim and execute a run; returns what happened (for logs). Safe to call twice: a second call
+    for a run someone else owns, or that is finished, does nothing."""
+    lease = claim(run_id)
+    if lease is None:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        log.info("run %s not claimed (status %s)", run_id, status)
+        return f"skipped ({status})"
+    run = Run.objects.select_related("dataset").get(pk=run_id)
+    notify(run_id)
+    heartbeat = Heartbeat(run_id, lease, interval=min(1.0, settings.ICM_RUN_LEASE_S / 4))
+    heartbeat.start()
+    try:
+        examples, task, gold = load_inputs(run)
+        backend = build_backend(run.backend, run.model, run.backend_options)
+        info = backend.describe() if hasattr(backend, "describe") else {"backend": run.backend}
+        prov = provenance_of(run, task, info)
+        if run.method == RunMethod.ICM:
+            return _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov)
+        return _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov)
+    except (LeaseLost, Cancelled) as exc:
+        if isinstance(exc, Cancelled):
+            _finish(run_id, lease, RunStatus.CANCELLED, None, None, [], {}, {}, keep_checkpoint=True)
+            return "cancelled"
+        log.warning("run %s: lease lost; another execution owns it", run_id)
+        return "lease lost"
+    except Exception as exc:  # any failure: the run is failed, resumable from its checkpoint
+        log.exception("run %s failed", run_id)
+        message = f"{type(exc).__name__}: {exc}"
+        Run.objects.filter(pk=run_id, lease=lease).update(
+            status=RunStatus.FAILED, error=message[:4000] + "\n\n" + traceback.format_exc(limit=3)[-2000:],
+            finished=timezone.now(), lease="")
+        notify(run_id)
+        return "failed"
+    finally:
+        heartbeat.stop_event.set()
+
+
+def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
+    config = ICMConfig.from_dict({**run.config, "seed": run.seed})
+    total = len(make_batches(examples, config.batch_size)) * config.iterations
+    recorder = Recorder(run, lease, heartbeat, gold, total)
+    search = ICMSearch(examples, task, backend, config, on_event=recorder.on_event, checkpoint=run.checkpoint)
+    recorder.search = search
+    result = search.run(should_stop=recorder.should_stop)
+    if heartbeat.lost.is_set():
+        raise LeaseLost()
+    rate, n_gold = recorder.agreement(result.labels) if recorder.has_gold else (None, 0)
+    extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": sum(y is not None for y in result.labels),
+             "model_calls": result.stats.calls, "prompts": result.stats.prompts,
+             "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
+             "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
+             "accepted": result.accepted, "rejected": result.rejected}
+    if result.complete:
+        _finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, prov, extra,
+                keep_checkpoint=False)
+        return "succeeded"
+    # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
+    _finish(run.pk, lease, RunStatus.CANCELLED, result.labels, result.scores, examples, prov, extra,
+            keep_checkpoint=True, checkpoint=search.checkpoint())
+    return "cancelled"
+
+
+def _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
+    cfg = dict(run.config)
+    recorder = Recorder(run, lease, heartbeat, gold, len(examples))
+    origin = backend.stats.copy()
+
+    def on_progress(n: int) -> None:
+        recorder.on_baseline_progress(n, len(examples), backend.stats.minus(origin))
+
+    result = run_baseline(
+        run.method, examples, task, backend, gold=gold if run.method == RunMethod.GOLD_ICL else None, seed=run.seed,
+        readout=cfg.get("readout", "verdict"), context=cfg.get("context", "all"),
+        calibrate=bool(cfg.get("calibrate", False)), shots=cfg.get("shots"), rounds=int(cfg.get("rounds", 3)),
+        batch_size=int(cfg.get("batch_size", 256)), on_progress=on_progress,
+    )
+    rate, n_gold = recorder.agreement(result.labels) if recorder.has_gold else (None, 0)
+    extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": len(examples), "model_calls": result.stats.calls,
+             "prompts": result.stats.prompts, "prompt_tokens": result.stats.prompt_tokens,
+             "computed_tokens": result.stats.computed_tokens, "elapsed_s": round(result.wall_s, 2), "eta_s": 0}
+    _finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, prov, extra,
+            keep_checkpoint=False)
+    return "succeeded"

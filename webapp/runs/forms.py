@@ -1,0 +1,53 @@
+from django import forms
+
+from icm_engine.backends import BACKENDS
+from icm_engine.scoring import CONTEXTS, READOUTS
+from icm_engine.search import INITS, MODES, SCHEDULES, ICMConfig
+
+from .models import RunMethod
+
+D = ICMConfig()
+
+
+class RunForm(forms.Form):
+    method = forms.ChoiceField(choices=RunMethod.choices, initial=RunMethod.ICM)
+    with_baselines = forms.BooleanField(
+        required=False, initial=True, label="Also run the baselines",
+        help_text="Zero-shot, random-label ICL and (where every example has gold) golden-label ICL, with the same "
+                  "settings, so ICM is shown beside them.")
+    backend = forms.ChoiceField(choices=[(b, b) for b in BACKENDS], initial="transformers")
+    model = forms.CharField(required=False, help_text="Empty: the packaged Gemma 3 270M. Or a local model folder / "
+                                                      ".gguf on the worker, or the served model's name (openai).")
+    base_url = forms.URLField(required=False, assume_scheme="http", help_text="openai backend: the server's URL.")
+    seed = forms.IntegerField(initial=0)
+    limit = forms.IntegerField(required=False, min_value=1, help_text="Only the first N examples (whole groups).")
+    readout = forms.ChoiceField(choices=[(r, r) for r in READOUTS], initial=D.readout)
+    context = forms.ChoiceField(choices=[(c, c) for c in CONTEXTS], initial=D.context)
+    calibrate = forms.BooleanField(required=False, initial=D.calibrate)
+    iterations = forms.IntegerField(min_value=0, initial=D.iterations, help_text="Search iterations per batch.")
+    batch_size = forms.IntegerField(min_value=2, initial=D.batch_size)
+    num_seed = forms.IntegerField(min_value=0, initial=D.num_seed, label="Initial random labels (K)")
+    alpha = forms.FloatField(initial=D.alpha)
+    initial_temperature = forms.FloatField(initial=D.initial_temperature)
+    final_temperature = forms.FloatField(initial=D.final_temperature)
+    cooling = forms.FloatField(initial=D.cooling)
+    schedule = forms.ChoiceField(choices=[("", "the mode's own")] + [(s, s) for s in SCHEDULES], required=False)
+    fix_steps = forms.IntegerField(min_value=0, initial=D.fix_steps)
+    boost = forms.FloatField(initial=D.boost)
+    mode = forms.ChoiceField(choices=[(m, m) for m in MODES], initial=D.mode)
+    init = forms.ChoiceField(choices=[(i, i) for i in INITS], initial=D.init)
+    shots = forms.IntegerField(required=False, min_value=1, help_text="Baselines: cap the demonstrations per prompt.")
+    rounds = forms.IntegerField(min_value=0, initial=3, help_text="Bootstrap rounds.")
+
+    ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
+                  "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
+                  "init")
+    BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
+
+    def hyperparameters(self, method: str) -> dict:
+        d = self.cleaned_data
+        if method == RunMethod.ICM:
+            params = {k: d[k] for k in self.ICM_FIELDS}
+            params["schedule"] = params["schedule"] or None
+            return params
+        return {k: d[k] for k in self.BASELINE_FIELDS}

@@ -1,0 +1,89 @@
+"""Reads for runs, scoped to the user's datasets (others get 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from webapp.datasets.models import Dataset
+from webapp.datasets.selectors import User
+
+from .models import Run, RunMethod, RunStatus
+
+
+def runs_for_user(user: User) -> QuerySet[Run]:
+    if not user.is_authenticated:
+        return Run.objects.none()
+    return Run.objects.filter(dataset__memberships__user=user).select_related("dataset", "created_by", "label_set")
+
+
+def get_run(user: User, pk: Any) -> Run:
+    try:
+        return runs_for_user(user).get(pk=pk)
+    except (Run.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such run.") from None
+
+
+def runs_of(dataset: Dataset) -> QuerySet[Run]:
+    # The checkpoint can be megabytes: lists never load it.
+    return Run.objects.filter(dataset=dataset).select_related("created_by", "label_set").defer("checkpoint", "history")
+
+
+def snapshot(run: Run) -> dict[str, Any]:
+    """Everything the live page and the API show about a run, from its database row."""
+    return {
+        "id": run.pk,
+        "dataset": run.dataset_id,
+        "method": run.method,
+        "task": run.task,
+        "backend": run.backend,
+        "model": run.model,
+        "seed": run.seed,
+        "limit": run.limit,
+        "config": run.config,
+        "status": run.status,
+        "cancel_requested": run.cancel_requested,
+        "progress": run.progress or {},
+        "history": run.history or [],
+        "error": run.error,
+        "label_set": run.label_set_id,
+        "attempts": run.attempts,
+        "checkpointed": run.checkpointed.isoformat() if run.checkpointed else None,
+        "created": run.created.isoformat(),
+        "started": run.started.isoformat() if run.started else None,
+        "finished": run.finished.isoformat() if run.finished else None,
+    }
+
+
+def comparison(dataset: Dataset) -> list[dict[str, Any]]:
+    """For each method, its latest finished run's agreement with gold: ICM beside the baselines."""
+    rows = []
+    finished = runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id")
+    for method, label in RunMethod.choices:
+        run = finished.filter(method=method).first()
+        progress = (run.progress or {}) if run else {}
+        rows.append({"method": method, "label": label, "run": run, "gold_agreement": progress.get("gold_agreement"),
+                     "gold_n": progress.get("gold_n")})
+    return rows
+
+
+def plot_points(history: list, width: int = 640, height: int = 160) -> dict[str, str]:
+    """SVG polylines for U (scaled to its own range) and gold agreement (0..1) over steps."""
+    if len(history) < 2:
+        return {"score": "", "agreement": ""}
+    steps = [h[0] for h in history]
+    lo_x, hi_x = min(steps), max(steps) or 1
+    span_x = (hi_x - lo_x) or 1
+    scores = [h[1] for h in history]
+    lo_u, hi_u = min(scores), max(scores)
+    span_u = (hi_u - lo_u) or 1.0
+
+    def x(step: float) -> float:
+        return round((step - lo_x) / span_x * width, 1)
+
+    score = " ".join(f"{x(s)},{round(height - (u - lo_u) / span_u * height, 1)}" for s, u, *_ in history)
+    agreement = " ".join(f"{x(h[0])},{round(height - h[2] * height, 1)}" for h in history
+                         if len(h) > 2 and h[2] is not None)
+    return {"score": score, "agreement": agreement, "u_min": f"{lo_u:.2f}", "u_max": f"{hi_u:.2f}"}

@@ -1,0 +1,176 @@
+"""Writes for runs: create (validated, queued after commit), cancel, resume, and recovery of runs whose
+worker stopped."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from icm_engine.baselines import METHODS as BASELINE_METHODS
+from icm_engine.scoring import CONTEXTS, READOUTS
+from icm_engine.search import ICMConfig
+from webapp.datasets import permissions
+from webapp.datasets.models import Dataset, Example, Label
+from webapp.datasets.selectors import latest_gold, role_of
+
+from .backends import check_backend
+from .models import ACTIVE, Run, RunMethod, RunStatus
+
+log = logging.getLogger(__name__)
+
+BASELINE_KEYS = {"readout", "context", "calibrate", "shots", "rounds", "batch_size"}
+ICM_KEYS = {f for f in ICMConfig().as_dict() if f != "seed"}
+
+
+def _validate_config(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    if method == RunMethod.ICM:
+        unknown = set(params) - ICM_KEYS
+        if unknown:
+            raise ValidationError({"hyperparameters": f"unknown hyperparameters: {', '.join(sorted(unknown))}"})
+        try:
+            config = ICMConfig(**params).validate()
+        except (TypeError, ValueError) as exc:
+            raise ValidationError({"hyperparameters": str(exc)}) from None
+        data = config.as_dict()
+        data.pop("seed")
+        return data
+    unknown = set(params) - BASELINE_KEYS
+    if unknown:
+        raise ValidationError({"hyperparameters": f"unknown parameters for a baseline: {', '.join(sorted(unknown))}"})
+    out = {"readout": params.get("readout", "verdict"), "context": params.get("context", "all"),
+           "calibrate": bool(params.get("calibrate", False)), "shots": params.get("shots"),
+           "rounds": params.get("rounds", 3), "batch_size": params.get("batch_size", 256)}
+    problems = []
+    if out["readout"] not in READOUTS:
+        problems.append(f"readout must be one of {', '.join(READOUTS)}")
+    if out["context"] not in CONTEXTS:
+        problems.append(f"context must be one of {', '.join(CONTEXTS)}")
+    for key, low in (("shots", 1), ("rounds", 0), ("batch_size", 2)):
+        value = out[key]
+        if value is None and key == "shots":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"{key} must be an integer >= {low}")
+    if problems:
+        raise ValidationError({"hyperparameters": "; ".join(problems)})
+    return out
+
+
+def has_full_gold(dataset: Dataset) -> bool:
+    gold = latest_gold(dataset)
+    n = Example.objects.filter(dataset=dataset).count()
+    return gold is not None and Label.objects.filter(label_set=gold).count() >= n
+
+
+def create_run(
+    *,
+    user: AbstractBaseUser,
+    dataset: Dataset,
+    method: str = RunMethod.ICM,
+    backend: str = "transformers",
+    model: str = "",
+    seed: int = 0,
+    limit: int | None = None,
+    hyperparameters: dict[str, Any] | None = None,
+    backend_options: dict[str, Any] | None = None,
+) -> Run:
+    """Validate everything, store the run as queued, and dispatch it once the transaction commits."""
+    permissions.require(role_of(user, dataset), permissions.WRITE_LABELS, "Starting a run")
+    if method not in RunMethod.values:
+        raise ValidationError({"method": f"method must be one of {', '.join(RunMethod.values)}"})
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValidationError({"seed": "seed must be an integer"})
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValidationError({"limit": "limit must be a positive integer"})
+    config = _validate_config(method, dict(hyperparameters or {}))
+    backend_options = dict(backend_options or {})
+    check_backend(backend, model, backend_options)
+    if not Example.objects.filter(dataset=dataset).exists():
+        raise ValidationError({"dataset": "the dataset has no examples"})
+    if method == RunMethod.GOLD_ICL and not has_full_gold(dataset):
+        # The golden-label ceiling reads gold by design (it is a baseline, never ICM): every example needs one.
+        raise ValidationError({"method": "gold-icl needs a gold label on every example"})
+    assert method in BASELINE_METHODS or method == RunMethod.ICM
+    with transaction.atomic():
+        run = Run.objects.create(
+            dataset=dataset, created_by=user, method=method, task=dataset.task, backend=backend, model=model,
+            backend_options=backend_options, seed=seed, limit=limit, config=config, status=RunStatus.QUEUED,
+            dispatched=timezone.now(),
+        )
+        transaction.on_commit(lambda: dispatch(run.pk))
+    return run
+
+
+def dispatch(run_id: int) -> None:
+    """Hand a run to whatever executes runs here. Only ever called after the row is committed."""
+    if settings.ICM_RUN_DISPATCH == "celery":
+        from .tasks import execute
+
+        execute.delay(run_id)
+    elif settings.ICM_RUN_DISPATCH == "embedded":
+        from . import embedded
+
+        embedded.submit(run_id)
+    # "none": runs wait for an explicit execute_run (tests of the queueing itself).
+
+
+def cancel_run(*, user: AbstractBaseUser, run: Run) -> Run:
+    permissions.require(role_of(user, run.dataset), permissions.WRITE_LABELS, "Cancelling a run")
+    if run.status not in ACTIVE:
+        raise ValidationError({"status": f"the run is {run.status}; only queued or running runs can be cancelled"})
+    now = timezone.now()
+    # A queued run stops here; a running one is stopped by its worker within about a second.
+    if not Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED, cancel_requested=True, finished=now):
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    from .execution import notify
+
+    notify(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def resume_run(*, user: AbstractBaseUser, run: Run) -> Run:
+    """Queue a failed or cancelled run again; it continues from its last checkpoint."""
+    permissions.require(role_of(user, run.dataset), permissions.WRITE_LABELS, "Resuming a run")
+    with transaction.atomic():
+        updated = Run.objects.filter(pk=run.pk, status__in=[RunStatus.FAILED, RunStatus.CANCELLED]).update(
+            status=RunStatus.QUEUED, cancel_requested=False, error="", finished=None, lease="",
+            dispatched=timezone.now())
+        if not updated:
+            raise ValidationError({"status": f"the run is {run.status}; only failed or cancelled runs resume"})
+        transaction.on_commit(lambda: dispatch(run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def recover_runs(*, startup: bool = False) -> list[int]:
+    """Re-dispatch runs nobody is executing: running with a stale heartbeat, or queued with a lost message.
+
+    At the start of an embedded server every active run is orphaned (its thread died with the old
+    process), so all of them go back to the queue at once.
+    """
+    now = timezone.now()
+    if startup:
+        Run.objects.filter(status=RunStatus.RUNNING).update(status=RunStatus.QUEUED, lease="")
+        ids = list(Run.objects.filter(status=RunStatus.QUEUED).order_by("created").values_list("pk", flat=True))
+    else:
+        stale = now - timedelta(seconds=settings.ICM_RUN_LEASE_S)
+        requeue = now - timedelta(seconds=max(settings.ICM_RUN_LEASE_S * 5, 60))
+        ids = list(
+            Run.objects.filter(Q(status=RunStatus.RUNNING, heartbeat__lt=stale)
+                               | Q(status=RunStatus.QUEUED, dispatched__lt=requeue))
+            .order_by("created").values_list("pk", flat=True)
+        )
+    for run_id in ids:
+        Run.objects.filter(pk=run_id).update(dispatched=now)
+        dispatch(run_id)
+    return ids

@@ -1,0 +1,110 @@
+"""Run pages: start a run from a dataset, a dataset's runs, the live run page, cancel and resume."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from webapp.datasets import permissions
+from webapp.datasets.selectors import get_dataset, role_of
+
+from . import selectors, services
+from .forms import RunForm
+from .models import RunMethod
+from .selectors import plot_points, snapshot
+
+
+@require_GET
+def run_list(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_dataset(request.user, pk)
+    return render(request, "runs/list.html", {
+        "dataset": dataset, "runs": selectors.runs_of(dataset),
+        "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
+    })
+
+
+@require_GET
+def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The dataset page's runs section (loaded by htmx): ICM beside the baselines, and the latest runs."""
+    dataset = get_dataset(request.user, pk)
+    return render(request, "runs/_panel.html", {
+        "dataset": dataset, "runs": selectors.runs_of(dataset)[:10], "comparison": selectors.comparison(dataset),
+        "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
+    })
+
+
+def baseline_methods(method: str, with_baselines: bool, has_full_gold: bool) -> list[str]:
+    if method != RunMethod.ICM or not with_baselines:
+        return []
+    out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
+    if has_full_gold:
+        out.append(RunMethod.GOLD_ICL)
+    return out
+
+
+@require_http_methods(["GET", "POST"])
+def run_new(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_dataset(request.user, pk)
+    permissions.require(role_of(request.user, dataset), permissions.WRITE_LABELS, "Starting a run")
+    form = RunForm(request.POST or None)
+    errors = None
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        common = {"user": request.user, "dataset": dataset, "backend": d["backend"], "model": d["model"],
+                  "seed": d["seed"], "limit": d["limit"],
+                  "backend_options": {"base_url": d["base_url"]} if d["base_url"] else {}}
+        try:
+            with transaction.atomic():
+                run = services.create_run(method=d["method"], hyperparameters=form.hyperparameters(d["method"]),
+                                          **common)
+                for method in baseline_methods(d["method"], d["with_baselines"], services.has_full_gold(dataset)):
+                    services.create_run(method=method, hyperparameters=form.hyperparameters(method), **common)
+            messages.success(request, f"Run {run.pk} is queued.")
+            return redirect("runs:detail", pk=run.pk)
+        except ValidationError as exc:
+            errors = exc.message_dict if hasattr(exc, "error_dict") else {"run": exc.messages}
+    elif request.method == "POST":
+        errors = form.errors
+    return render(request, "runs/new.html", {"dataset": dataset, "form": form, "errors": errors},
+                  status=400 if errors else 200)
+
+
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = selectors.get_run(request.user, pk)
+    snap = snapshot(run)
+    return render(request, "runs/detail.html", {"run": run, "snap": snap, "plot": plot_points(snap["history"])})
+
+
+def _live(request: HttpRequest, run) -> HttpResponse:
+    snap = snapshot(run)
+    response = render(request, "runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"])})
+    return response
+
+
+@require_POST
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = selectors.get_run(request.user, pk)
+    try:
+        run = services.cancel_run(user=request.user, run=run)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    if request.headers.get("HX-Request") == "true":
+        return _live(request, run)
+    return redirect("runs:detail", pk=pk)
+
+
+@require_POST
+def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    run = selectors.get_run(request.user, pk)
+    try:
+        run = services.resume_run(user=request.user, run=run)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    if request.headers.get("HX-Request") == "true":
+        return _live(request, run)
+    return redirect("runs:detail", pk=pk)
