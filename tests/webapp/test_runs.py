@@ -23,6 +23,9 @@ from webapp.runs.services import create_run
 from .conftest import api_client
 from .runs_helpers import FAKE, ICM_FAST, fake_dataset, labels_of, wait_for
 
+# The run's heartbeat thread has its own database connection: it must see the test's rows.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture(autouse=True)
 def _run_settings(settings, tmp_path):
@@ -156,7 +159,6 @@ def _run_in_thread(run_id: int) -> threading.Thread:
     return thread
 
 
-@pytest.mark.django_db(transaction=True)
 def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(owner, owner_api):
     ds = fake_dataset(owner, n=32)
     params = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
@@ -239,7 +241,6 @@ async def _receive_json(comm, timeout=5.0):
     return json.loads(await comm.receive_from(timeout=timeout))
 
 
-@pytest.mark.django_db(transaction=True)
 def test_embedded_run_streams_progress_over_the_websocket(owner, owner_api, settings):
     settings.ICM_RUN_DISPATCH = "embedded"
     ds = fake_dataset(owner, n=32)
@@ -285,7 +286,6 @@ def test_embedded_run_streams_progress_over_the_websocket(owner, owner_api, sett
     assert final["progress"]["labeled"] == Run.objects.get(pk=final["id"]).label_set.labels.count() > 16
 
 
-@pytest.mark.django_db(transaction=True)
 def test_websocket_refuses_the_wrong_user(owner, stranger, client):
     ds = fake_dataset(owner)
     run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
@@ -316,7 +316,6 @@ def test_websocket_refuses_the_wrong_user(owner, stranger, client):
     assert async_to_sync(attempt)(f"{url}?token={owner_token}", [])
 
 
-@pytest.mark.django_db(transaction=True)
 def test_websocket_html_fragment_for_htmx(owner):
     ds = fake_dataset(owner)
     run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)

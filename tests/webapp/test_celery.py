@@ -1,0 +1,190 @@
+"""Production mode: real Redis, real Celery worker processes, the real PostgreSQL test database.
+
+The worker runs `celery -A webapp worker` in a subprocess against the same test database, with the
+deterministic fake backend (ICM_TEST_BACKENDS=1) so the tests are about the machinery: progress over
+the websocket, a worker killed with SIGKILL and replaced, and cancel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from webapp.runs.execution import execute_run
+from webapp.runs.models import Run
+from webapp.runs.services import create_run
+
+from .runs_helpers import FAKE, fake_dataset, labels_of, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("ICM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+LEASE_S = 3
+PARAMS = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _redis_ok() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class Workers:
+    """Celery worker processes on the test database; each is killed at the end of the test."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> subprocess.Popen:
+        n = len(self.procs)
+        log = self.tmp / f"worker{n}.log"
+        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": REDIS_URL, "ICM_TEST_BACKENDS": "1",
+               "ICM_RUN_LEASE_S": str(LEASE_S), "ICM_CHECKPOINT_S": "0.3", "ICM_PROGRESS_S": "0.1",
+               "ICM_START_WORKER": "0", "HTTPS": "0", "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool=solo", "-l", "info",
+             "--without-gossip", "--without-mingle", "-n", f"test{n}-{os.getpid()}@%h"],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if "ready." in log.read_text():
+                return proc
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"celery worker did not start:\n{log.read_text()[-3000:]}")
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-2000:] for p in sorted(self.tmp.glob("worker*.log")))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@pytest.fixture
+def workers(settings, tmp_path):
+    # Locally these skip without the services; in CI (.ci/run starts both) a missing one is a failure.
+    missing = pytest.fail if os.environ.get("CI") else pytest.skip
+    if connection.vendor != "postgresql":
+        missing("the worker process shares the test database: needs DATABASE_URL on PostgreSQL (as in CI)")
+    if not _redis_ok():
+        missing(f"Redis is not reachable at {REDIS_URL}")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    from webapp.celery import app
+
+    app.conf.broker_url = REDIS_URL
+    settings.ICM_TEST_BACKENDS = True
+    settings.ICM_RUN_DISPATCH = "celery"
+    settings.ICM_RUN_LEASE_S = LEASE_S
+    settings.ICM_WS_MIN_INTERVAL_S = 0.1
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [REDIS_URL]}}}
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop()
+    connection.close()
+
+
+def test_queued_running_succeeded_with_progress_over_the_websocket(workers, owner, owner_api):
+    from webapp.asgi import application
+
+    workers.start()
+    ds = fake_dataset(owner, n=32)
+    token = Token.objects.get_or_create(user=owner)[0].key
+    resp = owner_api.post("/api/runs/", {"dataset": ds.pk, "task": "claims", "backend": FAKE,
+                                         "hyperparameters": PARAMS}, format="json")
+    assert resp.status_code == 201
+    run_id = resp.json()["id"]
+    assert resp.json()["status"] == "queued"  # queued in the request; the worker starts it after commit
+
+    async def watch():
+        comm = WebsocketCommunicator(application, f"/ws/runs/{run_id}/?format=json&token={token}")
+        connected, _ = await comm.connect()
+        assert connected
+        seen = [json.loads(await comm.receive_from(timeout=30))]
+        while seen[-1]["status"] not in ("succeeded", "failed"):
+            seen.append(json.loads(await comm.receive_from(timeout=30)))
+        await comm.disconnect()
+        return seen
+
+    seen = async_to_sync(watch)()
+    assert seen[-1]["status"] == "succeeded", workers.logs()
+    statuses = [m["status"] for m in seen]
+    assert "running" in statuses
+    assert len([m for m in seen if m["status"] == "running"]) >= 3
+    run = Run.objects.get(pk=run_id)
+    assert run.attempts == 1 and run.label_set is not None and run.worker
+    assert run.label_set.labels.count() == run.progress["labeled"] > 0
+
+
+def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, settings):
+    ds = fake_dataset(owner, n=32)
+    # The uninterrupted reference, executed here, with the same seed and hyperparameters.
+    settings.ICM_RUN_DISPATCH = "none"
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=11, hyperparameters=PARAMS,
+                           backend_options={"delay": 0.0})
+    assert execute_run(reference.pk) == "succeeded"
+    reference.refresh_from_db()
+
+    settings.ICM_RUN_DISPATCH = "celery"
+    first = workers.start()
+    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=11, hyperparameters=PARAMS,
+                     backend_options={"delay": 0.05})
+    wait_for(run.pk, {"running"}, timeout=60,
+             predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) >= 15)
+    first.kill()  # SIGKILL: no chance to clean up, the message stays unacknowledged
+    first.wait()
+    killed_at = Run.objects.get(pk=run.pk)
+    assert killed_at.status == "running" and killed_at.attempts == 1
+    workers.start()  # its recovery loop takes the run over once the dead worker's heartbeat is stale
+    done = wait_for(run.pk, {"succeeded", "failed"}, timeout=120)
+    assert done.status == "succeeded", done.error + workers.logs()
+    assert done.attempts == 2
+    assert labels_of(done) == labels_of(reference)
+
+
+def test_cancel_a_running_celery_run(workers, owner, owner_api):
+    workers.start()
+    ds = fake_dataset(owner, n=32)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=PARAMS | {"iterations": 400},
+                     backend_options={"delay": 0.05})
+    wait_for(run.pk, {"running"}, timeout=60, predicate=lambda r: r.progress.get("step", 0) >= 10)
+    t0 = time.monotonic()
+    assert owner_api.post(f"/api/runs/{run.pk}/cancel/").status_code == 200
+    done = wait_for(run.pk, {"cancelled", "failed", "succeeded"}, timeout=20)
+    assert done.status == "cancelled", done.error + workers.logs()
+    assert time.monotonic() - t0 < 5
+    assert done.label_set is not None and done.label_set.partial
+    assert done.checkpoint is not None
