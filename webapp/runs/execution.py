@@ -158,6 +158,7 @@ class Recorder:
         self.last_checkpoint = time.monotonic()
         self.t0 = time.monotonic()
         self.done = 0
+        self.last_position: dict[str, Any] | None = None
 
     def should_stop(self) -> bool:
         return self.heartbeat.lost.is_set() or self.heartbeat.cancel.is_set()
@@ -197,11 +198,18 @@ class Recorder:
             return
         self.last_progress = now
         rate, n_gold = self.agreement(search.labels) if self.has_gold else (None, 0)
-        self.history.append([step, round(ev.score, 4), None if rate is None else round(rate, 4)])
-        self._thin()
+        position = {"batch": ev.batch, "iteration": ev.iteration, "temperature": round(ev.temperature, 4),
+                    "score": round(ev.score, 4)}
+        if ev.kind == "done":
+            # The search has reset its per-batch state by now: report where the last batch ended instead.
+            position = self.last_position or position
+            step = self.total_steps
+        else:
+            self.last_position = position
+            self.history.append([step, round(ev.score, 4), None if rate is None else round(rate, 4)])
+            self._thin()
         progress = self._snapshot({
-            "phase": ev.kind, "batch": ev.batch, "batches": ev.batches, "iteration": ev.iteration,
-            "iterations": ev.iterations, "temperature": round(ev.temperature, 4), "score": round(ev.score, 4),
+            "phase": ev.kind, "batches": ev.batches, "iterations": ev.iterations, **position,
             "labeled": ev.labeled, "size": ev.size, "accepted": ev.accepted_total, "rejected": ev.rejected_total,
             "conflicts": ev.conflicts, "gold_agreement": rate, "gold_n": n_gold, "model_calls": ev.model_calls,
             "prompts": ev.prompts, "prompt_tokens": ev.prompt_tokens, "computed_tokens": ev.computed_tokens,
