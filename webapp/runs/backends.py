@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ from icm_engine.backends.hf import PACKAGED_MODELS
 # Tests run the worker machinery against a deterministic fake: `test:module.Class`, accepted only when
 # ICM_TEST_BACKENDS is on (never in the product's settings).
 TEST_PREFIX = "test:"
+KEEP_BACKENDS = 2
+_built: dict[tuple[str, str, str], Backend] = {}
+_lock = threading.Lock()
 
 
 def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
@@ -46,6 +51,22 @@ def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
 
 
 def build_backend(backend: str, model: str, options: dict[str, Any]) -> Backend:
+    """A backend for a run. A worker keeps the last ones it built: loading a model takes seconds, and
+    consecutive runs (ICM, then its baselines) usually share one. Engines read cost as deltas of `stats`."""
+    if backend.startswith(TEST_PREFIX):
+        return _build(backend, model, options)
+    key = (backend, model, json.dumps(options, sort_keys=True))
+    with _lock:
+        if key not in _built:
+            _built[key] = _build(backend, model, options)
+            while len(_built) > KEEP_BACKENDS:
+                _built.pop(next(iter(_built)))
+        else:
+            _built[key] = _built.pop(key)  # most recently used last
+        return _built[key]
+
+
+def _build(backend: str, model: str, options: dict[str, Any]) -> Backend:
     if backend.startswith(TEST_PREFIX):
         if not settings.ICM_TEST_BACKENDS:
             raise ValueError(f"unknown backend {backend!r}")
