@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.datasets",
     "webapp.runs",
+    "webapp.review",
     "webapp.api",
 ]
 

@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/", include("webapp.api.urls")),
     path("", include("webapp.datasets.urls")),
     path("", include("webapp.runs.urls")),
+    path("", include("webapp.review.urls")),
 ]

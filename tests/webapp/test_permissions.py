@@ -12,9 +12,21 @@ from webapp.datasets.models import Membership, Role
 from .conftest import api_client, counts, make_user
 
 
-def _api_calls(ds, ls, member_id, run):
+def _api_calls(ds, ls, member_id, run, check, example):
     upload = SimpleUploadedFile("l.csv", b"id,label\nq0-0,1\n")
     return {
+        "api-agreement": [("get", f"/api/datasets/{ds}/agreement/?labelsets={ls}", None)],
+        "api-agreement-export": [("get", f"/api/datasets/{ds}/agreement/export/?labelsets={ls}&format=csv", None)],
+        "api-verdicts": [("get", f"/api/datasets/{ds}/verdicts/", None),
+                         ("post", f"/api/datasets/{ds}/verdicts/", {"example": example, "verdict": "ambiguous"})],
+        "api-verdicts-undo": [("post", f"/api/datasets/{ds}/verdicts/undo/", {})],
+        "api-verdicts-export": [("get", f"/api/datasets/{ds}/verdicts/export/?format=csv", None)],
+        "api-annotations": [("get", f"/api/datasets/{ds}/annotations/", None),
+                            ("post", f"/api/datasets/{ds}/annotations/", {"example": example, "label": "true"})],
+        "api-annotations-undo": [("post", f"/api/datasets/{ds}/annotations/undo/", {})],
+        "api-spotchecks": [("post", f"/api/datasets/{ds}/spotchecks/", {"gold": ls, "size": 2})],
+        "api-spotcheck": [("get", f"/api/spotchecks/{check}/", None)],
+        "api-spotcheck-answers": [("post", f"/api/spotchecks/{check}/answers/", {"example": example, "label": "true"})],
         "api-dataset": [("get", f"/api/datasets/{ds}/", None), ("patch", f"/api/datasets/{ds}/", {"name": "x"}),
                         ("delete", f"/api/datasets/{ds}/", None)],
         "api-dataset-examples": [("get", f"/api/datasets/{ds}/examples/", None)],
@@ -51,11 +63,14 @@ def _api_names() -> set[str]:
 
 @pytest.fixture
 def world(dataset, viewer, owner):
+    from webapp.review.services import create_spot_check
     from webapp.runs.services import create_run
 
     gold = dataset.label_sets.get(kind="gold")
     run = create_run(user=owner, dataset=dataset, hyperparameters={"iterations": 1})
-    return dataset.pk, gold.pk, viewer.pk, run.pk
+    check = create_spot_check(user=owner, dataset=dataset, gold=gold, size=4)
+    example = check.items.first().example_id
+    return dataset.pk, gold.pk, viewer.pk, run.pk, check.pk, example
 
 
 def test_every_api_endpoint_has_a_permission_case(world):
@@ -92,7 +107,10 @@ def test_anonymous_gets_401_on_every_endpoint(world):
 
 VIEWER_WRITES = {("api-dataset", "patch"), ("api-dataset", "delete"), ("api-dataset-labelsets", "post"),
                  ("api-dataset-members", "post"), ("api-dataset-member", "patch"), ("api-dataset-member", "delete"),
-                 ("api-labelset", "delete"), ("api-run-cancel", "post"), ("api-run-resume", "post")}
+                 ("api-labelset", "delete"), ("api-run-cancel", "post"), ("api-run-resume", "post"),
+                 ("api-verdicts", "post"), ("api-verdicts-undo", "post"), ("api-annotations", "get"),
+                 ("api-annotations", "post"), ("api-annotations-undo", "post"), ("api-spotchecks", "post"),
+                 ("api-spotcheck-answers", "post")}
 
 
 def test_viewer_reads_but_cannot_write(world, viewer):
@@ -145,7 +163,7 @@ def test_reviewer_imports_but_only_owner_deletes_gold(dataset):
     assert client.delete(f"/api/datasets/{dataset.pk}/").status_code == 403
 
 
-def _pages(ds, ls, member_id, run):
+def _pages(ds, ls, member_id, run, check, example):
     return [
         ("get", f"/datasets/{ds}/"),
         ("get", f"/datasets/{ds}/examples/"),
@@ -163,6 +181,21 @@ def _pages(ds, ls, member_id, run):
         ("get", f"/runs/{run}/"),
         ("post", f"/runs/{run}/cancel/"),
         ("post", f"/runs/{run}/resume/"),
+        ("get", f"/datasets/{ds}/review/"),
+        ("post", f"/datasets/{ds}/review/verdict/"),
+        ("post", f"/datasets/{ds}/review/undo/"),
+        ("get", f"/datasets/{ds}/review/verdicts/download/"),
+        ("get", f"/datasets/{ds}/agreement/"),
+        ("get", f"/datasets/{ds}/agreement/download/"),
+        ("get", f"/datasets/{ds}/spotchecks/"),
+        ("post", f"/datasets/{ds}/spotchecks/new/"),
+        ("get", f"/spotchecks/{check}/"),
+        ("post", f"/spotchecks/{check}/answer/"),
+        ("get", f"/spotchecks/{check}/result/"),
+        ("post", f"/spotchecks/{check}/correct/"),
+        ("get", f"/datasets/{ds}/annotate/"),
+        ("post", f"/datasets/{ds}/annotate/label/"),
+        ("post", f"/datasets/{ds}/annotate/undo/"),
     ]
 
 
@@ -170,7 +203,7 @@ def test_every_dataset_page_has_a_permission_case(world):
     resolver = get_resolver()
     page_names = {
         f"{pattern.namespace}:{sub.name}" for pattern in resolver.url_patterns
-        for sub in getattr(pattern, "url_patterns", []) if getattr(pattern, "namespace", None) in ("datasets", "runs")
+        for sub in getattr(pattern, "url_patterns", []) if getattr(pattern, "namespace", None) in ("datasets", "runs", "review")
     }
     covered = {resolver.resolve(url.split("?")[0]).view_name for _, url in _pages(*world)}
     assert page_names - {"datasets:list", "datasets:new", "datasets:confirm"} == covered
@@ -191,7 +224,7 @@ def test_pages_hide_datasets_from_strangers_and_anonymous(client, world, strange
 def test_viewer_pages_refuse_writes(client, world, viewer):
     client.force_login(viewer)
     before = counts()
-    ds, ls, _, _ = world
+    ds, ls, *_ = world
     assert client.get(f"/datasets/{ds}/").status_code == 200
     assert client.post(f"/datasets/{ds}/delete/").status_code == 403
     assert client.post(f"/labelsets/{ls}/delete/").status_code == 403

@@ -6,6 +6,8 @@ from rest_framework import serializers
 
 from icm_engine.tasks import PRESETS
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
+from webapp.datasets.permissions import visible_fields
+from webapp.review.models import VerdictKind
 from webapp.runs.models import RunMethod, RunStatus
 
 
@@ -77,6 +79,12 @@ class ExampleSerializer(serializers.ModelSerializer):
         model = Example
         fields = ["id", "external_id", "position", "group", "consistency_key", "fields"]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # Annotators label blind: fields that carry labels or answers are not shown to them.
+        data["fields"] = visible_fields(self.context.get("role"), data["fields"])
+        return data
 
 
 class LabelSetSerializer(serializers.ModelSerializer):
@@ -217,3 +225,93 @@ class RunSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
     started = serializers.DateTimeField(allow_null=True)
     finished = serializers.DateTimeField(allow_null=True)
+
+
+class IntervalMixin(serializers.Serializer):
+    n = serializers.IntegerField()
+    ci_low = serializers.FloatField(allow_null=True, help_text="95% interval, lower bound")
+    ci_high = serializers.FloatField(allow_null=True, help_text="95% interval, upper bound")
+
+
+class AccuracySerializer(IntervalMixin):
+    label_set = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True, min_value=0, max_value=1, help_text="a fraction in [0, 1]")
+    confusion = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
+                                      help_text="rows: gold True, gold False; columns: label True, label False")
+
+
+class StratumAccuracySerializer(IntervalMixin):
+    label_set = serializers.IntegerField()
+    stratum = serializers.CharField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+
+
+class KappaSerializer(IntervalMixin):
+    first = serializers.IntegerField()
+    second = serializers.IntegerField()
+    kappa = serializers.FloatField(allow_null=True)
+
+
+class McNemarSerializer(serializers.Serializer):
+    first = serializers.IntegerField(help_text="the model label set")
+    second = serializers.IntegerField(help_text="the human label set")
+    n = serializers.IntegerField()
+    table = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
+    only_first_correct = serializers.IntegerField()
+    only_second_correct = serializers.IntegerField()
+    statistic = serializers.FloatField(required=False)
+    p_value = serializers.FloatField(allow_null=True, help_text="exact (binomial) two-sided p-value")
+
+
+class AgreementReportSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    gold = serializers.DictField(allow_null=True)
+    label_sets = serializers.ListField(child=serializers.DictField())
+    stratified_by = serializers.CharField()
+    accuracy = AccuracySerializer(many=True)
+    by_stratum = StratumAccuracySerializer(many=True)
+    kappa = KappaSerializer(many=True)
+    mcnemar = McNemarSerializer(many=True)
+
+
+class VerdictSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    example = serializers.IntegerField(help_text="the example's database id")
+    example_id = serializers.CharField(read_only=True)
+    verdict = serializers.ChoiceField(choices=VerdictKind.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    user = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(read_only=True)
+    retracted = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class AnnotationSerializer(serializers.Serializer):
+    example = serializers.IntegerField(help_text="the example's database id")
+    label = serializers.BooleanField()
+
+
+class AnnotationNextSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    example = ExampleSerializer(allow_null=True)
+
+
+class SpotCheckCreateSerializer(serializers.Serializer):
+    gold = serializers.IntegerField()
+    size = serializers.IntegerField(min_value=1)
+    seed = serializers.IntegerField(default=0)
+
+
+class SpotCheckSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    gold = serializers.IntegerField()
+    size = serializers.IntegerField()
+    seed = serializers.IntegerField()
+    items = serializers.ListField(child=serializers.IntegerField(), help_text="example ids of the sample")
+    judgments = serializers.IntegerField()
+    disagreements = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)

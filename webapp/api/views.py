@@ -15,9 +15,12 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from webapp.datasets import selectors, services
+from webapp.datasets import permissions, selectors, services
 from webapp.datasets.exports import FORMATS, dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
+from webapp.review import exports as review_exports
+from webapp.review import selectors as review_selectors
+from webapp.review import services as review_services
 from webapp.runs import selectors as run_selectors
 from webapp.runs import services as run_services
 from webapp.runs import views as run_views
@@ -120,7 +123,11 @@ class DatasetExamplesView(generics.ListAPIView):
 
     def get_queryset(self):
         dataset = selectors.get_dataset(self.request.user, self.kwargs["pk"])
+        self.role = selectors.role_of(self.request.user, dataset)
         return selectors.examples_of(dataset, self.request.query_params.get("search", ""))
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "role": getattr(self, "role", None)}
 
     @extend_schema(parameters=[OpenApiParameter("search", str, description="text in any field, or an exact id")])
     def get(self, request, *args, **kwargs):
@@ -134,7 +141,8 @@ class DatasetLabelSetsView(generics.GenericAPIView):
     @extend_schema(responses=s.LabelSetSerializer(many=True))
     def get(self, request, pk: int):
         dataset = selectors.get_dataset(request.user, pk)
-        return Response(s.LabelSetSerializer(selectors.label_sets_with_counts(dataset), many=True).data)
+        label_sets = selectors.label_sets_with_counts(dataset, request.user)
+        return Response(s.LabelSetSerializer(label_sets, many=True).data)
 
     @extend_schema(
         request={"multipart/form-data": s.LabelSetImportSerializer},
@@ -158,7 +166,9 @@ class DatasetExportView(APIView):
     @extend_schema(parameters=[FORMAT_PARAM], responses=DOWNLOAD)
     def get(self, request, pk: int):
         """The whole dataset: every example's fields and one column per label set."""
-        return dataset_export(selectors.get_dataset(request.user, pk), _format(request))
+        dataset = selectors.get_dataset(request.user, pk)
+        permissions.require_label_reader(selectors.role_of(request.user, dataset))
+        return dataset_export(dataset, _format(request))
 
 
 class DatasetMembersView(generics.GenericAPIView):
@@ -292,3 +302,173 @@ class RunResumeView(APIView):
         """Queue a failed or cancelled run again; it continues from its last checkpoint."""
         run = run_services.resume_run(user=request.user, run=run_selectors.get_run(request.user, pk))
         return Response(run_selectors.snapshot(run))
+
+
+# -- review -------------------------------------------------------------------------------------------------------
+
+def _label_reader(request, pk: int):
+    dataset = selectors.get_dataset(request.user, pk)
+    permissions.require_label_reader(selectors.role_of(request.user, dataset))
+    return dataset
+
+
+def _ids(raw: str | None, name: str) -> list[int]:
+    try:
+        return [int(x) for x in (raw or "").split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError({name: "give label set ids separated by commas"}) from None
+
+
+def _report_inputs(request, dataset):
+    sets = [review_selectors.readable_label_set(request.user, dataset, x)
+            for x in _ids(request.query_params.get("labelsets"), "labelsets")]
+    gold_ids = _ids(request.query_params.get("gold"), "gold")
+    gold = review_selectors.readable_label_set(request.user, dataset, gold_ids[0]) if gold_ids else \
+        selectors.latest_gold(dataset)
+    if gold is not None and gold.kind != "gold":
+        raise ValidationError({"gold": "not a gold label set"})
+    return sets, gold
+
+
+REPORT_PARAMS = [
+    OpenApiParameter("labelsets", str, description="label set ids, comma-separated"),
+    OpenApiParameter("gold", int, description="the gold label set (any version; default: the latest)"),
+]
+
+
+class AgreementView(APIView):
+    @extend_schema(parameters=REPORT_PARAMS, responses=s.AgreementReportSerializer)
+    def get(self, request, pk: int):
+        """Accuracy against gold with 95% Wilson intervals and confusion matrices, Cohen's kappa with intervals
+        for every pair, McNemar's exact test of each model set against each human set, per category."""
+        dataset = _label_reader(request, pk)
+        sets, gold = _report_inputs(request, dataset)
+        return Response(review_selectors.agreement_report(dataset, sets, gold))
+
+
+class AgreementExportView(APIView):
+    @extend_schema(parameters=[*REPORT_PARAMS, OpenApiParameter("format", str, enum=["json", "csv"])],
+                   responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, pk: int):
+        dataset = _label_reader(request, pk)
+        sets, gold = _report_inputs(request, dataset)
+        return review_exports.report_response(review_selectors.agreement_report(dataset, sets, gold),
+                                              request.query_params.get("format"))
+
+
+def _verdict_data(v) -> dict:
+    return {"id": v.pk, "example": v.example_id, "example_id": v.example.external_id, "verdict": v.verdict,
+            "note": v.note, "user": v.user.get_username(), "created": v.created, "retracted": v.retracted}
+
+
+class VerdictsView(APIView):
+    @extend_schema(responses=s.VerdictSerializer(many=True))
+    def get(self, request, pk: int):
+        dataset = _label_reader(request, pk)
+        return Response(s.VerdictSerializer([_verdict_data(v) for v in review_selectors.verdicts_of(dataset)],
+                                            many=True).data)
+
+    @extend_schema(request=s.VerdictSerializer, responses={201: s.VerdictSerializer})
+    def post(self, request, pk: int):
+        """A verdict on an item. Every verdict is kept, with who and when; another reviewer's stays too."""
+        dataset = _label_reader(request, pk)
+        ser = s.VerdictSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        example = selectors.get_example(dataset, ser.validated_data["example"])
+        verdict = review_services.give_verdict(user=request.user, dataset=dataset, example=example,
+                                               verdict=ser.validated_data["verdict"],
+                                               note=ser.validated_data["note"])
+        return Response(s.VerdictSerializer(_verdict_data(verdict)).data, status=status.HTTP_201_CREATED)
+
+
+class VerdictUndoView(APIView):
+    @extend_schema(request=None, responses={200: s.VerdictSerializer, 204: None})
+    def post(self, request, pk: int):
+        """Retract your own most recent verdict in this dataset (it stays in the history, marked retracted)."""
+        dataset = _label_reader(request, pk)
+        verdict = review_services.undo_last_verdict(user=request.user, dataset=dataset)
+        if verdict is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(s.VerdictSerializer(_verdict_data(verdict)).data)
+
+
+class VerdictsExportView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
+                   responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request, pk: int):
+        return review_exports.verdicts_response(_label_reader(request, pk), request.query_params.get("format"))
+
+
+class AnnotationsView(APIView):
+    @extend_schema(responses=s.AnnotationNextSerializer)
+    def get(self, request, pk: int):
+        """The next example for you to label blind (fields that carry labels are left out), and your progress."""
+        dataset = selectors.get_dataset(request.user, pk)
+        role = selectors.role_of(request.user, dataset)
+        permissions.require(role, permissions.ANNOTATE, "Labeling")
+        own = review_services.annotation_set(request.user, dataset)
+        done = set(own.labels.values_list("example_id", flat=True)) if own else set()
+        examples = selectors.examples_of(dataset)
+        nxt = examples.exclude(pk__in=done).first()
+        data = {"done": len(done), "total": examples.count(),
+                "example": s.ExampleSerializer(nxt, context={"role": role}).data if nxt else None}
+        return Response(data)
+
+    @extend_schema(request=s.AnnotationSerializer, responses={201: s.AnnotationSerializer})
+    def post(self, request, pk: int):
+        dataset = selectors.get_dataset(request.user, pk)
+        ser = s.AnnotationSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        example = selectors.get_example(dataset, ser.validated_data["example"])
+        review_services.annotate(user=request.user, dataset=dataset, example=example,
+                                 value=ser.validated_data["label"])
+        return Response(ser.validated_data, status=status.HTTP_201_CREATED)
+
+
+class AnnotationUndoView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, pk: int):
+        """Remove your most recent blind label."""
+        dataset = selectors.get_dataset(request.user, pk)
+        permissions.require(selectors.role_of(request.user, dataset), permissions.ANNOTATE, "Labeling")
+        review_services.undo_annotation(user=request.user, dataset=dataset)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _spot_check_data(check) -> dict:
+    result = review_selectors.spot_check_result(check)
+    return {"id": check.pk, "gold": check.gold_id, "size": check.size, "seed": check.seed,
+            "items": list(check.items.values_list("example_id", flat=True)),
+            **{k: result[k] for k in ("judgments", "disagreements", "error_rate", "ci_low", "ci_high")}}
+
+
+class SpotChecksView(APIView):
+    @extend_schema(request=s.SpotCheckCreateSerializer, responses={201: s.SpotCheckSerializer})
+    def post(self, request, pk: int):
+        """Draw a random sample of the gold set, stratified by gold label, for blind review."""
+        dataset = _label_reader(request, pk)
+        ser = s.SpotCheckCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        gold = review_selectors.readable_label_set(request.user, dataset, ser.validated_data["gold"])
+        check = review_services.create_spot_check(user=request.user, dataset=dataset, gold=gold,
+                                                  size=ser.validated_data["size"], seed=ser.validated_data["seed"])
+        return Response(_spot_check_data(check), status=status.HTTP_201_CREATED)
+
+
+class SpotCheckDetailView(APIView):
+    @extend_schema(responses=s.SpotCheckSerializer)
+    def get(self, request, pk: int):
+        """The sample and the gold error rate so far, with its 95% Wilson interval."""
+        return Response(_spot_check_data(review_selectors.get_spot_check(request.user, pk)))
+
+
+class SpotCheckAnswerView(APIView):
+    @extend_schema(request=s.AnnotationSerializer, responses={201: s.AnnotationSerializer})
+    def post(self, request, pk: int):
+        """Your blind label for one example of the sample."""
+        check = review_selectors.get_spot_check(request.user, pk)
+        ser = s.AnnotationSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        item = review_selectors.get_spot_check_item(check, ser.validated_data["example"])
+        review_services.answer_spot_check(user=request.user, item=item, value=ser.validated_data["label"])
+        return Response(ser.validated_data, status=status.HTTP_201_CREATED)

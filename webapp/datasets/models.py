@@ -94,6 +94,7 @@ class LabelSetSource(models.TextChoices):
     IMPORT = "import", "Imported file"
     RUN = "run", "Run"
     ANNOTATION = "annotation", "Annotation"
+    ADJUDICATION = "adjudication", "Adjudicated correction"
 
 
 class LabelSet(models.Model):

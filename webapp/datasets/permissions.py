@@ -26,3 +26,24 @@ def allows(role: str | None, needed: str) -> bool:
 def require(role: str | None, needed: str, action: str) -> None:
     if not allows(role, needed):
         raise PermissionDenied(f"{action} needs the {Role(needed).label.lower()} role or higher in this dataset")
+
+
+# Annotators label blind: they never read another label set (gold, model, other people's), nor the
+# fields of an example that carry labels or answers.
+LABEL_READERS = (Role.OWNER, Role.REVIEWER, Role.VIEWER)
+LABEL_LIKE_FIELDS = frozenset({"candidate_label", "confidence", "ref_cot", "ref_answer", "is_liberal"})
+
+
+def reads_labels(role: str | None) -> bool:
+    return role in LABEL_READERS
+
+
+def require_label_reader(role: str | None) -> None:
+    if role is not None and not reads_labels(role):
+        raise PermissionDenied("annotators label blind: label sets are not shown to them")
+
+
+def visible_fields(role: str | None, fields: dict) -> dict:
+    if reads_labels(role):
+        return fields
+    return {k: v for k, v in fields.items() if k not in LABEL_LIKE_FIELDS}

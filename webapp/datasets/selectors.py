@@ -9,7 +9,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subq
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership
+from .models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -51,10 +51,21 @@ def role_of(user: User, dataset: Dataset) -> str | None:
     return Membership.objects.filter(dataset=dataset, user=user).values_list("role", flat=True).first()
 
 
+def blind_dataset_ids(user: User) -> QuerySet:
+    """Datasets where the user is an annotator, and so labels blind."""
+    return Membership.objects.filter(user=user, role=Role.ANNOTATOR).values("dataset_id")
+
+
 def label_sets_for_user(user: User) -> QuerySet[LabelSet]:
+    """Label sets the user may read: all of their datasets' sets, except that an annotator sees only
+    the sets they made themselves."""
     if not user.is_authenticated:
         return LabelSet.objects.none()
-    return LabelSet.objects.filter(dataset__memberships__user=user).select_related("dataset", "created_by", "annotator")
+    return (
+        LabelSet.objects.filter(dataset__memberships__user=user)
+        .exclude(Q(dataset_id__in=blind_dataset_ids(user)) & ~Q(annotator=user))
+        .select_related("dataset", "created_by", "annotator")
+    )
 
 
 def get_label_set(user: User, pk: Any) -> LabelSet:
@@ -64,10 +75,14 @@ def get_label_set(user: User, pk: Any) -> LabelSet:
         raise Http404("No such label set.") from None
 
 
-def label_sets_with_counts(dataset: Dataset) -> QuerySet[LabelSet]:
-    """The dataset's label sets with how many labels each holds and how many are True."""
+def label_sets_with_counts(dataset: Dataset, user: User | None = None) -> QuerySet[LabelSet]:
+    """The dataset's label sets (those `user` may read, when given) with how many labels each holds and
+    how many are True."""
+    qs = LabelSet.objects.filter(dataset=dataset)
+    if user is not None:
+        qs = qs.filter(pk__in=label_sets_for_user(user).filter(dataset=dataset).values("pk"))
     return (
-        LabelSet.objects.filter(dataset=dataset)
+        qs
         .select_related("created_by", "annotator")
         .annotate(
             n_labels=Count("labels"),
@@ -116,3 +131,10 @@ def get_membership(dataset: Dataset, user_id: Any) -> Membership:
         return Membership.objects.select_related("dataset", "user").get(dataset=dataset, user_id=user_id)
     except (Membership.DoesNotExist, ValueError, TypeError):
         raise Http404("No such member.") from None
+
+
+def get_example(dataset: Dataset, pk: Any) -> Example:
+    try:
+        return Example.objects.get(dataset=dataset, pk=pk)
+    except (Example.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such example in this dataset.") from None

@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
 
-from icm_engine.examples import DataError, Problem
+from icm_engine.examples import DataError, Problem, parse_label
 
 from . import permissions
 from .models import (
@@ -110,7 +110,51 @@ def create_dataset_from_parsed(
                  for ex_id, value in parsed.loaded.gold.items()),
                 batch_size=BULK,
             )
+        _import_votes(dataset, parsed, owner)
     return dataset
+
+
+def _votes(parsed: ParsedDataset) -> list[dict[str, bool]]:
+    """The individual human votes of the paper's Alpaca files: `candidate_label` on the first row of each
+    comparison holds every annotator's vote; the swapped row of the same comparison gets the opposite."""
+    examples = parsed.loaded.examples
+    if parsed.task.consistency != "asymmetric" or not any("candidate_label" in ex.fields for ex in examples):
+        return []
+    by_group: dict[str, list] = {}
+    for ex in examples:
+        by_group.setdefault(ex.group, []).append(ex)
+    voters: list[dict[str, bool]] = []
+    for members in by_group.values():
+        first = next((ex for ex in members if isinstance(ex.fields.get("candidate_label"), list)), None)
+        if first is None:
+            continue
+        for k, vote in enumerate(first.fields["candidate_label"]):
+            try:
+                value = parse_label(vote)
+            except ValueError:
+                continue
+            while len(voters) <= k:
+                voters.append({})
+            voters[k][str(first.id)] = value
+            for other in members:
+                if other is not first and len(members) == 2:
+                    voters[k][str(other.id)] = not value
+    return voters
+
+
+def _import_votes(dataset: Dataset, parsed: ParsedDataset, owner: AbstractBaseUser) -> None:
+    voters = _votes(parsed)
+    if not voters:
+        return
+    ids = dict(Example.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+    for k, votes in enumerate(voters, start=1):
+        label_set = LabelSet.objects.create(
+            dataset=dataset, kind=LabelSetKind.HUMAN, name=f"human vote {k}", version=1,
+            source=LabelSetSource.FILE, source_name=parsed.filename, created_by=owner,
+            configuration={"from": "candidate_label", "vote": k}, partial=len(votes) < len(ids),
+        )
+        Label.objects.bulk_create((Label(label_set=label_set, example_id=ids[ex], value=v) for ex, v in votes.items()),
+                                  batch_size=BULK)
 
 
 def stage_upload(

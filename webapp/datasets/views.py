@@ -70,8 +70,8 @@ def dataset_confirm(request: HttpRequest) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, dataset, import_form=None, problems=None) -> dict:
     role = selectors.role_of(request.user, dataset)
-    label_sets = list(selectors.label_sets_with_counts(dataset))
-    gold = selectors.latest_gold(dataset)
+    label_sets = list(selectors.label_sets_with_counts(dataset, request.user))
+    gold = selectors.latest_gold(dataset) if permissions.reads_labels(role) else None
     for ls in label_sets:
         ls.gold_agreement = selectors.agreement(ls, gold) if gold and ls.pk != gold.pk else None
     return {
@@ -79,6 +79,7 @@ def _detail_context(request: HttpRequest, dataset, import_form=None, problems=No
         "role": role,
         "can_write": permissions.allows(role, permissions.WRITE_LABELS),
         "can_manage": permissions.allows(role, permissions.MANAGE),
+        "reads_labels": permissions.reads_labels(role),
         "label_sets": label_sets,
         "gold": gold,
         "members": selectors.members_of(dataset),
@@ -94,6 +95,9 @@ def _detail_context(request: HttpRequest, dataset, import_form=None, problems=No
 def _examples_context(request: HttpRequest, dataset) -> dict:
     query = request.GET.get("q", "")[:200]
     page = Paginator(selectors.examples_of(dataset, query), EXAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    role = selectors.role_of(request.user, dataset)
+    for ex in page:
+        ex.shown_fields = permissions.visible_fields(role, ex.fields)
     return {"dataset": dataset, "page": page, "q": query}
 
 
@@ -136,7 +140,9 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     fmt = request.GET.get("format", "jsonl")
     if fmt not in FORMATS:
         return HttpResponseBadRequest("format must be jsonl or csv")
-    return dataset_export(selectors.get_dataset(request.user, pk), fmt)
+    dataset = selectors.get_dataset(request.user, pk)
+    permissions.require_label_reader(selectors.role_of(request.user, dataset))
+    return dataset_export(dataset, fmt)
 
 
 @require_POST

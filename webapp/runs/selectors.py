@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from webapp.datasets.models import Dataset
-from webapp.datasets.selectors import User
+from webapp.datasets.selectors import User, blind_dataset_ids
 
 from .models import Run, RunMethod, RunStatus
 
@@ -16,7 +16,12 @@ from .models import Run, RunMethod, RunStatus
 def runs_for_user(user: User) -> QuerySet[Run]:
     if not user.is_authenticated:
         return Run.objects.none()
-    return Run.objects.filter(dataset__memberships__user=user).select_related("dataset", "created_by", "label_set")
+    # Annotators label blind: a run's progress and labels are model labels, so they see no runs.
+    return (
+        Run.objects.filter(dataset__memberships__user=user)
+        .exclude(dataset_id__in=blind_dataset_ids(user))
+        .select_related("dataset", "created_by", "label_set")
+    )
 
 
 def get_run(user: User, pk: Any) -> Run:

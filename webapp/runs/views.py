@@ -18,9 +18,16 @@ from .models import RunMethod
 from .selectors import plot_points, snapshot
 
 
+def _dataset_for_runs(request: HttpRequest, pk: int):
+    """The dataset, for users who may see its runs (annotators label blind and see none)."""
+    dataset = get_dataset(request.user, pk)
+    permissions.require_label_reader(role_of(request.user, dataset))
+    return dataset
+
+
 @require_GET
 def run_list(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = get_dataset(request.user, pk)
+    dataset = _dataset_for_runs(request, pk)
     return render(request, "runs/list.html", {
         "dataset": dataset, "runs": selectors.runs_of(dataset),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
@@ -30,7 +37,7 @@ def run_list(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The dataset page's runs section (loaded by htmx): ICM beside the baselines, and the latest runs."""
-    dataset = get_dataset(request.user, pk)
+    dataset = _dataset_for_runs(request, pk)
     return render(request, "runs/_panel.html", {
         "dataset": dataset, "runs": selectors.runs_of(dataset)[:10], "comparison": selectors.comparison(dataset),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),

@@ -1,0 +1,259 @@
+"""Reads for review: disagreement queues, items with their context, spot-check results, the agreement report."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from icm_engine.consistency import ConsistencyRule
+from icm_engine.examples import Example as EngineExample
+from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind
+from webapp.datasets.selectors import User, label_sets_for_user
+
+from . import stats
+from .models import SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict
+
+
+def _labels(label_set: LabelSet) -> dict[int, tuple[bool, float | None]]:
+    return {ex: (v, s) for ex, v, s in Label.objects.filter(label_set=label_set).values_list("example_id", "value",
+                                                                                            "score")}
+
+
+def readable_label_set(user: User, dataset: Dataset, pk: Any) -> LabelSet:
+    try:
+        return label_sets_for_user(user).get(pk=pk, dataset=dataset)
+    except (LabelSet.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such label set in this dataset.") from None
+
+
+def default_sets(user: User, dataset: Dataset) -> dict[str, LabelSet | None]:
+    sets = label_sets_for_user(user).filter(dataset=dataset).order_by("-created", "-id")
+    return {"model": sets.filter(kind=LabelSetKind.ICM).first(), "gold": sets.filter(kind=LabelSetKind.GOLD).first()}
+
+
+def _mark(value: bool | None) -> str:
+    return "-" if value is None else ("T" if value else "F")
+
+
+@dataclass
+class Comparison:
+    """Examples labeled by the model set and gold, with every compared set's label, in contingency cells."""
+
+    model: LabelSet
+    gold: LabelSet
+    humans: list[LabelSet]
+    labels: dict[int, dict[int, bool]] = field(default_factory=dict)  # label set pk -> example pk -> value
+    scores: dict[int, float | None] = field(default_factory=dict)  # example pk -> the model set's score
+    cells: dict[str, list[int]] = field(default_factory=dict)  # cell key -> example pks, most informative first
+
+    @property
+    def sets(self) -> list[LabelSet]:
+        return [self.model, self.gold, *self.humans]
+
+    def cell_of(self, example_id: int) -> str:
+        return "".join(_mark(self.labels[ls.pk].get(example_id)) for ls in self.sets)
+
+    def cell_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for key in sorted(self.cells, key=lambda k: (k[0] == k[1], k)):
+            rows.append({"key": key, "count": len(self.cells[key]), "disagree": key[0] != key[1],
+                         "values": [{"set": ls, "mark": key[i]} for i, ls in enumerate(self.sets)]})
+        return rows
+
+
+def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparison:
+    comp = Comparison(model, gold, humans)
+    model_labels = _labels(model)
+    comp.labels = {model.pk: {k: v for k, (v, _) in model_labels.items()}}
+    comp.scores = {k: s for k, (_, s) in model_labels.items()}
+    for ls in [gold, *humans]:
+        comp.labels[ls.pk] = {k: v for k, (v, _) in _labels(ls).items()}
+    both = [ex for ex in comp.labels[model.pk] if ex in comp.labels[gold.pk]]
+    cells: dict[str, list[int]] = defaultdict(list)
+    for ex in both:
+        cells[comp.cell_of(ex)].append(ex)
+    # Most informative first: where the model is most confident (|leave-one-out score|), a disagreement
+    # with gold is most likely a gold error, or a confident model error.
+    for _key, members in cells.items():
+        members.sort(key=lambda ex: (-abs(comp.scores.get(ex) or 0.0), ex))
+    comp.cells = dict(cells)
+    return comp
+
+
+def item_context(comp: Comparison, dataset: Dataset, example: Example) -> dict[str, Any]:
+    """One queue item: its fields, its group's siblings with every compared label, rule conflicts, verdicts."""
+    members = list(Example.objects.filter(dataset=dataset, group=example.group).order_by("position"))
+    engine = [EngineExample(uid=i, id=m.external_id, fields={}, group=m.group, key=m.consistency_key)
+              for i, m in enumerate(members)]
+    rule = ConsistencyRule(engine, dataset.consistency.partition(":")[0])
+    model_labels = [comp.labels[comp.model.pk].get(m.pk) for m in members]
+    me = next(i for i, m in enumerate(members) if m.pk == example.pk)
+    conflicts = [
+        {"with": members[c.j if c.i == me else c.i].external_id, "kind": c.kind}
+        for c in rule.conflicts(model_labels) if me in (c.i, c.j)
+    ]
+    siblings = [{"example": m, "labels": [comp.labels[ls.pk].get(m.pk) for ls in comp.sets],
+                 "score": comp.scores.get(m.pk), "is_item": m.pk == example.pk} for m in members]
+    return {
+        "example": example,
+        "labels": [{"set": ls, "value": comp.labels[ls.pk].get(example.pk)} for ls in comp.sets],
+        "score": comp.scores.get(example.pk),
+        "siblings": siblings,
+        "conflicts": conflicts,
+        "rule": dataset.consistency,
+        "verdicts": Verdict.objects.filter(example=example).select_related("user").order_by("created"),
+    }
+
+
+def verdicts_of(dataset: Dataset) -> QuerySet[Verdict]:
+    return Verdict.objects.filter(dataset=dataset).select_related("user", "example").order_by("created", "id")
+
+
+# -- spot checks -------------------------------------------------------------------------------------------------
+
+def spot_check_items_for(user: User, spot_check: SpotCheck) -> list[dict[str, Any]]:
+    answers = dict(SpotCheckAnswer.objects.filter(item__spot_check=spot_check, user=user)
+                   .values_list("item_id", "value"))
+    return [{"item": item, "answer": answers.get(item.pk)}
+            for item in SpotCheckItem.objects.filter(spot_check=spot_check).select_related("example")]
+
+
+def spot_check_result(spot_check: SpotCheck) -> dict[str, Any]:
+    """The gold error rate: the share of (item, reviewer) judgments that contradict gold, with a 95% Wilson
+    interval; items where every reviewer contradicts gold are the candidates for correction."""
+    gold = dict(Label.objects.filter(label_set=spot_check.gold).values_list("example_id", "value"))
+    per_item: dict[int, list[bool]] = defaultdict(list)
+    judged = SpotCheckAnswer.objects.filter(item__spot_check=spot_check).values_list("item__example_id", "value")
+    for ex, value in judged:
+        per_item[ex].append(value)
+    judgments = [(ex, v) for ex, values in per_item.items() for v in values if ex in gold]
+    wrong = sum(1 for ex, v in judgments if v != gold[ex])
+    lo, hi = stats.wilson(wrong, len(judgments))
+    candidates = [ex for ex, values in per_item.items() if ex in gold and all(v != gold[ex] for v in values)]
+    return {
+        "items": spot_check.items.count(),
+        "judged_items": len(per_item),
+        "judgments": len(judgments),
+        "disagreements": wrong,
+        "error_rate": wrong / len(judgments) if judgments else None,
+        "ci_low": lo,
+        "ci_high": hi,
+        "candidates": candidates,
+        "gold": gold,
+    }
+
+
+# -- the agreement report ---------------------------------------------------------------------------------------
+
+def _category_field(dataset: Dataset) -> str | None:
+    for name in ("category", "hh_type", "preference_type"):
+        if name in dataset.field_names:
+            return name
+    return None
+
+
+def agreement_report(dataset: Dataset, label_sets: list[LabelSet], gold: LabelSet | None) -> dict[str, Any]:
+    """Accuracy against gold with Wilson intervals, confusion matrices, pairwise Cohen's kappa with intervals,
+    McNemar's exact test of each model set against each human set, and the same accuracies per category
+    (or per consistency-group size)."""
+    values = {ls.pk: dict(Label.objects.filter(label_set=ls).values_list("example_id", "value"))
+              for ls in [*label_sets, *([gold] if gold else [])]}
+    examples = {pk: (fields, group) for pk, fields, group in
+                Example.objects.filter(dataset=dataset).values_list("pk", "fields", "group")}
+    group_size: dict[str, int] = defaultdict(int)
+    for _, group in examples.values():
+        group_size[group] += 1
+    cat_field = _category_field(dataset)
+
+    def stratum(ex: int) -> str:
+        fields, group = examples[ex]
+        if cat_field:
+            return str(fields.get(cat_field))
+        return f"group of {group_size[group]}"
+
+    report: dict[str, Any] = {
+        "dataset": dataset.pk,
+        "gold": None if gold is None else {"id": gold.pk, "name": gold.name, "version": gold.version},
+        "label_sets": [{"id": ls.pk, "name": ls.name, "version": ls.version, "kind": ls.kind} for ls in label_sets],
+        "accuracy": [], "kappa": [], "mcnemar": [], "by_stratum": [],
+        "stratified_by": cat_field or "group size",
+    }
+    if gold is not None:
+        g = values[gold.pk]
+        for ls in label_sets:
+            shared = [ex for ex in values[ls.pk] if ex in g]
+            pred, truth = [values[ls.pk][ex] for ex in shared], [g[ex] for ex in shared]
+            row = {"label_set": ls.pk, **stats.accuracy(pred, truth), "confusion": stats.confusion(pred, truth)}
+            report["accuracy"].append(row)
+            strata: dict[str, list[int]] = defaultdict(list)
+            for ex in shared:
+                strata[stratum(ex)].append(ex)
+            for name in sorted(strata):
+                members = strata[name]
+                report["by_stratum"].append({"label_set": ls.pk, "stratum": name, **stats.accuracy(
+                    [values[ls.pk][ex] for ex in members], [g[ex] for ex in members])})
+        models = [ls for ls in label_sets if ls.kind in (LabelSetKind.ICM, LabelSetKind.BASELINE)]
+        humans = [ls for ls in label_sets if ls.kind == LabelSetKind.HUMAN]
+        for m in models:
+            for h in humans:
+                shared = [ex for ex in values[m.pk] if ex in values[h.pk] and ex in g]
+                report["mcnemar"].append({"first": m.pk, "second": h.pk, **stats.mcnemar_exact(
+                    [values[m.pk][ex] == g[ex] for ex in shared], [values[h.pk][ex] == g[ex] for ex in shared])})
+    everyone = [*label_sets, *([gold] if gold else [])]
+    for i, a in enumerate(everyone):
+        for b in everyone[i + 1:]:
+            shared = [ex for ex in values[a.pk] if ex in values[b.pk]]
+            report["kappa"].append({"first": a.pk, "second": b.pk, **stats.kappa(
+                [values[a.pk][ex] for ex in shared], [values[b.pk][ex] for ex in shared])})
+    return report
+
+
+def accuracy_plot(report: dict[str, Any], names: dict[int, str], width: int = 560, row: int = 26) -> list[dict]:
+    """Rows for an SVG dot-and-interval plot of each set's accuracy (x in pixels over 0..1)."""
+    out = []
+    for i, acc in enumerate(report["accuracy"]):
+        if acc["accuracy"] is None or math.isnan(acc["accuracy"]):
+            continue
+        out.append({"y": 14 + i * row, "name": names.get(acc["label_set"], str(acc["label_set"])),
+                    "x": round(acc["accuracy"] * width, 1), "lo": round(acc["ci_low"] * width, 1),
+                    "hi": round(acc["ci_high"] * width, 1), "acc": acc["accuracy"]})
+    return out
+
+
+def annotator_progress(dataset: Dataset, total: int) -> list[dict[str, Any]]:
+    """Each annotator's blind label set: how many examples they labeled, of how many."""
+    from django.db.models import Count
+
+    from webapp.datasets.models import LabelSetSource
+
+    rows = (LabelSet.objects.filter(dataset=dataset, source=LabelSetSource.ANNOTATION)
+            .select_related("annotator").annotate(n=Count("labels")).order_by("annotator__username"))
+    return [{"label_set": ls, "annotator": ls.annotator, "labeled": ls.n, "total": total,
+             "share": ls.n / total if total else None} for ls in rows]
+
+
+def get_spot_check(user: User, pk: Any) -> SpotCheck:
+    """A spot-check of a dataset where the user reads labels (else 404)."""
+    from webapp.datasets.permissions import reads_labels
+    from webapp.datasets.selectors import datasets_for_user
+
+    try:
+        check = SpotCheck.objects.select_related("dataset", "gold").get(pk=pk)
+        dataset = datasets_for_user(user).get(pk=check.dataset_id)
+    except (SpotCheck.DoesNotExist, Dataset.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such spot-check.") from None
+    if not reads_labels(dataset.my_role):
+        raise Http404("No such spot-check.")
+    return check
+
+
+def get_spot_check_item(check: SpotCheck, example_id: Any) -> SpotCheckItem:
+    try:
+        return SpotCheckItem.objects.select_related("spot_check__dataset").get(spot_check=check, example_id=example_id)
+    except (SpotCheckItem.DoesNotExist, ValueError, TypeError):
+        raise Http404("That example is not in this spot-check's sample.") from None

@@ -1,0 +1,64 @@
+"""Agreement statistics on plain arrays (scikit-learn and statsmodels); no Django here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.inter_rater import cohens_kappa
+from statsmodels.stats.proportion import proportion_confint
+
+CLASSES = [True, False]
+
+
+def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
+    """95% Wilson score interval of a proportion."""
+    if n == 0:
+        return None, None
+    lo, hi = proportion_confint(successes, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def accuracy(pred: Sequence[bool], gold: Sequence[bool]) -> dict[str, Any]:
+    n = len(pred)
+    correct = int(sum(p == g for p, g in zip(pred, gold, strict=True)))
+    lo, hi = wilson(correct, n)
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else None, "ci_low": lo, "ci_high": hi}
+
+
+def confusion(pred: Sequence[bool], gold: Sequence[bool]) -> list[list[int]]:
+    """Rows: gold True, gold False; columns: predicted True, predicted False."""
+    if not pred:
+        return [[0, 0], [0, 0]]
+    return confusion_matrix(list(gold), list(pred), labels=CLASSES).tolist()
+
+
+def kappa(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
+    """Cohen's kappa (scikit-learn) with its asymptotic 95% interval (statsmodels)."""
+    n = len(a)
+    if n == 0:
+        return {"n": 0, "kappa": None, "ci_low": None, "ci_high": None}
+    table = confusion_matrix(list(a), list(b), labels=CLASSES)
+    if len(set(a) | set(b)) < 2:
+        # Both raters gave one label to everything: kappa is undefined (no variation to agree on).
+        return {"n": n, "kappa": None, "ci_low": None, "ci_high": None}
+    value = float(cohen_kappa_score(list(a), list(b), labels=CLASSES))
+    result = cohens_kappa(table, return_results=True)
+    lo, hi = float(result.kappa_low), float(result.kappa_upp)
+    return {"n": n, "kappa": value, "ci_low": None if np.isnan(lo) else lo, "ci_high": None if np.isnan(hi) else hi}
+
+
+def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> dict[str, Any]:
+    """McNemar's exact test of two raters' correctness on the same items (discordant pairs b, c)."""
+    a = np.asarray(a_correct, dtype=bool)
+    b = np.asarray(b_correct, dtype=bool)
+    table = [[int(np.sum(a & b)), int(np.sum(a & ~b))], [int(np.sum(~a & b)), int(np.sum(~a & ~b))]]
+    n = len(a)
+    if n == 0:
+        return {"n": 0, "table": table, "only_first_correct": 0, "only_second_correct": 0, "p_value": None}
+    result = mcnemar(table, exact=True)
+    return {"n": n, "table": table, "only_first_correct": table[0][1], "only_second_correct": table[1][0],
+            "statistic": float(result.statistic), "p_value": float(result.pvalue)}

@@ -1,0 +1,268 @@
+"""Review pages: disagreement queues with keyboard verdicts, the agreement dashboard, gold spot-checks,
+blind labeling. Every page checks the user's role in the dataset; annotators see only blind labeling."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from webapp.datasets import permissions
+from webapp.datasets.models import Example, LabelSetKind
+from webapp.datasets.selectors import get_dataset, label_sets_for_user, role_of
+
+from . import exports, selectors, services
+from .models import SpotCheck, SpotCheckItem, VerdictKind
+
+VERDICT_KEYS = [(str(i), kind, label) for i, (kind, label) in enumerate(VerdictKind.choices, start=1)]
+QUEUE_LIST = 50
+
+
+def _reader_dataset(request: HttpRequest, pk: int):
+    dataset = get_dataset(request.user, pk)
+    permissions.require_label_reader(role_of(request.user, dataset))
+    return dataset
+
+
+def _comparison(request: HttpRequest, dataset):
+    """The label sets chosen in the query string (defaults: the latest ICM set and the latest gold)."""
+    defaults = selectors.default_sets(request.user, dataset)
+    model_id, gold_id = request.GET.get("model"), request.GET.get("gold")
+    model = selectors.readable_label_set(request.user, dataset, model_id) if model_id else defaults["model"]
+    gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else defaults["gold"]
+    humans = [selectors.readable_label_set(request.user, dataset, h) for h in request.GET.getlist("humans") if h]
+    if model is None or gold is None:
+        return None
+    return selectors.compare(model, gold, [h for h in humans if h.pk not in (model.pk, gold.pk)])
+
+
+def _query(comp, cell: str | None = None, index: int | None = None) -> str:
+    params: list[tuple[str, str | int]] = [("model", comp.model.pk), ("gold", comp.gold.pk)]
+    params += [("humans", h.pk) for h in comp.humans]
+    if cell is not None:
+        params.append(("cell", cell))
+    if index is not None:
+        params.append(("i", index))
+    return urlencode(params)
+
+
+@require_GET
+def queue(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    role = role_of(request.user, dataset)
+    sets = list(label_sets_for_user(request.user).filter(dataset=dataset).order_by("kind", "name", "version"))
+    comp = _comparison(request, dataset)
+    context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
+                     "can_judge": permissions.allows(role, permissions.WRITE_LABELS)}
+    if comp is not None:
+        rows = comp.cell_rows()
+        first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")
+        cell = request.GET.get("cell") or first
+        members = comp.cells.get(cell, [])
+        try:
+            index = min(max(int(request.GET.get("i", 0)), 0), max(len(members) - 1, 0))
+        except ValueError:
+            index = 0
+        context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
+                       cell_query=_query(comp, cell), humans_selected=[h.pk for h in comp.humans])
+        if members:
+            by_pk = Example.objects.in_bulk([*members[:QUEUE_LIST], members[index]])
+            context["listing"] = [(i, by_pk[ex], comp.scores.get(ex)) for i, ex in enumerate(members[:QUEUE_LIST])]
+            context["item"] = selectors.item_context(comp, dataset, by_pk[members[index]])
+            context["prev_query"] = _query(comp, cell, max(index - 1, 0))
+            context["next_query"] = _query(comp, cell, min(index + 1, len(members) - 1))
+    return render(request, "review/queue.html", context)
+
+
+@require_POST
+def verdict(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    comp = _comparison(request, dataset)
+    if comp is None:
+        raise Http404("Choose a model label set and a gold label set first.")
+    try:
+        example = Example.objects.get(dataset=dataset, pk=request.POST.get("example"))
+    except (Example.DoesNotExist, ValueError):
+        raise Http404("No such example in this dataset.") from None
+    context = {"labels": {f"{ls.name} v{ls.version}": comp.labels[ls.pk].get(example.pk) for ls in comp.sets},
+               "label_sets": [ls.pk for ls in comp.sets], "score": comp.scores.get(example.pk)}
+    try:
+        services.give_verdict(user=request.user, dataset=dataset, example=example,
+                              verdict=request.POST.get("verdict", ""), note=request.POST.get("note", ""),
+                              context=context)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    cell = request.POST.get("cell") or comp.cell_of(example.pk)
+    members = comp.cells.get(cell, [])
+    index = members.index(example.pk) + 1 if example.pk in members else 0
+    index = min(index, max(len(members) - 1, 0))
+    return redirect(f"{request.path.rsplit('verdict/', 1)[0]}?{_query(comp, cell, index)}")
+
+
+@require_POST
+def undo(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    last = services.undo_last_verdict(user=request.user, dataset=dataset)
+    messages.info(request, f"Undid your verdict on {last.example.external_id}." if last else "Nothing to undo.")
+    target = request.POST.get("back", "")
+    return redirect(target if target.startswith(f"/datasets/{dataset.pk}/") else f"/datasets/{dataset.pk}/review/")
+
+
+@require_GET
+def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    sets = list(label_sets_for_user(request.user).filter(dataset=dataset).order_by("kind", "name", "version"))
+    golds = [ls for ls in sets if ls.kind == LabelSetKind.GOLD]
+    gold_id = request.GET.get("gold")
+    gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else (golds[-1] if golds else None)
+    chosen = request.GET.getlist("labelsets")
+    compared = ([selectors.readable_label_set(request.user, dataset, x) for x in chosen] if chosen
+                else [ls for ls in sets if ls.kind != LabelSetKind.GOLD])
+    report = selectors.agreement_report(dataset, compared, gold)
+    names = {ls.pk: f"{ls.name} v{ls.version}" for ls in sets}
+    return render(request, "review/dashboard.html", {
+        "dataset": dataset, "sets": sets, "golds": golds, "gold": gold, "compared": compared, "report": report,
+        "names": names, "plot": selectors.accuracy_plot(report, names), "chosen": [ls.pk for ls in compared],
+        "query": urlencode([("gold", gold.pk if gold else "")] + [("labelsets", ls.pk) for ls in compared]),
+    })
+
+
+@require_GET
+def dashboard_export(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    gold_id = request.GET.get("gold")
+    gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else None
+    compared = [selectors.readable_label_set(request.user, dataset, x) for x in request.GET.getlist("labelsets")]
+    return exports.report_response(selectors.agreement_report(dataset, compared, gold), request.GET.get("format"))
+
+
+@require_GET
+def verdicts_export(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    return exports.verdicts_response(dataset, request.GET.get("format"))
+
+
+# -- gold spot-checks -------------------------------------------------------------------------------------------
+
+@require_GET
+def spot_checks(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    checks = SpotCheck.objects.filter(dataset=dataset).select_related("gold", "created_by")
+    golds = label_sets_for_user(request.user).filter(dataset=dataset, kind=LabelSetKind.GOLD).order_by("-version")
+    return render(request, "review/spotchecks.html", {
+        "dataset": dataset, "checks": [(c, selectors.spot_check_result(c)) for c in checks], "golds": golds,
+        "can_judge": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS)})
+
+
+@require_POST
+def spot_check_new(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    try:
+        gold = selectors.readable_label_set(request.user, dataset, request.POST.get("gold"))
+        check = services.create_spot_check(user=request.user, dataset=dataset, gold=gold,
+                                           size=int(request.POST.get("size", "0") or 0),
+                                           seed=int(request.POST.get("seed", "0") or 0))
+    except (ValidationError, ValueError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("review:spotchecks", pk=dataset.pk)
+    return redirect("review:spotcheck", pk=check.pk)
+
+
+def _spot_check(request: HttpRequest, pk: int) -> SpotCheck:
+    try:
+        check = SpotCheck.objects.select_related("dataset", "gold").get(pk=pk)
+    except SpotCheck.DoesNotExist:
+        raise Http404("No such spot-check.") from None
+    _reader_dataset(request, check.dataset_id)
+    return check
+
+
+@require_GET
+def spot_check(request: HttpRequest, pk: int) -> HttpResponse:
+    """Blind labeling of the sample: no gold, no model label on this page. Results are a separate page."""
+    check = _spot_check(request, pk)
+    items = selectors.spot_check_items_for(request.user, check)
+    todo = [x for x in items if x["answer"] is None]
+    return render(request, "review/spotcheck.html", {
+        "check": check, "dataset": check.dataset, "items": items, "current": todo[0] if todo else None,
+        "done": len(items) - len(todo)})
+
+
+@require_POST
+def spot_check_answer(request: HttpRequest, pk: int) -> HttpResponse:
+    check = _spot_check(request, pk)
+    try:
+        item = SpotCheckItem.objects.get(spot_check=check, pk=request.POST.get("item"))
+    except (SpotCheckItem.DoesNotExist, ValueError):
+        raise Http404("No such item.") from None
+    services.answer_spot_check(user=request.user, item=item, value=request.POST.get("value") == "true")
+    return redirect("review:spotcheck", pk=check.pk)
+
+
+@require_GET
+def spot_check_result(request: HttpRequest, pk: int) -> HttpResponse:
+    check = _spot_check(request, pk)
+    result = selectors.spot_check_result(check)
+    candidates = Example.objects.in_bulk(result["candidates"])
+    return render(request, "review/spotcheck_result.html", {
+        "check": check, "dataset": check.dataset, "result": result,
+        "candidates": [(candidates[ex], result["gold"][ex]) for ex in result["candidates"]],
+        "can_correct": permissions.allows(role_of(request.user, check.dataset), permissions.MANAGE)})
+
+
+@require_POST
+def spot_check_correct(request: HttpRequest, pk: int) -> HttpResponse:
+    check = _spot_check(request, pk)
+    result = selectors.spot_check_result(check)
+    chosen = {int(x) for x in request.POST.getlist("examples") if x.isdigit()} & set(result["candidates"])
+    try:
+        new = services.correct_gold(user=request.user, dataset=check.dataset, base=check.gold,
+                                    corrections={ex: not result["gold"][ex] for ex in chosen},
+                                    reason=request.POST.get("reason", "") or f"spot-check {check.pk}")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("review:spotcheck-result", pk=check.pk)
+    messages.success(request, f"Gold {new.name} v{new.version} made with {len(chosen)} corrections.")
+    return redirect("datasets:labelset", pk=new.pk)
+
+
+# -- blind annotation -------------------------------------------------------------------------------------------
+
+@require_GET
+def annotate(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_dataset(request.user, pk)
+    role = role_of(request.user, dataset)
+    permissions.require(role, permissions.ANNOTATE, "Labeling")
+    own = services.annotation_set(request.user, dataset)
+    done = set(own.labels.values_list("example_id", flat=True)) if own else set()
+    total = Example.objects.filter(dataset=dataset).count()
+    current = Example.objects.filter(dataset=dataset).exclude(pk__in=done).order_by("position").first()
+    progress = None
+    if permissions.reads_labels(role):
+        progress = selectors.annotator_progress(dataset, total)
+    return render(request, "review/annotate.html", {
+        "dataset": dataset, "current": current, "done": len(done), "total": total, "progress": progress,
+        "fields": permissions.visible_fields(role, current.fields) if current else {}})
+
+
+@require_POST
+def annotate_label(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_dataset(request.user, pk)
+    try:
+        example = Example.objects.get(dataset=dataset, pk=request.POST.get("example"))
+    except (Example.DoesNotExist, ValueError):
+        raise Http404("No such example in this dataset.") from None
+    services.annotate(user=request.user, dataset=dataset, example=example, value=request.POST.get("value") == "true")
+    return redirect("review:annotate", pk=dataset.pk)
+
+
+@require_POST
+def annotate_undo(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = get_dataset(request.user, pk)
+    permissions.require(role_of(request.user, dataset), permissions.ANNOTATE, "Labeling")
+    services.undo_annotation(user=request.user, dataset=dataset)
+    return redirect("review:annotate", pk=dataset.pk)
