@@ -203,7 +203,8 @@ def test_every_dataset_page_has_a_permission_case(world):
     resolver = get_resolver()
     page_names = {
         f"{pattern.namespace}:{sub.name}" for pattern in resolver.url_patterns
-        for sub in getattr(pattern, "url_patterns", []) if getattr(pattern, "namespace", None) in ("datasets", "runs", "review")
+        for sub in getattr(pattern, "url_patterns", [])
+        if getattr(pattern, "namespace", None) in ("datasets", "runs", "review")
     }
     covered = {resolver.resolve(url.split("?")[0]).view_name for _, url in _pages(*world)}
     assert page_names - {"datasets:list", "datasets:new", "datasets:confirm"} == covered
