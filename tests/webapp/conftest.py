@@ -36,6 +36,18 @@ def counts() -> tuple[int, int, int, int, int]:
             Membership.objects.count())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _plain_http_server():
+    """The live server and the test client speak plain HTTP: no HTTPS redirect, no secure-only cookies.
+    Session-scoped so it applies before the live server builds its middleware."""
+    from django.conf import settings
+
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.SECURE_HSTS_SECONDS = 0
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
     # The test client speaks plain HTTP; production settings would redirect it to HTTPS.

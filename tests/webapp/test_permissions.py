@@ -184,6 +184,7 @@ def _pages(ds, ls, member_id, run, check, example):
         ("get", f"/datasets/{ds}/review/"),
         ("post", f"/datasets/{ds}/review/verdict/"),
         ("post", f"/datasets/{ds}/review/undo/"),
+        ("post", f"/datasets/{ds}/review/adjudicate/"),
         ("get", f"/datasets/{ds}/review/verdicts/download/"),
         ("get", f"/datasets/{ds}/agreement/"),
         ("get", f"/datasets/{ds}/agreement/download/"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 
 from webapp.datasets.exports import render_csv
 from webapp.datasets.models import Dataset
@@ -32,8 +32,8 @@ def verdicts_response(dataset: Dataset, fmt: str | None):
     fmt = _format(fmt)
     name = f"verdicts-dataset-{dataset.pk}.{fmt}"
     if fmt == "csv":
-        response = StreamingHttpResponse(render_csv(verdict_rows(dataset), VERDICT_COLUMNS),
-                                         content_type="text/csv; charset=utf-8")
+        response = HttpResponse("".join(render_csv(verdict_rows(dataset), VERDICT_COLUMNS)),
+                                content_type="text/csv; charset=utf-8")
     else:
         response = HttpResponse(json.dumps(list(verdict_rows(dataset)), indent=1), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{name}"'

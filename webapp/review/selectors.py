@@ -85,6 +85,12 @@ def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparis
     return comp
 
 
+def example_text(example: Example) -> str:
+    """The example's own text fields, without its id and group (for compact listings)."""
+    skip = {"id", "consistency_id", "candidate_label", "confidence"}
+    return " · ".join(str(v) for k, v in example.fields.items() if k not in skip and v not in (None, ""))
+
+
 def item_context(comp: Comparison, dataset: Dataset, example: Example) -> dict[str, Any]:
     """One queue item: its fields, its group's siblings with every compared label, rule conflicts, verdicts."""
     members = list(Example.objects.filter(dataset=dataset, group=example.group).order_by("position"))
@@ -97,7 +103,7 @@ def item_context(comp: Comparison, dataset: Dataset, example: Example) -> dict[s
         {"with": members[c.j if c.i == me else c.i].external_id, "kind": c.kind}
         for c in rule.conflicts(model_labels) if me in (c.i, c.j)
     ]
-    siblings = [{"example": m, "labels": [comp.labels[ls.pk].get(m.pk) for ls in comp.sets],
+    siblings = [{"example": m, "text": example_text(m), "labels": [comp.labels[ls.pk].get(m.pk) for ls in comp.sets],
                  "score": comp.scores.get(m.pk), "is_item": m.pk == example.pk} for m in members]
     return {
         "example": example,

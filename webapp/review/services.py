@@ -112,6 +112,24 @@ def correct_gold(*, user: AbstractBaseUser, dataset: Dataset, base: LabelSet,
     return new
 
 
+def gold_wrong_examples(dataset: Dataset) -> list[int]:
+    """Examples whose standing (not retracted) verdicts say gold is wrong, and none says otherwise."""
+    standing: dict[int, set[str]] = {}
+    for ex, kind in Verdict.objects.filter(dataset=dataset, retracted__isnull=True).values_list("example_id",
+                                                                                               "verdict"):
+        standing.setdefault(ex, set()).add(kind)
+    return sorted(ex for ex, kinds in standing.items() if kinds == {VerdictKind.GOLD_WRONG})
+
+
+def adjudicate_from_verdicts(*, user: AbstractBaseUser, dataset: Dataset, base: LabelSet) -> LabelSet:
+    """A new gold version with every unanimously 'gold wrong' item flipped (binary labels)."""
+    examples = gold_wrong_examples(dataset)
+    old = dict(Label.objects.filter(label_set=base, example_id__in=examples).values_list("example_id", "value"))
+    corrections = {ex: not old[ex] for ex in examples if ex in old}
+    return correct_gold(user=user, dataset=dataset, base=base, corrections=corrections,
+                        reason=f"reviewers' 'gold wrong' verdicts on {len(corrections)} items")
+
+
 # -- blind annotation -------------------------------------------------------------------------------------------
 
 def annotation_set(user: AbstractBaseUser, dataset: Dataset, create: bool = False) -> LabelSet | None:

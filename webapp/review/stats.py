@@ -47,7 +47,8 @@ def kappa(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
         return {"n": n, "kappa": None, "ci_low": None, "ci_high": None}
     value = float(cohen_kappa_score(list(a), list(b), labels=CLASSES))
     result = cohens_kappa(table, return_results=True)
-    lo, hi = float(result.kappa_low), float(result.kappa_upp)
+    # The asymptotic interval can pass the bounds of kappa itself: clip it to [-1, 1].
+    lo, hi = max(-1.0, float(result.kappa_low)), min(1.0, float(result.kappa_upp))
     return {"n": n, "kappa": value, "ci_low": None if np.isnan(lo) else lo, "ci_high": None if np.isnan(hi) else hi}
 
 

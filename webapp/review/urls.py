@@ -8,6 +8,7 @@ urlpatterns = [
     path("datasets/<int:pk>/review/", views.queue, name="queue"),
     path("datasets/<int:pk>/review/verdict/", views.verdict, name="verdict"),
     path("datasets/<int:pk>/review/undo/", views.undo, name="undo"),
+    path("datasets/<int:pk>/review/adjudicate/", views.adjudicate, name="adjudicate"),
     path("datasets/<int:pk>/review/verdicts/download/", views.verdicts_export, name="verdicts-download"),
     path("datasets/<int:pk>/agreement/", views.dashboard, name="dashboard"),
     path("datasets/<int:pk>/agreement/download/", views.dashboard_export, name="dashboard-download"),

@@ -57,7 +57,9 @@ def queue(request: HttpRequest, pk: int) -> HttpResponse:
     sets = list(label_sets_for_user(request.user).filter(dataset=dataset).order_by("kind", "name", "version"))
     comp = _comparison(request, dataset)
     context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
-                     "can_judge": permissions.allows(role, permissions.WRITE_LABELS)}
+                     "can_judge": permissions.allows(role, permissions.WRITE_LABELS),
+                     "can_adjudicate": permissions.allows(role, permissions.MANAGE),
+                     "gold_wrong": len(services.gold_wrong_examples(dataset))}
     if comp is not None:
         rows = comp.cell_rows()
         first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")
@@ -112,6 +114,19 @@ def undo(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(target if target.startswith(f"/datasets/{dataset.pk}/") else f"/datasets/{dataset.pk}/review/")
 
 
+@require_POST
+def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = _reader_dataset(request, pk)
+    base = selectors.readable_label_set(request.user, dataset, request.POST.get("gold"))
+    try:
+        new = services.adjudicate_from_verdicts(user=request.user, dataset=dataset, base=base)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("review:queue", pk=dataset.pk)
+    messages.success(request, f"Gold {new.name} v{new.version}: {new.configuration['changes']} items corrected.")
+    return redirect(f"/datasets/{dataset.pk}/agreement/?gold={new.pk}")
+
+
 @require_GET
 def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
@@ -124,9 +139,10 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
                 else [ls for ls in sets if ls.kind != LabelSetKind.GOLD])
     report = selectors.agreement_report(dataset, compared, gold)
     names = {ls.pk: f"{ls.name} v{ls.version}" for ls in sets}
+    plot = selectors.accuracy_plot(report, names)
     return render(request, "review/dashboard.html", {
         "dataset": dataset, "sets": sets, "golds": golds, "gold": gold, "compared": compared, "report": report,
-        "names": names, "plot": selectors.accuracy_plot(report, names), "chosen": [ls.pk for ls in compared],
+        "names": names, "plot": plot, "plot_height": 28 + 26 * len(plot), "chosen": [ls.pk for ls in compared],
         "query": urlencode([("gold", gold.pk if gold else "")] + [("labelsets", ls.pk) for ls in compared]),
     })
 

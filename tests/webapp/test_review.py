@@ -1,0 +1,294 @@
+"""Review and audit: queues, verdicts (concurrent ones both kept), spot-checks and gold versions, blind
+annotation and what annotators can never read, the agreement API, the Alpaca human votes."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+
+from webapp.datasets.models import Example, LabelSet, Membership, Role
+from webapp.datasets.services import create_dataset, import_label_set
+from webapp.review import selectors, services
+from webapp.review.models import GoldCorrection, Verdict
+
+from .conftest import api_client, jsonl, make_user
+
+ROWS = [  # groups of two answers to one question; gold: the first of each pair is true
+    {"id": f"q{i // 2}-{i % 2}", "question": f"Question {i // 2}?", "choice": f"answer {i}",
+     "answer": f"{i // 2}-{i % 2}", "label": i % 2 == 0, "consistency_id": f"g{i // 2}",
+     "category": "easy" if i < 8 else "hard"}
+    for i in range(16)
+]
+# The model agrees with gold except on q1-0, q1-1 (both flipped) and q5-1; confidences differ.
+MODEL = {r["id"]: (r["label"], 0.5 + i / 10) for i, r in enumerate(ROWS)}
+MODEL["q1-0"] = (False, 3.0)
+MODEL["q1-1"] = (True, 0.2)
+MODEL["q5-1"] = (True, 1.5)
+
+
+@pytest.fixture
+def audit(owner):
+    ds = create_dataset(owner=owner, filename="qa.jsonl", data=jsonl(ROWS), task="claims", consistency="key:answer",
+                        name="Audit")
+    rows = [{"id": k, "label": v, "score": s if v else -s} for k, (v, s) in MODEL.items()]
+    model = import_label_set(user=owner, dataset=ds, filename="icm.jsonl", data=jsonl(rows), kind="icm", name="icm")
+    human_rows = [{"id": r["id"], "label": r["label"] if i not in (0, 4, 5) else not r["label"]}
+                  for i, r in enumerate(ROWS)]
+    human = import_label_set(user=owner, dataset=ds, filename="h.jsonl", data=jsonl(human_rows), kind="human",
+                             name="alice")
+    gold = ds.label_sets.get(kind="gold")
+    return ds, model, gold, human
+
+
+def _example(ds, ext):
+    return Example.objects.get(dataset=ds, external_id=ext)
+
+
+def test_contingency_cells_and_ordering(audit):
+    ds, model, gold, human = audit
+    comp = selectors.compare(model, gold, [human])
+    counts = {row["key"]: row["count"] for row in comp.cell_rows()}
+    assert sum(counts.values()) == 16
+    # model x gold x human: q1-0 is F,T,T; q1-1 T,F,F; q5-1 T,F,F; q0-0 T,T,F ...
+    assert counts["FTT"] == 1 and counts["TFF"] == 2
+    # Most informative first: q5-1 (score 1.5) before q1-1 (0.2) in the same cell.
+    ordered = [Example.objects.get(pk=pk).external_id for pk in comp.cells["TFF"]]
+    assert ordered == ["q5-1", "q1-1"]
+    item = selectors.item_context(comp, ds, _example(ds, "q1-1"))
+    assert [s["example"].external_id for s in item["siblings"]] == ["q1-0", "q1-1"]
+    assert item["conflicts"] == []  # different answers, model says F then T: no rule broken
+    item = selectors.item_context(comp, ds, _example(ds, "q5-1"))
+    assert item["conflicts"] == [{"with": "q5-0", "kind": "contradiction"}]  # two answers both True
+
+
+def test_verdicts_are_kept_undo_retracts_own_only(audit, owner):
+    ds, _model, _gold, _human = audit
+    reviewer = make_user("rita")
+    Membership.objects.create(dataset=ds, user=reviewer, role=Role.REVIEWER)
+    ex = _example(ds, "q1-0")
+    services.give_verdict(user=owner, dataset=ds, example=ex, verdict="gold_wrong", note="model is right")
+    services.give_verdict(user=reviewer, dataset=ds, example=ex, verdict="ambiguous")
+    services.give_verdict(user=owner, dataset=ds, example=ex, verdict="icm_wrong")
+    undone = services.undo_last_verdict(user=reviewer, dataset=ds)
+    assert undone.verdict == "ambiguous" and undone.retracted is not None
+    verdicts = list(Verdict.objects.filter(example=ex).order_by("id"))
+    assert [(v.user.username, v.verdict, v.retracted is None) for v in verdicts] == [
+        ("olivia", "gold_wrong", True), ("rita", "ambiguous", False), ("olivia", "icm_wrong", True)]
+    assert services.undo_last_verdict(user=reviewer, dataset=ds) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_verdicts_on_one_item_are_both_kept(owner):
+    ds = create_dataset(owner=owner, filename="qa.jsonl", data=jsonl(ROWS), task="claims", name="Concurrent")
+    reviewers = [make_user(f"r{i}") for i in range(4)]
+    for r in reviewers:
+        Membership.objects.create(dataset=ds, user=r, role=Role.REVIEWER)
+    ex = _example(ds, "q2-0")
+    barrier = threading.Barrier(len(reviewers))
+    errors = []
+
+    def judge(user):
+        try:
+            client = api_client(user)
+            barrier.wait()
+            resp = client.post(f"/api/datasets/{ds.pk}/verdicts/", {"example": ex.pk, "verdict": "gold_wrong"},
+                               format="json")
+            assert resp.status_code == 201, resp.content
+        except Exception as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=judge, args=(r,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    kept = Verdict.objects.filter(example=ex)
+    assert kept.count() == 4 and {v.user.username for v in kept} == {"r0", "r1", "r2", "r3"}
+
+
+def test_verdict_api_and_exports(audit, owner_api):
+    ds, *_ = audit
+    ex = _example(ds, "q1-0")
+    resp = owner_api.post(f"/api/datasets/{ds.pk}/verdicts/", {"example": ex.pk, "verdict": "gold_wrong",
+                                                                "note": "=cmd"}, format="json")
+    assert resp.status_code == 201 and resp.json()["example_id"] == "q1-0"
+    assert owner_api.post(f"/api/datasets/{ds.pk}/verdicts/", {"example": ex.pk, "verdict": "meh"},
+                          format="json").status_code == 400
+    csv_text = owner_api.get(f"/api/datasets/{ds.pk}/verdicts/export/?format=csv").content.decode()
+    assert csv_text.splitlines()[0].startswith("id,example,verdict,note")
+    assert ",'=cmd," in csv_text  # formula neutralised
+    data = owner_api.get(f"/api/datasets/{ds.pk}/verdicts/export/?format=json").json()
+    assert data[0]["verdict"] == "gold_wrong"
+    assert owner_api.post(f"/api/datasets/{ds.pk}/verdicts/undo/").json()["retracted"] is not None
+
+
+def test_agreement_api(audit, owner_api):
+    ds, model, gold, human = audit
+    resp = owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk},{human.pk}&gold={gold.pk}")
+    assert resp.status_code == 200
+    report = resp.json()
+    acc = {a["label_set"]: a for a in report["accuracy"]}
+    assert acc[model.pk]["n"] == 16 and acc[model.pk]["correct"] == 13
+    assert acc[human.pk]["correct"] == 13
+    for a in report["accuracy"]:
+        assert 0 <= a["ci_low"] <= a["accuracy"] <= a["ci_high"] <= 1
+    assert len(report["kappa"]) == 3  # model-human, model-gold, human-gold
+    (mc,) = report["mcnemar"]
+    assert (mc["first"], mc["second"]) == (model.pk, human.pk) and mc["n"] == 16
+    assert report["stratified_by"] == "category"
+    assert {r["stratum"] for r in report["by_stratum"]} == {"easy", "hard"}
+    csv_text = owner_api.get(f"/api/datasets/{ds.pk}/agreement/export/?labelsets={model.pk}&gold={gold.pk}"
+                             "&format=csv").content.decode()
+    assert csv_text.startswith("statistic,first,second,stratum,n,value")
+    assert owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets=x").status_code == 400
+
+
+def test_spot_check_is_stratified_and_corrections_make_a_new_gold_version(audit, owner, owner_api, client):
+    ds, model, gold, _human = audit
+    resp = owner_api.post(f"/api/datasets/{ds.pk}/spotchecks/", {"gold": gold.pk, "size": 8, "seed": 3},
+                          format="json")
+    assert resp.status_code == 201
+    check = resp.json()
+    values = dict(gold.labels.values_list("example_id", "value"))
+    assert sum(values[ex] for ex in check["items"]) == 4  # 8 true / 8 false in gold: 4 of each drawn
+    # The blind page shows no gold or model label.
+    client.force_login(owner)
+    page = client.get(f"/spotchecks/{check['id']}/").content.decode()
+    assert "label set" not in page.lower() and "gold v" not in page.lower()
+    # The reviewer contradicts gold on two items.
+    flipped = check["items"][:2]
+    for ex in check["items"]:
+        answer = not values[ex] if ex in flipped else values[ex]
+        r = owner_api.post(f"/api/spotchecks/{check['id']}/answers/", {"example": ex, "label": answer}, format="json")
+        assert r.status_code == 201
+    result = owner_api.get(f"/api/spotchecks/{check['id']}/").json()
+    assert result["judgments"] == 8 and result["disagreements"] == 2 and result["error_rate"] == 0.25
+    assert result["ci_low"] < 0.25 < result["ci_high"]
+    resp = client.post(f"/spotchecks/{check['id']}/correct/", {"examples": [str(x) for x in flipped],
+                                                                "reason": "typos in gold"})
+    assert resp.status_code == 302
+    v2 = LabelSet.objects.get(dataset=ds, kind="gold", version=2)
+    assert v2.source == "adjudication" and v2.labels.count() == 16
+    changed = dict(v2.labels.values_list("example_id", "value"))
+    assert all(changed[ex] != values[ex] for ex in flipped)
+    assert GoldCorrection.objects.filter(to_set=v2).count() == 2
+    assert set(GoldCorrection.objects.values_list("reason", flat=True)) == {"typos in gold"}
+    # Metrics against either gold version.
+    r1 = owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk}&gold={gold.pk}").json()
+    r2 = owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk}&gold={v2.pk}").json()
+    assert r1["gold"]["version"] == 1 and r2["gold"]["version"] == 2
+    assert r1["accuracy"][0]["n"] == r2["accuracy"][0]["n"] == 16
+
+
+def test_blind_annotation_and_what_annotators_cannot_read(audit, owner, client):
+    ds, model, gold, human = audit
+    annie = make_user("annie")
+    Membership.objects.create(dataset=ds, user=annie, role=Role.ANNOTATOR)
+    api = api_client(annie)
+    # Through the API: no label set but their own, no export, no runs, no agreement, no verdicts, no spot-checks.
+    assert api.get(f"/api/datasets/{ds.pk}/labelsets/").json() == []
+    for ls in (model, gold, human):
+        for url in (f"/api/labelsets/{ls.pk}/", f"/api/labelsets/{ls.pk}/labels/",
+                    f"/api/labelsets/{ls.pk}/export/", f"/api/labelsets/{ls.pk}/agreement/?other={gold.pk}"):
+            assert api.get(url).status_code == 404, url
+    for url in (f"/api/datasets/{ds.pk}/export/", f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk}",
+                f"/api/datasets/{ds.pk}/verdicts/", f"/api/datasets/{ds.pk}/verdicts/export/"):
+        assert api.get(url).status_code == 403, url
+    assert api.get("/api/runs/").json()["count"] == 0
+    # Labeling blind through the API builds their own human label set.
+    nxt = api.get(f"/api/datasets/{ds.pk}/annotations/").json()
+    assert nxt["done"] == 0 and nxt["total"] == 16 and "label" not in nxt["example"]["fields"]
+    assert api.post(f"/api/datasets/{ds.pk}/annotations/", {"example": nxt["example"]["id"], "label": True},
+                    format="json").status_code == 201
+    assert api.get(f"/api/datasets/{ds.pk}/annotations/").json()["done"] == 1
+    own = api.get(f"/api/datasets/{ds.pk}/labelsets/").json()
+    assert [x["name"] for x in own] == ["annie (blind)"] and own[0]["annotator"] == "annie"
+    assert api.post(f"/api/datasets/{ds.pk}/annotations/undo/").status_code == 204
+    assert api.get(f"/api/datasets/{ds.pk}/annotations/").json()["done"] == 0
+    # Through the pages.
+    client.force_login(annie)
+    html = client.get(f"/datasets/{ds.pk}/").content.decode()
+    assert "You label this dataset blind" in html
+    assert "gold v1" not in html and "icm v1" not in html and "alice" not in html
+    for url in (f"/labelsets/{gold.pk}/", f"/labelsets/{model.pk}/download/?format=csv"):
+        assert client.get(url).status_code == 404, url
+    for url in (f"/datasets/{ds.pk}/download/?format=csv", f"/datasets/{ds.pk}/review/",
+                f"/datasets/{ds.pk}/agreement/", f"/datasets/{ds.pk}/spotchecks/", f"/datasets/{ds.pk}/runs/",
+                f"/datasets/{ds.pk}/runs/panel/"):
+        assert client.get(url).status_code == 403, url
+    page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
+    assert "Label blind" in page and "0 of 16 labeled" in page and "Annotators" not in page
+    first = Example.objects.filter(dataset=ds).order_by("position").first()
+    client.post(f"/datasets/{ds.pk}/annotate/label/", {"example": first.pk, "value": "false"})
+    assert "1 of 16 labeled" in client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
+    # The owner sees per-annotator progress.
+    client.force_login(owner)
+    page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
+    assert "annie" in page and "Annotators" in page
+
+
+def test_annotators_do_not_see_label_like_fields(owner, shared_data):
+    path = shared_data / "alpaca" / "alpaca_dev.json"
+    ds = create_dataset(owner=owner, filename=path.name, data=path.read_bytes(), task="alpaca")
+    annie = make_user("annie")
+    Membership.objects.create(dataset=ds, user=annie, role=Role.ANNOTATOR)
+    fields = api_client(annie).get(f"/api/datasets/{ds.pk}/examples/").json()["results"][0]["fields"]
+    assert "candidate_label" not in fields and "confidence" not in fields and "question" in fields
+    owner_fields = api_client(owner).get(f"/api/datasets/{ds.pk}/examples/").json()["results"][0]["fields"]
+    assert "candidate_label" in owner_fields
+
+
+def test_alpaca_votes_import_as_separate_human_label_sets(owner, shared_data):
+    import json
+
+    path = shared_data / "alpaca" / "alpaca_dev.json"
+    rows = json.loads(path.read_text())
+    ds = create_dataset(owner=owner, filename=path.name, data=path.read_bytes(), task="alpaca")
+    votes = LabelSet.objects.filter(dataset=ds, kind="human").order_by("name")
+    assert [v.name for v in votes] == ["human vote 1", "human vote 2", "human vote 3", "human vote 4"]
+    first_rows = [(i, r) for i, r in enumerate(rows) if r.get("candidate_label")]
+    for k, vote_set in enumerate(votes):
+        labels = dict(vote_set.labels.values_list("example__external_id", "value"))
+        assert len(labels) == len(rows)  # both orders of every comparison
+        i, r = first_rows[0]
+        assert labels[str(i)] == r["candidate_label"][k]
+        assert labels[str(i + 1)] == (not r["candidate_label"][k])  # the swapped order
+    # A single annotator against the majority: a real human baseline, measurable on the dashboard.
+    gold = ds.label_sets.get(kind="gold")
+    report = selectors.agreement_report(ds, list(votes), gold)
+    assert all(0.5 < a["accuracy"] <= 1 for a in report["accuracy"])
+
+
+def test_review_queue_page_and_verdict_flow(audit, owner, client):
+    ds, model, gold, human = audit
+    client.force_login(owner)
+    url = f"/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}&humans={human.pk}"
+    html = client.get(url).content.decode()
+    assert "Contingency" in html and 'data-key="1"' in html and "Keys" in html
+    page = client.get(url).context
+    item = page["item"]
+    resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}&humans={human.pk}",
+                       {"example": item["example"].pk, "verdict": "gold_wrong", "cell": page["cell"]})
+    assert resp.status_code == 302 and "i=" in resp.url
+    assert Verdict.objects.filter(example=item["example"], user=owner).count() == 1
+    dash = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}&labelsets={human.pk}")
+    assert dash.status_code == 200 and "Wilson" in dash.content.decode()
+
+
+def test_viewer_reads_review_pages_but_cannot_judge(audit, viewer, client):
+    ds, _model, _gold, _human = audit
+    Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)
+    client.force_login(viewer)
+    assert client.get(f"/datasets/{ds.pk}/review/").status_code == 200
+    ex = _example(ds, "q1-0")
+    assert client.post(f"/datasets/{ds.pk}/review/verdict/", {"example": ex.pk, "verdict": "gold_wrong"}
+                       ).status_code == 403
+    assert Verdict.objects.count() == 0
+    upload = SimpleUploadedFile("x.csv", b"id,label\nq0-0,1\n")
+    assert client.post(f"/datasets/{ds.pk}/labelsets/import/", {"file": upload, "kind": "human"}).status_code == 403
