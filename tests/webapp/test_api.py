@@ -80,6 +80,7 @@ def test_production_settings_pass_check_deploy(debug):
     env = {**os.environ, "DEBUG": debug, "SECRET_KEY": "x" * 30 + "-production-secret-key-not-for-real-use-" + "y" * 20,
            "ALLOWED_HOSTS": "icm.example.org", "DJANGO_SETTINGS_MODULE": "webapp.settings"}
     env.pop("HTTPS", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     proc = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

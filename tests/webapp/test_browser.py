@@ -26,14 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
     if not Path(CHROMIUM).exists():
         missing = pytest.fail if os.environ.get("CI") else pytest.skip
         missing("Debian's chromium is not installed (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     # Playwright's own event loop must not meet Django's async-unsafe checks in this thread.
-    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
