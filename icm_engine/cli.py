@@ -1,4 +1,4 @@
-"""The `icm` command: label | baseline | evaluate.
+"""The `icm` command: label | baseline | evaluate | bench.
 
 Outputs are written only when a command succeeds (to a temporary file, then renamed), so bad input
 leaves no output file behind. Errors are one line on stderr with a non-zero exit code.
@@ -96,10 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--fix-steps", type=int, default=d.fix_steps, help="ConsistencyFix rounds M")
     hp.add_argument("--boost", type=float, default=d.boost, help="sampling weight of unlabeled group mates")
     hp.add_argument("--batch-size", type=int, default=d.batch_size)
-    hp.add_argument("--mode", choices=MODES, default=d.mode)
+    hp.add_argument("--mode", choices=[*MODES, "batched"], default=d.mode,
+                    help="fast: shared prefixes and cached scores; reference: the official code's cost")
+    hp.add_argument("--context-cap", type=int, default=None,
+                    help="approximation: at most N demonstrations per target, a fixed random choice per target")
     hp.add_argument("--init", choices=INITS, default=d.init,
                     help="initial K labels: random (paper) or balanced by zero-shot ranking")
     lab.add_argument("--checkpoint", help="save the search state here every 10 s; resume from it if present")
+
+    bench = sub.add_parser("bench", help="run reference and fast on the same data and seeds; print what each cost")
+    bench.add_argument("input")
+    _task_args(bench)
+    _backend_args(bench)
+    bench.set_defaults(limit=64)
+    bench.add_argument("--iterations", type=int, default=64, help="search iterations per batch")
+    bench.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
+    bench.add_argument("--num-seed", type=int, default=d.num_seed)
+    bench.add_argument("--batch-size", type=int, default=d.batch_size)
+    bench.add_argument("--context-cap", type=int, default=None,
+                       help="approximation, fast mode only: at most N demonstrations per target")
+    bench.add_argument("--report", help="write the final JSON here too")
 
     base = sub.add_parser("baseline", help="run a baseline labeler")
     base.add_argument("input")
@@ -158,6 +174,8 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
         "prompt_tokens": stats.prompt_tokens,
         "computed_tokens": stats.computed_tokens,
         "wall_s": round(wall_s, 3),
+        "examples_per_minute": round(len(data.examples) / wall_s * 60, 2) if wall_s else None,
+        "peak_rss_mb": _peak_rss_mb(),
         "readout": args.readout,
         "context": args.context,
         "calibrate": args.calibrate,
@@ -165,6 +183,15 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
     }
     report.update(extra)
     return report
+
+
+def _peak_rss_mb() -> float | None:
+    """The process's peak resident memory so far (model included)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
 
 
 class _Progress:
@@ -196,6 +223,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
         fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
         readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
+        context_cap=args.context_cap,
     ).validate()
     backend = _make_backend(args)
     checkpoint = None
@@ -231,6 +259,28 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.checkpoint and Path(args.checkpoint).exists():
         Path(args.checkpoint).unlink()
     _summary(report)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+
+    task = _make_task(args)
+    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout)
+    if not data.gold:
+        raise DataError([_no_gold(args.input)])
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    config = ICMConfig(iterations=args.iterations, num_seed=args.num_seed, batch_size=args.batch_size,
+                       readout=args.readout, context=args.context, calibrate=args.calibrate,
+                       context_cap=args.context_cap).validate()
+    backend = _make_backend(args)
+    result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
+                   log=lambda line: print(line, flush=True))
+    result["backend"] = backend.describe()
+    if args.report:
+        _atomic_write(args.report, json.dumps(result, indent=2) + "\n")
+    summary = {k: v for k, v in result.items() if k != "runs"}
+    print(json.dumps(summary))
     return 0
 
 
@@ -297,7 +347,8 @@ def _no_gold(path: str):
 
 
 def _summary(report: dict[str, Any]) -> None:
-    keys = ("n", "labeled", "accuracy", "auroc", "model_calls", "prompt_tokens", "computed_tokens", "wall_s")
+    keys = ("n", "labeled", "accuracy", "auroc", "model_calls", "prompt_tokens", "computed_tokens", "wall_s",
+            "examples_per_minute", "peak_rss_mb")
     print(json.dumps({k: report[k] for k in keys if k in report}))
 
 
@@ -305,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .backends.base import BackendError
 
     args = build_parser().parse_args(argv)
-    handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate}
+    handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except DataError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +86,10 @@ class Scorer:
     reference: bool = False
     cache: ScoreCache | None = None
     context_policy: str = "all"
+    # An approximation, off by default: each target sees at most this many demonstrations, always the
+    # same ones while they stay labeled (a fixed random ranking per target), so a label change re-scores
+    # only the targets that show that example, and each prompt is short.
+    context_cap: int | None = None
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -165,10 +170,17 @@ class Scorer:
         out[todo] = values
         return out
 
+    def _backend_options(self) -> dict:
+        # The reference mode pays the official code's cost: no shared-prefix reuse in the backend either.
+        if self.reference and getattr(self.backend, "share_prefixes", None) is not None:
+            return {"share_prefixes": False}
+        return {}
+
     def _raw(self, items: Sequence[tuple[Demos, int]]) -> np.ndarray:
+        options = self._backend_options()
         if self.readout == "verdict":
             prompts = [self.context(d) + self._verdict[t] for d, t in items]
-            lp = self.backend.label_logprobs(prompts, list(self.task.label_words))
+            lp = self.backend.label_logprobs(prompts, list(self.task.label_words), **options)
             if self.reference:
                 lp = np.maximum(lp, LOG_FLOOR)
             return lp[:, 0] - lp[:, 1]
@@ -179,7 +191,7 @@ class Scorer:
                 for y in (True, False):
                     prefixes.append(self.split_context(demos, y))
                     targets.append(self._lines[t])
-            lp = self.backend.continuation_logprobs(prefixes, targets).reshape(-1, 2)
+            lp = self.backend.continuation_logprobs(prefixes, targets, **options).reshape(-1, 2)
             return lp[:, 0] - lp[:, 1]
         for demos, t in items:
             ctx = self.context(demos)
@@ -187,14 +199,37 @@ class Scorer:
                 head, tail = self.task.render_channel(self.examples[t], y)
                 prefixes.append(ctx + head)
                 targets.append(tail)
-        lp = self.backend.continuation_logprobs(prefixes, targets).reshape(-1, 2)
+        lp = self.backend.continuation_logprobs(prefixes, targets, **options).reshape(-1, 2)
         return lp[:, 0] - lp[:, 1]
 
     def loo(self, labels: Sequence[bool | None], targets: Sequence[int]) -> np.ndarray:
         """Leave-one-out scores: each target with every other labeled example (position order) in context."""
         labeled = [(p, bool(y)) for p, y in enumerate(labels) if y is not None]
-        items = [([(p, y) for p, y in labeled if self.visible(p, t)], t) for t in targets]
+        items = [(self.demos_for(t, labeled), t) for t in targets]
         return self.score(items)
+
+    def demos_for(self, target: int, labeled: Sequence[tuple[int, bool]]) -> list[tuple[int, bool]]:
+        demos = [(p, y) for p, y in labeled if self.visible(p, target)]
+        cap = self.context_cap
+        if cap is None or len(demos) <= cap:
+            return demos
+        rank = self._ranking(target)
+        kept = sorted(demos, key=lambda d: rank[d[0]])[:cap]
+        return sorted(kept)  # position order: prompts keep sharing their prefixes
+
+    def _ranking(self, target: int) -> list[int]:
+        if not hasattr(self, "_rankings"):
+            self._rankings: dict[int, list[int]] = {}
+        if target not in self._rankings:
+            # Seeded by the target's text, not its position, so a target keeps its demonstrations
+            # wherever its batch puts it.
+            order = list(range(len(self.examples)))
+            random.Random(f"context:{self._verdict[target]}").shuffle(order)
+            rank = [0] * len(order)
+            for r, p in enumerate(order):
+                rank[p] = r
+            self._rankings[target] = rank
+        return self._rankings[target]
 
     def visible(self, demo: int, target: int) -> bool:
         """Whether a labeled example may be a demonstration for `target` under the context policy."""

@@ -1,10 +1,12 @@
 """Algorithm 1 (simulated annealing over label sets) and ConsistencyFix, as a resumable state machine.
 
 Two modes:
-- `batched` (default): the paper's algorithm with the recommended choices of
+- `fast` (default; `batched` is its old name): the paper's algorithm with the recommended choices of
   ../shared/icm-algorithm.md §1.4 (random K seeds, T = T0 / (1 + beta * ln n), every consistent
   option of a conflicting pair, strict improvement, best over a scan, stop when a scan finds none);
-  all prompts of one U evaluation go to the backend in one call and scores are cached by content.
+  all prompts of one U evaluation go to the backend in one call, scores are cached by content, a
+  proposal that changes nothing is not scored, and the backend computes each shared prompt prefix
+  once (the transformers backend's KV-cache chain; prefix caching in vLLM servers).
 - `reference`: the official code's semantics and cost (first K positions seeded, the code's
   temperature schedule by accepted flips, two repair options per pair type, first pair with U >= best,
   a dummy metric after a proposal, a full re-score after every fix, every prompt its own call).
@@ -30,7 +32,8 @@ from .scoring import CONTEXTS, READOUTS, ScoreCache, Scorer, centre, energy
 from .tasks import Task
 from .util import rng_state, set_rng_state
 
-MODES = ("batched", "reference")
+MODES = ("fast", "reference")
+MODE_ALIASES = {"batched": "fast"}
 SCHEDULES = ("paper", "code", "exp")
 INITS = ("random", "zero-shot")
 CHECKPOINT_VERSION = 1
@@ -44,22 +47,24 @@ class ICMConfig:
     initial_temperature: float = 10.0
     final_temperature: float = 0.01
     cooling: float = 0.99
-    schedule: str | None = None  # paper | code | exp; None = the mode's own (batched: paper, reference: code)
+    schedule: str | None = None  # paper | code | exp; None = the mode's own (fast: paper, reference: code)
     num_seed: int = 8
     iterations: int = 3000
     fix_steps: int = 10
     boost: float = 100.0
     batch_size: int = 256
-    mode: str = "batched"
+    mode: str = "fast"
     readout: str = "verdict"
     context: str = "all"
     calibrate: bool = False
+    context_cap: int | None = None  # an approximation: at most this many demonstrations per target
     init: str = "random"  # random (the paper) | zero-shot: the K seeds' balanced labels follow zero-shot scores
     seed: int = 0
     cache_size: int = 20000
 
     def validate(self) -> ICMConfig:
         problems = []
+        self.mode = MODE_ALIASES.get(self.mode, self.mode)
         if self.mode not in MODES:
             problems.append(f"mode must be one of {', '.join(MODES)}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
@@ -82,6 +87,8 @@ class ICMConfig:
             problems.append(f"readout must be one of {', '.join(READOUTS)}")
         if self.batch_size < 2:
             problems.append("batch_size must be >= 2")
+        if self.context_cap is not None and (not isinstance(self.context_cap, int) or self.context_cap < 1):
+            problems.append("context_cap must be a positive integer (or absent)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -285,7 +292,7 @@ class ICMSearch:
         self.rule = ConsistencyRule([self.examples[u] for u in uids], self.task.consistency)
         self.scorer = Scorer(self.task, self.backend, [self.examples[u] for u in uids],
                              readout=self.config.readout, reference=self.reference, cache=self.cache,
-                             context_policy=self.config.context)
+                             context_policy=self.config.context, context_cap=self.config.context_cap)
 
     def _local(self) -> list[bool | None]:
         return [self.labels[u] for u in self.uids]

@@ -130,3 +130,50 @@ def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend)
         auroc[method] = label_metrics(res.labels, gold, res.scores)["auroc"]
     assert auroc["gold-icl"] >= 0.75
     assert auroc["gold-icl"] >= auroc["random-icl"] + 0.15
+
+
+@pytest.fixture(scope="module")
+def float32_backend():
+    from icm_engine.backends import get_backend
+
+    return get_backend("transformers", dtype="float32")
+
+
+def test_shared_prefixes_give_the_same_scores_for_fewer_tokens(float32_backend):
+    b = float32_backend
+    task = get_task("claims", consistency="key:answer")
+    data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=10)
+    labels = [i % 3 != 0 for i in range(len(data.examples))]
+    results = {}
+    for share in (False, True):
+        b.share_prefixes = share
+        b.reset_prefix_cache()
+        for readout, context in (("verdict", "all"), ("split", "other-groups")):
+            scorer = Scorer(task, b, data.examples, readout=readout, context_policy=context)
+            before = b.stats.copy()
+            if readout == "split":
+                b.share_continuations = share
+            values = scorer.loo(labels, range(len(labels)))
+            delta = b.stats.minus(before)
+            results[share, readout] = (values, delta.computed_tokens, delta.prompt_tokens)
+    b.share_prefixes, b.share_continuations = True, False
+    for readout in ("verdict", "split"):
+        full, shared = results[False, readout], results[True, readout]
+        np.testing.assert_allclose(shared[0], full[0], atol=1e-3)  # float32: rounding only
+        assert shared[2] == full[2] and full[1] == full[2]
+        assert shared[1] < 0.75 * full[1]  # leave-one-out prompts share long prefixes
+
+
+def test_bench_prints_both_modes_and_the_ratios():
+    proc = subprocess.run(
+        [sys.executable, "-m", "icm_engine.cli", "bench", str(SANITY / "claims_dev.jsonl"), "--task", "claims",
+         "--consistency", "key:answer", "--limit", "6", "--iterations", "3", "--num-seed", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert any("reference" in line for line in lines) and any(" fast " in line for line in lines)
+    final = json.loads(lines[-1])
+    for key in ("token_ratio", "time_ratio", "acc_reference", "acc_fast", "peak_tokens_per_s"):
+        assert key in final
+    assert final["token_ratio"] > 0 and final["peak_tokens_per_s"] > 0

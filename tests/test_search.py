@@ -257,3 +257,46 @@ def test_zero_shot_init_labels_the_higher_scored_half_true():
     assert sum(y for y, _ in seeded) == 3  # balanced, as the paper's random init
     # The fake's zero-shot score is the example's marker, so zero-shot seeds agree with it.
     assert all(y == g for y, g in seeded)
+
+
+def test_context_cap_keeps_a_fixed_short_context_per_target():
+    examples, _gold = make_examples(12)
+    scorer = Scorer(TASK, FakeBackend(), examples, context_cap=5)
+    labels = [True, False] * 12
+    labeled = [(p, y) for p, y in enumerate(labels)]
+    demos = scorer.demos_for(3, labeled)
+    assert len(demos) == 5 and all(p != 3 for p, _ in demos)
+    assert [p for p, _ in demos] == sorted(p for p, _ in demos)  # position order: prefixes stay shared
+    # A label change elsewhere leaves the choice alone; the same target always gets the same examples.
+    flipped = list(labels)
+    outside = next(p for p in range(24) if p != 3 and p not in {q for q, _ in demos})
+    flipped[outside] = not flipped[outside]
+    assert [p for p, _ in scorer.demos_for(3, list(enumerate(flipped)))] == [p for p, _ in demos]
+    # Under the cap, everything visible is shown.
+    assert len(Scorer(TASK, FakeBackend(), examples, context_cap=50).demos_for(3, labeled)) == 23
+
+
+def test_context_cap_rescores_only_the_targets_that_show_a_change():
+    examples, _ = make_examples(12)
+    backend = FakeBackend()
+    scorer = Scorer(TASK, backend, examples, context_cap=4)
+    labels = [True, False] * 12
+    scorer.loo(labels, range(24))
+    before = backend.stats.prompts
+    labels[5] = not labels[5]
+    scorer.loo(labels, range(24))
+    showing = sum(1 for t in range(24) if 5 in {p for p, _ in scorer.demos_for(t, list(enumerate(labels)))})
+    assert backend.stats.prompts - before == showing  # only those targets: all other prompts are cached
+    assert showing < 12
+
+
+def test_context_cap_is_validated_and_reaches_the_search():
+    with pytest.raises(ValueError, match="context_cap"):
+        ICMConfig(context_cap=0).validate()
+    examples, _gold = make_examples(6)
+    result, _backend = run(examples, ICMConfig(iterations=30, context_cap=3, seed=1))
+    assert sum(y is not None for y in result.labels) > 3
+
+
+def test_batched_is_the_old_name_of_fast():
+    assert ICMConfig(mode="batched").validate().mode == "fast"

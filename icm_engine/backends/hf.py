@@ -15,6 +15,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import copy
+import inspect
 import logging
 import shutil
 import tempfile
@@ -108,9 +110,18 @@ def cpu_has_fast_bf16() -> bool:
 class TransformersBackend:
     """Next-token label log-probs and continuation log-probs from a local causal LM.
 
-    Prompts of one call are sorted by length and run in right-padded micro-batches (pads come
-    after the real tokens, so causal attention never sees them and positions stay exact); only
-    the positions that are read go through the vocabulary projection.
+    Two ways to run a call's prompts, with the same results up to float rounding:
+
+    - `share_prefixes=True` (the default; ICM's `fast` mode): prompts are visited in token order, so
+      each one shares the longest possible prefix with the one before; the KV cache of that shared
+      prefix is kept (cropped back to it) and only the rest of the prompt is computed. The cache
+      also survives between calls, so a call whose first prompt continues the last one's prefix
+      starts from it. ICM's leave-one-out prompts share long prefixes (demonstrations in a fixed
+      order; under `--context other-groups`, whole contexts), so this computes far fewer tokens.
+    - `share_prefixes=False` (the `reference` mode's cost): prompts sorted by length run in
+      right-padded micro-batches, every token computed.
+
+    Only the positions that are read go through the vocabulary projection.
     """
 
     name = "transformers"
@@ -121,6 +132,8 @@ class TransformersBackend:
         dtype: str = "auto",
         threads: int | None = None,
         max_batch_tokens: int = 8192,
+        share_prefixes: bool = True,
+        share_continuations: bool = False,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -147,6 +160,17 @@ class TransformersBackend:
         self._softcap = getattr(self.model.config, "final_logit_softcapping", None)
         self._pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._label_ids: dict[str, int] = {}
+        self.share_prefixes = share_prefixes
+        # Continuation readouts read every token of the claim through the 262k-word vocabulary head, which
+        # dominates their cost; there the chain's many small forward passes measured slower than padded
+        # batches (docs/engine.md), so they share prefixes only when asked.
+        self.share_continuations = share_continuations
+        # transformers 5.x renamed the forward's `past_key_values` argument to `cache`.
+        params = inspect.signature(self._body.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # The prefix cache kept between calls: the tokens it holds and their KV states.
+        self._chain_tokens: list[int] = []
+        self._chain_cache = None
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model_name, "dtype": self.dtype}
@@ -202,10 +226,112 @@ class TransformersBackend:
         out = self._body(input_ids=ids, attention_mask=mask, use_cache=False)
         return out.last_hidden_state
 
-    def score_token_seqs(self, seqs: Sequence[list[int]], label_ids: Sequence[int]) -> np.ndarray:
+    # -- shared prefixes ---------------------------------------------------------------------------
+    def _shared_hidden(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[list, int]:
+        """Hidden states of positions first_read[k] .. len-1 of every sequence, computing each shared
+        prefix once. Returns the per-sequence tensors and the number of tokens actually computed.
+
+        Sequences are visited in token order. One KV cache follows a chain through them, cropped back
+        to the prefix the next one shares; siblings that branch off the same prefix (consecutive
+        sequences with equal pairwise common prefixes, e.g. targets that share a whole context) run
+        as one batch over copies of that prefix's cache.
+        """
+        from transformers import DynamicCache
+
+        torch = self._torch
+        # A cache with plain (non-sliding) layers: it can be cropped back to any length, and the model's
+        # own masks still apply each layer's sliding window.
+        cache = self._chain_cache if self._chain_cache is not None else DynamicCache()
+        held = list(self._chain_tokens)
+        out: list = [None] * len(seqs)
+        computed = 0
+
+        def lcp(a: list[int], b: list[int]) -> int:
+            n = min(len(a), len(b))
+            i = 0
+            while i < n and a[i] == b[i]:
+                i += 1
+            return i
+
+        def advance(target: list[int], length: int):
+            """Make the chain cache hold target[:length]; return the hidden states of what it computed."""
+            nonlocal cache, held, computed
+            common = min(lcp(held, target), length)
+            if common == 0:
+                cache = DynamicCache()
+            elif common < len(held):
+                cache.crop(common - len(held))
+            held = list(target[:length])
+            if length == common:
+                return None, common
+            computed += length - common
+            hidden = self._body(
+                input_ids=torch.tensor([target[common:length]], dtype=torch.long), use_cache=True,
+                position_ids=torch.arange(common, length, dtype=torch.long)[None], **{self._cache_arg: cache},
+            ).last_hidden_state[0]
+            return hidden, common
+
+        order = sorted(range(len(seqs)), key=lambda k: seqs[k])
+        i = 0
+        while i < len(order):
+            j = i + 1
+            c = lcp(seqs[order[i]], seqs[order[j]]) if j < len(order) else -1
+            while j < len(order) and lcp(seqs[order[j - 1]], seqs[order[j]]) == c:
+                j += 1
+            run = order[i:j]
+            shared = min([c, *(first_read[k] for k in run)]) if len(run) > 1 else -1
+            if shared < 1:
+                for k in run:  # one sequence (or nothing worth sharing): follow the chain through it
+                    hidden, common = advance(seqs[k], len(seqs[k]))
+                    out[k] = hidden[first_read[k] - common:]
+                i = j
+                continue
+            advance(seqs[run[0]], shared)
+            width = max(len(seqs[k]) - shared for k in run)
+            rows = max(1, self.max_batch_tokens // (shared + width))
+            for b in range(0, len(run), rows):
+                part = run[b:b + rows]
+                branch = copy.deepcopy(cache)
+                branch.batch_repeat_interleave(len(part))
+                ids = torch.full((len(part), width), self._pad, dtype=torch.long)
+                for r, k in enumerate(part):
+                    tail = seqs[k][shared:]
+                    ids[r, : len(tail)] = torch.tensor(tail, dtype=torch.long)
+                # Right padding: pads follow the real tokens, which causal attention keeps from seeing them.
+                hidden = self._body(
+                    input_ids=ids, use_cache=True, **{self._cache_arg: branch},
+                    position_ids=torch.arange(shared, shared + width, dtype=torch.long)[None].expand(len(part), -1),
+                ).last_hidden_state
+                for r, k in enumerate(part):
+                    out[k] = hidden[r, first_read[k] - shared: len(seqs[k]) - shared]
+                    computed += len(seqs[k]) - shared
+            i = j
+        self._chain_cache, self._chain_tokens = cache, held
+        return out, computed
+
+    def reset_prefix_cache(self) -> None:
+        self._chain_cache, self._chain_tokens = None, []
+
+    def _count(self, seqs: Sequence[list[int]], computed: int) -> None:
+        self.stats.calls += 1
+        self.stats.prompts += len(seqs)
+        self.stats.prompt_tokens += sum(len(s) for s in seqs)
+        self.stats.computed_tokens += computed
+
+    def score_token_seqs(
+        self, seqs: Sequence[list[int]], label_ids: Sequence[int], share_prefixes: bool | None = None
+    ) -> np.ndarray:
         """Log-probs of `label_ids` after each token sequence; the exact primitive under label_logprobs."""
         torch = self._torch
         out = np.zeros((len(seqs), len(label_ids)), dtype=np.float64)
+        share = self.share_prefixes if share_prefixes is None else share_prefixes
+        if share:
+            with torch.inference_mode():
+                hidden, computed = self._shared_hidden(seqs, [len(s) - 1 for s in seqs])
+                h = torch.stack([x[-1] for x in hidden])
+                out[:] = torch.log_softmax(self._logits(h), dim=-1)[:, list(label_ids)].double().numpy()
+            self._count(seqs, computed)
+            return out
         with torch.inference_mode():
             for batch in self._batches([len(s) for s in seqs]):
                 sub = [seqs[k] for k in batch]
@@ -214,24 +340,36 @@ class TransformersBackend:
                 h = hidden[torch.arange(len(sub)), last]
                 logp = torch.log_softmax(self._logits(h), dim=-1)[:, list(label_ids)]
                 out[batch] = logp.double().numpy()
-        self.stats.calls += 1
-        self.stats.prompts += len(seqs)
-        n_tokens = sum(len(s) for s in seqs)
-        self.stats.prompt_tokens += n_tokens
-        self.stats.computed_tokens += n_tokens
+        self._count(seqs, sum(len(s) for s in seqs))
         return out
 
-    def label_logprobs(self, prompts: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
+    def label_logprobs(
+        self, prompts: Sequence[str], label_words: Sequence[str], share_prefixes: bool | None = None
+    ) -> np.ndarray:
         if not prompts:
             return np.zeros((0, len(label_words)))
         ids = [self.label_token_id(w) for w in label_words]
-        return self.score_token_seqs([self.encode(p) for p in prompts], ids)
+        return self.score_token_seqs([self.encode(p) for p in prompts], ids, share_prefixes)
 
-    def continuation_logprobs(self, prefixes: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
+    def continuation_logprobs(
+        self, prefixes: Sequence[str], continuations: Sequence[str], share_prefixes: bool | None = None
+    ) -> np.ndarray:
         torch = self._torch
         pairs = [self.encode_pair(p, c) for p, c in zip(prefixes, continuations, strict=True)]
         out = np.zeros(len(pairs), dtype=np.float64)
         if not pairs:
+            return out
+        share = (self.share_prefixes and self.share_continuations) if share_prefixes is None else share_prefixes
+        if share:
+            seqs = [s for s, _ in pairs]
+            with torch.inference_mode():
+                hidden, computed = self._shared_hidden(seqs, [start - 1 for _, start in pairs])
+                for k, ((seq, start), h) in enumerate(zip(pairs, hidden, strict=True)):
+                    # h holds positions start-1 .. len-1; position t predicts token t+1.
+                    logp = torch.log_softmax(self._logits(h[:-1]), dim=-1)
+                    target = torch.tensor(seq[start:], dtype=torch.long)
+                    out[k] = float(logp[torch.arange(len(target)), target].double().sum())
+            self._count(seqs, computed)
             return out
         with torch.inference_mode():
             for batch in self._batches([len(s) for s, _ in pairs]):
@@ -243,9 +381,5 @@ class TransformersBackend:
                     logp = torch.log_softmax(self._logits(h), dim=-1)
                     target = torch.tensor(seq[start:], dtype=torch.long)
                     out[k] = float(logp[torch.arange(len(target)), target].double().sum())
-        self.stats.calls += 1
-        self.stats.prompts += len(pairs)
-        n_tokens = sum(len(s) for s, _ in pairs)
-        self.stats.prompt_tokens += n_tokens
-        self.stats.computed_tokens += n_tokens
+        self._count([s for s, _ in pairs], sum(len(s) for s, _ in pairs))
         return out

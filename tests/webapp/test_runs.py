@@ -353,7 +353,7 @@ def test_run_pages(client, owner):
     resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
         "method": "icm", "backend": "transformers", "model": "nope", "seed": 0, "readout": "verdict",
         "context": "all", "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
-        "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "batched",
+        "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
         "init": "random", "rounds": 3})
     assert resp.status_code == 400 and "unknown model" in resp.content.decode()
     assert Run.objects.count() == 0

@@ -36,12 +36,16 @@ class RunForm(forms.Form):
     boost = forms.FloatField(initial=D.boost)
     mode = forms.ChoiceField(choices=[(m, m) for m in MODES], initial=D.mode)
     init = forms.ChoiceField(choices=[(i, i) for i in INITS], initial=D.init)
+    context_cap = forms.IntegerField(
+        required=False, min_value=1,
+        help_text="Approximation, off when empty: each target sees at most N demonstrations (a fixed choice per "
+                  "target), so a label change re-scores only the targets that show it.")
     shots = forms.IntegerField(required=False, min_value=1, help_text="Baselines: cap the demonstrations per prompt.")
     rounds = forms.IntegerField(min_value=0, initial=3, help_text="Bootstrap rounds.")
 
     ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
-                  "init")
+                  "init", "context_cap")
     BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
 
     def hyperparameters(self, method: str) -> dict:

@@ -1,0 +1,141 @@
+"""`icm bench`: the `reference` and `fast` modes on the same data, model, seeds and iteration budget, in
+one process, with what each cost.
+
+For each mode it reports label accuracy against gold, model calls, prompt tokens, tokens the model
+actually computed, wall time and peak resident memory; it also measures the backend's peak
+throughput (tokens/s on a batch of independent prompts) and the share of it each mode sustained.
+The last line printed is one JSON object with the ratios.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .backends.base import Backend
+from .examples import Example
+from .metrics import label_metrics
+from .search import ICMConfig, ICMSearch
+from .tasks import Task
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class PeakMemory:
+    """Samples resident memory in a thread while a block runs; `.peak` is the highest seen."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = _rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, _rss_bytes())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], min_tokens: int = 6000) -> float:
+    """Tokens/s the backend computes on a large batch of independent prompts (no shared prefixes)."""
+    prompts: list[str] = []
+    tokens = 0
+    encode = getattr(backend, "encode", None)
+    while tokens < min_tokens:
+        for ex in examples:
+            # Each prompt starts differently, so no backend can reuse a prefix between them.
+            prompt = f"{len(prompts)}. " + task.render(ex)
+            prompts.append(prompt)
+            tokens += len(encode(prompt)) if encode else len(prompt.split())
+            if tokens >= min_tokens:
+                break
+    options = {"share_prefixes": False} if getattr(backend, "share_prefixes", None) is not None else {}
+    backend.label_logprobs(prompts[:4], list(task.label_words), **options)  # warm up
+    before = backend.stats.copy()
+    start = time.perf_counter()
+    backend.label_logprobs(prompts, list(task.label_words), **options)
+    wall = time.perf_counter() - start
+    return backend.stats.minus(before).computed_tokens / wall
+
+
+def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
+             config: ICMConfig) -> dict[str, Any]:
+    reset = getattr(backend, "reset_prefix_cache", None)
+    if reset is not None:
+        reset()
+    before = backend.stats.copy()
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        result = ICMSearch(examples, task, backend, config).run()
+        wall = time.perf_counter() - start
+    stats = backend.stats.minus(before)
+    metrics = label_metrics(result.labels, gold, result.scores)
+    return {
+        "mode": config.mode, "seed": config.seed, "accuracy": metrics["accuracy"], "auroc": metrics.get("auroc"),
+        "labeled": sum(y is not None for y in result.labels), "model_calls": stats.calls,
+        "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens, "computed_tokens": stats.computed_tokens,
+        "wall_s": round(wall, 3), "peak_rss_mb": round(memory.peak / 2**20, 1),
+        "tokens_per_s": stats.computed_tokens / wall if wall else None,
+    }
+
+
+def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
+          base: ICMConfig, seeds: Sequence[int], log=print) -> dict[str, Any]:
+    peak = peak_throughput(backend, task, examples)
+    log(f"backend peak throughput: {peak:.0f} tokens/s on independent prompts")
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        for mode in ("reference", "fast"):
+            overrides: dict[str, Any] = {"mode": mode, "seed": seed}
+            if mode == "reference":
+                overrides["context_cap"] = None  # the official code's semantics: every demonstration, always
+            cfg = ICMConfig(**{**base.as_dict(), **overrides}).validate()
+            row = run_mode(backend, task, examples, gold, cfg)
+            row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
+            rows.append(row)
+            log(f"seed {seed} {mode:9s} accuracy {row['accuracy']} calls {row['model_calls']} "
+                f"prompt tokens {row['prompt_tokens']} computed {row['computed_tokens']} wall {row['wall_s']} s "
+                f"peak RSS {row['peak_rss_mb']} MB sustained {row['tokens_per_s']:.0f} tok/s "
+                f"({100 * (row['share_of_peak'] or 0):.0f}% of peak)")
+
+    def mean(mode: str, key: str) -> float:
+        values = [r[key] for r in rows if r["mode"] == mode and r[key] is not None]
+        return statistics.fmean(values) if values else float("nan")
+
+    ref_tokens, fast_tokens = mean("reference", "computed_tokens"), mean("fast", "computed_tokens")
+    ref_wall, fast_wall = mean("reference", "wall_s"), mean("fast", "wall_s")
+    return {
+        "token_ratio": round(ref_tokens / fast_tokens, 3) if fast_tokens else None,
+        "time_ratio": round(ref_wall / fast_wall, 3) if fast_wall else None,
+        "acc_reference": mean("reference", "accuracy"),
+        "acc_fast": mean("fast", "accuracy"),
+        "peak_tokens_per_s": round(peak, 1),
+        "fast_share_of_peak": mean("fast", "share_of_peak"),
+        "reference_share_of_peak": mean("reference", "share_of_peak"),
+        "n": len(examples), "iterations": base.iterations, "seeds": list(seeds), "context_cap": base.context_cap,
+        "threads": os.environ.get("ICM_THREADS") or os.cpu_count(),
+        "runs": rows,
+    }
