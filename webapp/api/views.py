@@ -406,11 +406,8 @@ class AnnotationsView(APIView):
         dataset = selectors.get_dataset(request.user, pk)
         role = selectors.role_of(request.user, dataset)
         permissions.require(role, permissions.ANNOTATE, "Labeling")
-        own = review_services.annotation_set(request.user, dataset)
-        done = set(own.labels.values_list("example_id", flat=True)) if own else set()
-        examples = selectors.examples_of(dataset)
-        nxt = examples.exclude(pk__in=done).first()
-        data = {"done": len(done), "total": examples.count(),
+        nxt, done, total = review_selectors.next_to_label(request.user, dataset)
+        data = {"done": done, "total": total,
                 "example": s.ExampleSerializer(nxt, context={"role": role}).data if nxt else None}
         return Response(data)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -91,6 +91,11 @@ def label_sets_with_counts(dataset: Dataset, user: User | None = None) -> QueryS
         )
         .order_by("kind", "name", "version")
     )
+
+
+def next_version(dataset_id: int, name: str) -> int:
+    """The version a new label set named `name` gets in this dataset (1, or one past the highest)."""
+    return (LabelSet.objects.filter(dataset_id=dataset_id, name=name).aggregate(v=Max("version"))["v"] or 0) + 1
 
 
 def latest_gold(dataset: Dataset) -> LabelSet | None:

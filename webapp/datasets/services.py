@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
 
@@ -31,7 +30,7 @@ from .models import (
     StagedUpload,
 )
 from .parsing import ParsedDataset, parse_dataset_file, parse_label_file, safe_filename
-from .selectors import role_of
+from .selectors import next_version, role_of
 
 BULK = 2000
 STAGED_UPLOAD_TTL = timedelta(hours=24)
@@ -208,7 +207,7 @@ def import_label_set(
     with transaction.atomic():
         # Lock the dataset row so two imports under one name get consecutive versions, not a clash.
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
-        version = (LabelSet.objects.filter(dataset=dataset, name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+        version = next_version(dataset.pk, name)
         label_set = LabelSet.objects.create(
             dataset=dataset,
             kind=kind,

@@ -231,6 +231,16 @@ def accuracy_plot(report: dict[str, Any], names: dict[int, str], width: int = 56
     return out
 
 
+def next_to_label(user: User, dataset: Dataset) -> tuple[Example | None, int, int]:
+    """The first example (by position) the user has not labeled blind yet, how many they have, of how many."""
+    from .services import annotation_set
+
+    own = annotation_set(user, dataset)
+    examples = Example.objects.filter(dataset=dataset).order_by("position")
+    todo = examples.exclude(labels__label_set=own) if own else examples
+    return todo.first(), own.labels.count() if own else 0, examples.count()
+
+
 def annotator_progress(dataset: Dataset, total: int) -> list[dict[str, Any]]:
     """Each annotator's blind label set: how many examples they labeled, of how many."""
     from django.db.models import Count

@@ -8,13 +8,12 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
 from django.http import Http404
 from django.utils import timezone
 
 from webapp.datasets import permissions
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
-from webapp.datasets.selectors import role_of
+from webapp.datasets.selectors import next_version, role_of
 
 from .models import GoldCorrection, SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
 
@@ -94,7 +93,7 @@ def correct_gold(*, user: AbstractBaseUser, dataset: Dataset, base: LabelSet,
     with transaction.atomic():
         Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
         old = dict(Label.objects.filter(label_set=base).values_list("example_id", "value"))
-        version = (LabelSet.objects.filter(dataset=dataset, name=base.name).aggregate(v=Max("version"))["v"] or 0) + 1
+        version = next_version(dataset.pk, base.name)
         new = LabelSet.objects.create(
             dataset=dataset, kind=LabelSetKind.GOLD, name=base.name, version=version,
             source=LabelSetSource.ADJUDICATION, created_by=user,
@@ -137,7 +136,7 @@ def annotation_set(user: AbstractBaseUser, dataset: Dataset, create: bool = Fals
     found = qs.order_by("-version").first()
     if found is None and create:
         name = f"{user.get_username()} (blind)"
-        version = (LabelSet.objects.filter(dataset=dataset, name=name).aggregate(v=Max("version"))["v"] or 0) + 1
+        version = next_version(dataset.pk, name)
         found = LabelSet.objects.create(dataset=dataset, kind=LabelSetKind.HUMAN, name=name, version=version,
                                         source=LabelSetSource.ANNOTATION, annotator=user, created_by=user,
                                         partial=True)

@@ -253,15 +253,12 @@ def annotate(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
     role = role_of(request.user, dataset)
     permissions.require(role, permissions.ANNOTATE, "Labeling")
-    own = services.annotation_set(request.user, dataset)
-    done = set(own.labels.values_list("example_id", flat=True)) if own else set()
-    total = Example.objects.filter(dataset=dataset).count()
-    current = Example.objects.filter(dataset=dataset).exclude(pk__in=done).order_by("position").first()
+    current, done, total = selectors.next_to_label(request.user, dataset)
     progress = None
     if permissions.reads_labels(role):
         progress = selectors.annotator_progress(dataset, total)
     return render(request, "review/annotate.html", {
-        "dataset": dataset, "current": current, "done": len(done), "total": total, "progress": progress,
+        "dataset": dataset, "current": current, "done": done, "total": total, "progress": progress,
         "fields": permissions.visible_fields(role, current.fields) if current else {}})
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -33,7 +33,7 @@ from icm_engine.examples import LoadedData, limit_examples
 from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches
 from icm_engine.tasks import Task, get_task
 from webapp.datasets.models import Example, Label, LabelSet, LabelSetKind, LabelSetSource
-from webapp.datasets.selectors import latest_gold
+from webapp.datasets.selectors import latest_gold, next_version
 
 from .backends import build_backend
 from .models import Run, RunMethod, RunStatus
@@ -233,10 +233,6 @@ class Recorder:
         self._write(progress=progress)
 
 
-def _next_version(dataset_id: int, name: str) -> int:
-    return (LabelSet.objects.filter(dataset_id=dataset_id, name=name).aggregate(v=Max("version"))["v"] or 0) + 1
-
-
 def _finish(run_id: int, lease: str, status: str, labels: list[bool | None] | None, scores: list[float | None] | None,
             examples: list[EngineExample], provenance: dict[str, Any], progress_extra: dict[str, Any],
             keep_checkpoint: bool, checkpoint: dict[str, Any] | None = None) -> None:
@@ -252,7 +248,7 @@ def _finish(run_id: int, lease: str, status: str, labels: list[bool | None] | No
             label_set = LabelSet.objects.create(
                 dataset_id=run.dataset_id,
                 kind=LabelSetKind.ICM if run.method == RunMethod.ICM else LabelSetKind.BASELINE,
-                name=name, version=_next_version(run.dataset_id, name), source=LabelSetSource.RUN,
+                name=name, version=next_version(run.dataset_id, name), source=LabelSetSource.RUN,
                 created_by_id=run.created_by_id, run_id=run.pk, model=provenance.get("model", "")[:255],
                 configuration=provenance, partial=status != RunStatus.SUCCEEDED or len(labeled) < len(examples),
             )

@@ -87,31 +87,24 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "runs/detail.html", {"run": run, "snap": snap, "plot": plot_points(snap["history"])})
 
 
-def _live(request: HttpRequest, run) -> HttpResponse:
-    snap = snapshot(run)
-    response = render(request, "runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"])})
-    return response
+def _run_action(request: HttpRequest, pk: int, action) -> HttpResponse:
+    """Cancel or resume: the service decides; htmx gets the live fragment back, a form post the page."""
+    run = selectors.get_run(request.user, pk)
+    try:
+        run = action(user=request.user, run=run)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    if request.headers.get("HX-Request") == "true":
+        snap = snapshot(run)
+        return render(request, "runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"])})
+    return redirect("runs:detail", pk=pk)
 
 
 @require_POST
 def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.get_run(request.user, pk)
-    try:
-        run = services.cancel_run(user=request.user, run=run)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    if request.headers.get("HX-Request") == "true":
-        return _live(request, run)
-    return redirect("runs:detail", pk=pk)
+    return _run_action(request, pk, services.cancel_run)
 
 
 @require_POST
 def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.get_run(request.user, pk)
-    try:
-        run = services.resume_run(user=request.user, run=run)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    if request.headers.get("HX-Request") == "true":
-        return _live(request, run)
-    return redirect("runs:detail", pk=pk)
+    return _run_action(request, pk, services.resume_run)
