@@ -191,6 +191,7 @@ class ICMSearch:
         config: ICMConfig | None = None,
         on_event: Callable[[SearchEvent], None] | None = None,
         checkpoint: dict[str, Any] | None = None,
+        batch_range: tuple[int, int] | None = None,
     ):
         self.examples = list(examples)
         if [ex.uid for ex in self.examples] != list(range(len(self.examples))):
@@ -201,11 +202,17 @@ class ICMSearch:
         self.on_event = on_event
         self.reference = self.config.mode == "reference"
         self.batches = make_batches(self.examples, self.config.batch_size)
+        # A shard of a larger run searches only batches [lo, hi). Batches are independent (each has its
+        # own seeded stream), so shards run anywhere, in any order, give the labels of one whole run.
+        lo, hi = batch_range if batch_range is not None else (0, len(self.batches))
+        if not 0 <= lo < hi <= len(self.batches):
+            raise ValueError(f"batch range [{lo}, {hi}) is outside the {len(self.batches)} batches")
+        self.batch_range = (lo, hi)
         self.fingerprint = fingerprint(self.examples, task)
         n = len(self.examples)
         self.labels: list[bool | None] = [None] * n
         self.scores: list[float | None] = [None] * n
-        self.batch_index = 0
+        self.batch_index = lo
         self.iteration = 0
         self.total_iterations = 0
         self.accepted = 0
@@ -237,6 +244,7 @@ class ICMSearch:
             "fingerprint": self.fingerprint,
             "config": self.config.as_dict(),
             "batch_index": self.batch_index,
+            "batch_range": list(self.batch_range),
             "labels": list(self.labels),
             "scores": list(self.scores),
             "iteration": self.iteration,
@@ -259,6 +267,8 @@ class ICMSearch:
             raise ValueError("checkpoint belongs to other examples or another task")
         if ck["config"] != self.config.as_dict():
             raise ValueError("checkpoint was made with other hyperparameters")
+        if list(ck.get("batch_range", [0, len(self.batches)])) != list(self.batch_range):
+            raise ValueError("checkpoint belongs to another range of batches")
         self.batch_index = ck["batch_index"]
         self.labels = list(ck["labels"])
         self.scores = list(ck["scores"])
@@ -486,7 +496,7 @@ class ICMSearch:
         self._t0 = time.monotonic()
         self._stats_origin = self.backend.stats.copy()
         stopped = False
-        while self.batch_index < len(self.batches):
+        while self.batch_index < self.batch_range[1]:
             self._batch_setup()
             if not self.initialized:
                 # Each batch draws from its own seeded stream, so batches do not depend on each other.

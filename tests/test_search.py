@@ -125,6 +125,44 @@ def test_resume_equals_uninterrupted():
         assert resumed.accepted == full.accepted and resumed.rejected == full.rejected
 
 
+def test_shards_of_the_batches_give_the_labels_of_one_whole_run():
+    examples, _ = make_examples(12)
+    cfg = ICMConfig(iterations=30, seed=4, batch_size=6)
+    whole, _ = run(examples, cfg)
+    n_batches = len(make_batches(examples, cfg.batch_size))
+    assert n_batches == 4
+    merged: list = [None] * len(examples)
+    # Shards in reverse order: nothing carries over from one batch to the next.
+    for lo, hi in ((3, 4), (1, 3), (0, 1)):
+        part, _ = run(examples, cfg, batch_range=(lo, hi))
+        mine = [u for b in range(lo, hi) for u in make_batches(examples, cfg.batch_size)[b]]
+        assert all((y is None) == (u not in mine) for u, y in enumerate(part.labels))
+        for u in mine:
+            merged[u] = (part.labels[u], part.scores[u])
+    assert merged == list(zip(whole.labels, whole.scores, strict=True))
+    with pytest.raises(ValueError, match="outside"):
+        ICMSearch(examples, TASK, FakeBackend(), cfg, batch_range=(2, 5))
+
+
+def test_a_shard_resumes_only_its_own_checkpoint():
+    examples, _ = make_examples(12)
+    cfg = ICMConfig(iterations=20, seed=4, batch_size=6)
+    search = ICMSearch(examples, TASK, FakeBackend(), cfg, batch_range=(1, 3))
+    count = [0]
+
+    def stop():
+        count[0] += 1
+        return count[0] > 25
+
+    assert not search.run(should_stop=stop).complete
+    checkpoint = json.loads(json.dumps(search.checkpoint()))
+    resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint, batch_range=(1, 3)).run()
+    straight, _ = run(examples, cfg, batch_range=(1, 3))
+    assert resumed.labels == straight.labels
+    with pytest.raises(ValueError, match="range of batches"):
+        ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint, batch_range=(0, 3))
+
+
 def test_checkpoint_refuses_other_data():
     examples, _ = make_examples(4)
     search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=5))

@@ -188,3 +188,26 @@ def test_cancel_a_running_celery_run(workers, owner, owner_api):
     assert time.monotonic() - t0 < 5
     assert done.label_set is not None and done.label_set.partial
     assert done.checkpoint is not None
+
+
+def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, owner, settings):
+    ds = fake_dataset(owner, n=48)
+    params = PARAMS | {"batch_size": 12, "iterations": 30}  # 4 batches
+    settings.ICM_RUN_DISPATCH = "none"
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, hyperparameters=params,
+                           backend_options={"delay": 0.0})
+    assert execute_run(reference.pk) == "succeeded"
+    reference.refresh_from_db()
+
+    settings.ICM_RUN_DISPATCH = "celery"
+    workers.start()
+    workers.start()
+    parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, hyperparameters=params, shards=4,
+                        backend_options={"delay": 0.02})
+    done = wait_for(parent.pk, {"succeeded", "failed", "cancelled"}, timeout=120)
+    assert done.status == "succeeded", done.error + workers.logs()
+    assert labels_of(done) == labels_of(reference)
+    assert not done.label_set.partial
+    # Both worker processes took shards (each shard records the worker that ran it).
+    hosts = {w.split(":")[1] for w in done.shards.values_list("worker", flat=True)}
+    assert len(hosts) == 2, hosts

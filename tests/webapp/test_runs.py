@@ -18,6 +18,7 @@ from webapp.datasets.models import LabelSet, Membership, Role
 from webapp.runs import embedded
 from webapp.runs.execution import execute_run
 from webapp.runs.models import Run, RunStatus
+from webapp.runs.selectors import runs_of
 from webapp.runs.services import create_run
 
 from .conftest import api_client
@@ -204,6 +205,84 @@ def test_backend_failure_marks_failed_and_resumes(owner, owner_api, tmp_path):
     flag.unlink()
     assert owner_api.post(f"/api/runs/{run.pk}/resume/").json()["status"] == "queued"
     assert execute_run(run.pk) == "succeeded"
+
+
+# -- sharded runs ---------------------------------------------------------------------------------------------
+
+SHARDED = {"iterations": 40, "batch_size": 8, "num_seed": 3, "fix_steps": 2}
+
+
+def test_sharded_run_gives_the_labels_of_one_whole_run(owner, owner_api):
+    ds = fake_dataset(owner, n=40)  # 5 batches of 8
+    whole = create_run(user=owner, dataset=ds, backend=FAKE, seed=2, hyperparameters=SHARDED,
+                       backend_options={"delay": 0.0})
+    assert execute_run(whole.pk) == "succeeded"
+    whole.refresh_from_db()
+
+    resp = _post_run(owner_api, ds, hyperparameters=SHARDED, seed=2, shards=3)
+    assert resp.status_code == 201, resp.content
+    body = resp.json()
+    assert body["status"] == "running" and len(body["shards"]) == 3
+    assert [s["batch_range"] for s in body["shards"]] == [[0, 2], [2, 3], [3, 5]]
+    parent_id, shard_ids = body["id"], [s["id"] for s in body["shards"]]
+    assert execute_run(parent_id).startswith("skipped")  # the parent itself never executes
+    # Shards finish in any order; the parent stays running and partial until the last one.
+    for n, shard_id in enumerate(reversed(shard_ids)):
+        assert execute_run(shard_id) == "succeeded"
+        parent = Run.objects.get(pk=parent_id)
+        if n < 2:
+            assert parent.status == "running" and parent.label_set.partial
+    assert parent.status == "succeeded" and parent.finished is not None and not parent.label_set.partial
+    assert labels_of(parent) == labels_of(whole)
+    scores = dict(parent.label_set.labels.values_list("example__external_id", "score"))
+    assert scores == dict(whole.label_set.labels.values_list("example__external_id", "score"))
+    snap = owner_api.get(f"/api/runs/{parent_id}/").json()
+    assert snap["progress"]["labeled"] == 40 and snap["progress"]["size"] == 40
+    assert snap["progress"]["gold_agreement"] == pytest.approx(whole.progress["gold_agreement"])
+    assert snap["progress"]["step"] == snap["progress"]["total_steps"] == 5 * 40
+    assert owner_api.get(f"/api/runs/{shard_ids[0]}/").json()["parent"] == parent_id
+    # Only the parent's label set exists (shards write into it), and lists show the parent only.
+    assert LabelSet.objects.filter(dataset=ds, kind="icm").count() == 2
+    assert set(runs_of(ds).values_list("pk", flat=True)) == {whole.pk, parent_id}
+
+
+def test_sharded_run_fails_with_its_shard_and_resumes(owner, owner_api, tmp_path):
+    ds = fake_dataset(owner, n=32)
+    flag = tmp_path / "outage"
+    parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=1, hyperparameters=SHARDED, shards=2,
+                        backend_options={"delay": 0.0, "fail_flag": str(flag)})
+    first, second = parent.shards.order_by("pk")
+    assert execute_run(first.pk) == "succeeded"
+    flag.write_text("down")
+    assert execute_run(second.pk) == "failed"
+    parent.refresh_from_db()
+    assert parent.status == "failed" and f"shard run {second.pk} failed" in parent.error
+    assert parent.label_set.partial and parent.label_set.labels.count() == 16
+    flag.unlink()
+    resumed = owner_api.post(f"/api/runs/{parent.pk}/resume/").json()
+    assert resumed["status"] == "running"
+    assert {s["status"] for s in resumed["shards"]} == {"succeeded", "queued"}
+    assert execute_run(second.pk) == "succeeded"
+    parent.refresh_from_db()
+    assert parent.status == "succeeded" and parent.error == "" and not parent.label_set.partial
+    assert parent.label_set.labels.count() == 32
+
+
+def test_cancel_a_sharded_run_cancels_its_shards(owner, owner_api):
+    ds = fake_dataset(owner, n=32)
+    parent_id = _post_run(owner_api, ds, hyperparameters=SHARDED, shards=4).json()["id"]
+    resp = owner_api.post(f"/api/runs/{parent_id}/cancel/").json()
+    assert resp["status"] == "cancelled"
+    assert {s["status"] for s in resp["shards"]} == {"cancelled"}
+    assert all(execute_run(s["id"]).startswith("skipped") for s in resp["shards"])
+
+
+def test_shards_are_for_icm_only_and_capped_by_the_batches(owner, owner_api):
+    ds = fake_dataset(owner, n=16)
+    resp = _post_run(owner_api, ds, method="zero-shot", shards=2)
+    assert resp.status_code == 400 and "shards" in resp.json()
+    body = _post_run(owner_api, ds, hyperparameters=SHARDED, shards=9).json()
+    assert [s["batch_range"] for s in body["shards"]] == [[0, 1], [1, 2]]  # 2 batches: 2 shards
 
 
 def test_stale_run_is_taken_over_and_the_old_lease_writes_nothing(owner):

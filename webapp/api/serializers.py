@@ -175,6 +175,10 @@ class RunCreateSerializer(serializers.Serializer):
                   "Baselines: readout, context, calibrate, shots, rounds, batch_size.")
     baselines = serializers.BooleanField(
         default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs")
+    shards = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1,
+        help_text="ICM: split the batches into this many runs that workers execute in parallel; their labels "
+                  "are those of one whole run with the same seed")
 
 
 class RunProgressSerializer(serializers.Serializer):
@@ -204,6 +208,17 @@ class RunProgressSerializer(serializers.Serializer):
     updated = serializers.CharField(required=False)
 
 
+class RunShardSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    batch_range = serializers.ListField(child=serializers.IntegerField())
+    worker = serializers.CharField(allow_blank=True)
+    attempts = serializers.IntegerField()
+    labeled = serializers.IntegerField()
+    step = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+
+
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     dataset = serializers.IntegerField()
@@ -225,6 +240,10 @@ class RunSerializer(serializers.Serializer):
     created = serializers.DateTimeField()
     started = serializers.DateTimeField(allow_null=True)
     finished = serializers.DateTimeField(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True, help_text="a shard's sharded run")
+    batch_range = serializers.ListField(child=serializers.IntegerField(), allow_null=True,
+                                        help_text="a shard's batches [first, end)")
+    shards = RunShardSerializer(many=True, help_text="a sharded run's shards (empty otherwise)")
 
 
 class IntervalMixin(serializers.Serializer):

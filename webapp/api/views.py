@@ -274,7 +274,8 @@ class RunListView(generics.GenericAPIView):
                   "seed": d["seed"], "limit": d.get("limit"),
                   "backend_options": {"base_url": d["base_url"]} if d.get("base_url") else {}}
         with transaction.atomic():
-            run = run_services.create_run(method=d["method"], hyperparameters=d["hyperparameters"], **common)
+            run = run_services.create_run(method=d["method"], hyperparameters=d["hyperparameters"],
+                                          shards=d.get("shards"), **common)
             if d["baselines"] and d["method"] == "icm":
                 shared = {k: v for k, v in d["hyperparameters"].items() if k in run_services.BASELINE_KEYS}
                 for method in run_views.baseline_methods("icm", True, run_services.has_full_gold(dataset)):

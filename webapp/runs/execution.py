@@ -32,11 +32,11 @@ from icm_engine.examples import Example as EngineExample
 from icm_engine.examples import LoadedData, limit_examples
 from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches
 from icm_engine.tasks import Task, get_task
-from webapp.datasets.models import Example, Label, LabelSet, LabelSetKind, LabelSetSource
+from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
 from webapp.datasets.selectors import latest_gold, next_version
 
 from .backends import build_backend
-from .models import Run, RunMethod, RunStatus
+from .models import ACTIVE, Run, RunMethod, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def claim(run_id: int) -> str | None:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.ICM_RUN_LEASE_S)
     taken = (
-        Run.objects.filter(pk=run_id)
+        Run.objects.filter(pk=run_id, shard_count=0)
         .filter(Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, heartbeat__lt=stale)
                 | Q(status=RunStatus.RUNNING, heartbeat__isnull=True))
         .update(status=RunStatus.RUNNING, lease=token, heartbeat=now, worker=worker_name()[:255],
@@ -126,15 +126,20 @@ class Heartbeat(threading.Thread):
             close_old_connections()
 
 
-def load_inputs(run: Run) -> tuple[list[EngineExample], Task, list[bool | None]]:
-    """The examples as the engine sees them (no labels), the task, and gold by position (monitoring only)."""
-    dataset = run.dataset
-    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+def dataset_examples(dataset: Dataset, limit: int | None) -> list[EngineExample]:
+    """The examples as the engine sees them: no labels, in import order, the first `limit` (whole groups)."""
     rows = Example.objects.filter(dataset=dataset).order_by("position").values_list(
         "external_id", "fields", "group", "consistency_key")
     examples = [EngineExample(uid=i, id=ext, fields=fields, group=group, key=key)
                 for i, (ext, fields, group, key) in enumerate(rows)]
-    examples = limit_examples(LoadedData(examples), run.limit).examples
+    return limit_examples(LoadedData(examples), limit).examples
+
+
+def load_inputs(run: Run) -> tuple[list[EngineExample], Task, list[bool | None]]:
+    """The examples as the engine sees them (no labels), the task, and gold by position (monitoring only)."""
+    dataset = run.dataset
+    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+    examples = dataset_examples(dataset, run.limit)
     gold_set = latest_gold(dataset)
     gold_by_id = dict(Label.objects.filter(label_set=gold_set).values_list("example__external_id", "value")) \
         if gold_set else {}
@@ -144,8 +149,12 @@ def load_inputs(run: Run) -> tuple[list[EngineExample], Task, list[bool | None]]
 class Recorder:
     """Turns engine events into throttled progress snapshots, checkpoints and live-page hints."""
 
-    def __init__(self, run: Run, lease: str, heartbeat: Heartbeat, gold: list[bool | None], total_steps: int):
+    def __init__(self, run: Run, lease: str, heartbeat: Heartbeat, gold: list[bool | None], total_steps: int,
+                 first_step: int = 0):
         self.run_id = run.pk
+        self.parent_id = run.parent_id
+        # A shard counts its steps from its first batch.
+        self.first_step = first_step
         self.lease = lease
         self.heartbeat = heartbeat
         self.gold = gold
@@ -173,6 +182,8 @@ class Recorder:
         if not Run.objects.filter(pk=self.run_id, lease=self.lease).update(**fields):
             raise LeaseLost()
         notify(self.run_id)
+        if self.parent_id:
+            notify(self.parent_id)
 
     def _snapshot(self, values: dict[str, Any], step: int, elapsed: float) -> dict[str, Any]:
         eta = elapsed / step * (self.total_steps - step) if step else None
@@ -188,7 +199,7 @@ class Recorder:
     def on_event(self, ev: SearchEvent) -> None:
         search = self.search
         assert search is not None
-        step = ev.batch * ev.iterations + ev.iteration
+        step = ev.batch * ev.iterations + ev.iteration - self.first_step
         for ex_id, label in ev.changed:
             self.changes.append({"id": str(ex_id), "label": label, "step": step})
         self.changes = self.changes[-RECENT_CHANGES:]
@@ -241,28 +252,16 @@ def _finish(run_id: int, lease: str, status: str, labels: list[bool | None] | No
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.lease != lease:
             raise LeaseLost()
-        label_set = None
         labeled = [(ex, y, s) for ex, y, s in zip(examples, labels or [], scores or [], strict=False) if y is not None]
-        if labeled:
-            name = f"{run.method} run {run.pk}"
-            label_set = LabelSet.objects.create(
-                dataset_id=run.dataset_id,
-                kind=LabelSetKind.ICM if run.method == RunMethod.ICM else LabelSetKind.BASELINE,
-                name=name, version=next_version(run.dataset_id, name), source=LabelSetSource.RUN,
-                created_by_id=run.created_by_id, run_id=run.pk, model=provenance.get("model", "")[:255],
-                configuration=provenance, partial=status != RunStatus.SUCCEEDED or len(labeled) < len(examples),
-            )
-            ids = dict(Example.objects.filter(dataset_id=run.dataset_id,
-                                              external_id__in=[str(ex.id) for ex, _, _ in labeled])
-                       .values_list("external_id", "pk"))
-            Label.objects.bulk_create(
-                [Label(label_set=label_set, example_id=ids[str(ex.id)], value=bool(y),
-                       score=None if s is None else float(s)) for ex, y, s in labeled],
-                batch_size=2000,
-            )
+        if run.parent_id:
+            label_set = _shard_labels(run, [str(ex.id) for ex in examples], labeled, provenance)
+        else:
+            label_set = _new_label_set(run, labeled, provenance, partial=status != RunStatus.SUCCEEDED
+                                       or len(labeled) < len(examples)) if labeled else None
         run.status = status
         run.finished = timezone.now()
-        run.label_set = label_set or run.label_set
+        if not run.parent_id:  # a shard's labels live in its parent's label set
+            run.label_set = label_set or run.label_set
         run.progress = {**(run.progress or {}), **progress_extra, "phase": status}
         if checkpoint is not None:
             run.checkpoint, run.checkpointed = checkpoint, timezone.now()
@@ -271,6 +270,93 @@ def _finish(run_id: int, lease: str, status: str, labels: list[bool | None] | No
         run.lease = ""
         run.save()
     notify(run_id)
+    if run.parent_id:
+        settle_parent(run.parent_id)
+
+
+def _new_label_set(run: Run, labeled: list, provenance: dict[str, Any], partial: bool) -> LabelSet:
+    name = f"{run.method} run {run.pk}"
+    label_set = LabelSet.objects.create(
+        dataset_id=run.dataset_id,
+        kind=LabelSetKind.ICM if run.method == RunMethod.ICM else LabelSetKind.BASELINE,
+        name=name, version=next_version(run.dataset_id, name), source=LabelSetSource.RUN,
+        created_by_id=run.created_by_id, run_id=run.pk, model=provenance.get("model", "")[:255],
+        configuration=provenance, partial=partial,
+    )
+    _write_labels(label_set, run.dataset_id, labeled)
+    return label_set
+
+
+def _write_labels(label_set: LabelSet, dataset_id: int, labeled: list) -> None:
+    ids = dict(Example.objects.filter(dataset_id=dataset_id, external_id__in=[str(ex.id) for ex, _, _ in labeled])
+               .values_list("external_id", "pk"))
+    Label.objects.bulk_create(
+        [Label(label_set=label_set, example_id=ids[str(ex.id)], value=bool(y),
+               score=None if s is None else float(s)) for ex, y, s in labeled],
+        batch_size=2000,
+    )
+
+
+def _shard_labels(run: Run, shard_ids: list[str], labeled: list, provenance: dict[str, Any]) -> LabelSet | None:
+    """A shard writes into its parent's one label set (partial until every shard has succeeded),
+    replacing what an earlier, cancelled attempt of the same shard left there."""
+    parent = Run.objects.select_for_update().get(pk=run.parent_id)
+    label_set = parent.label_set
+    if label_set is None:
+        if not labeled:
+            return None
+        prov = {**provenance, "run": parent.pk, "shards": parent.shard_count}
+        label_set = _new_label_set(parent, [], prov, partial=True)
+        parent.label_set = label_set
+        parent.save(update_fields=["label_set"])
+    Label.objects.filter(label_set=label_set, example__dataset_id=run.dataset_id,
+                         example__external_id__in=shard_ids).delete()
+    _write_labels(label_set, run.dataset_id, labeled)
+    return label_set
+
+
+SUMMED = ("labeled", "size", "model_calls", "prompts", "prompt_tokens", "computed_tokens", "accepted", "rejected",
+          "gold_n", "step", "total_steps")
+
+
+def shard_progress(children: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sharded run's progress: its shards' counts summed; gold agreement pooled over their disjoint labels."""
+    out: dict[str, Any] = {k: sum(int((c.get("progress") or {}).get(k) or 0) for c in children) for k in SUMMED}
+    hits = sum(((c.get("progress") or {}).get("gold_agreement") or 0) * int((c.get("progress") or {}).get("gold_n")
+                                                                               or 0) for c in children)
+    out["gold_agreement"] = hits / out["gold_n"] if out["gold_n"] else None
+    elapsed = [(c.get("progress") or {}).get("elapsed_s") or 0 for c in children]
+    out["elapsed_s"] = max(elapsed, default=0)
+    etas = [(c.get("progress") or {}).get("eta_s") for c in children if c["status"] in ACTIVE]
+    out["eta_s"] = max((e for e in etas if e is not None), default=None) if etas else 0
+    return out
+
+
+def settle_parent(parent_id: int) -> None:
+    """Bring a sharded run's status and progress up to date with its shards: running while any is active;
+    then succeeded (the label set is whole), failed (naming the shard) or cancelled."""
+    with transaction.atomic():
+        parent = Run.objects.select_for_update().get(pk=parent_id)
+        children = list(parent.shards.order_by("pk").values("pk", "status", "error", "progress"))
+        statuses = {c["status"] for c in children}
+        progress = {**(parent.progress or {}), **shard_progress(children)}
+        if statuses & set(ACTIVE):
+            status, error, finished = RunStatus.RUNNING, "", None
+        elif statuses == {RunStatus.SUCCEEDED}:
+            status, error, finished = RunStatus.SUCCEEDED, "", timezone.now()
+        elif RunStatus.FAILED in statuses:
+            bad = next(c for c in children if c["status"] == RunStatus.FAILED)
+            status, error = RunStatus.FAILED, f"shard run {bad['pk']} failed: {bad['error'].splitlines()[0][:500]}"
+            finished = timezone.now()
+        else:
+            status, error, finished = RunStatus.CANCELLED, "", timezone.now()
+        progress["phase"] = status
+        parent.status, parent.error, parent.progress, parent.finished = status, error, progress, finished
+        parent.save(update_fields=["status", "error", "progress", "finished"])
+        if parent.label_set_id:
+            whole = status == RunStatus.SUCCEEDED and progress["labeled"] >= progress["size"]
+            LabelSet.objects.filter(pk=parent.label_set_id).update(partial=not whole)
+    notify(parent_id)
 
 
 def provenance_of(run: Run, task: Task, backend_info: dict[str, Any]) -> dict[str, Any]:
@@ -313,6 +399,8 @@ def execute_run(run_id: int) -> str:
             status=RunStatus.FAILED, error=message[:4000] + "\n\n" + traceback.format_exc(limit=3)[-2000:],
             finished=timezone.now(), lease="")
         notify(run_id)
+        if run.parent_id:
+            settle_parent(run.parent_id)
         return "failed"
     finally:
         heartbeat.stop_event.set()
@@ -320,25 +408,29 @@ def execute_run(run_id: int) -> str:
 
 def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
     config = ICMConfig.from_dict({**run.config, "seed": run.seed})
-    total = len(make_batches(examples, config.batch_size)) * config.iterations
-    recorder = Recorder(run, lease, heartbeat, gold, total)
-    search = ICMSearch(examples, task, backend, config, on_event=recorder.on_event, checkpoint=run.checkpoint)
+    lo, hi = run.batch_range or (0, len(make_batches(examples, config.batch_size)))
+    recorder = Recorder(run, lease, heartbeat, gold, (hi - lo) * config.iterations, first_step=lo * config.iterations)
+    search = ICMSearch(examples, task, backend, config, on_event=recorder.on_event, checkpoint=run.checkpoint,
+                       batch_range=(lo, hi))
     recorder.search = search
     result = search.run(should_stop=recorder.should_stop)
     if heartbeat.lost.is_set():
         raise LeaseLost()
+    # A shard reports, and hands its parent, only its own batches (the others' labels are all None).
+    mine = [u for b in range(lo, hi) for u in search.batches[b]]
     rate, n_gold = recorder.agreement(result.labels) if recorder.has_gold else (None, 0)
-    extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": sum(y is not None for y in result.labels),
-             "model_calls": result.stats.calls, "prompts": result.stats.prompts,
+    extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": sum(result.labels[u] is not None for u in mine),
+             "size": len(mine), "model_calls": result.stats.calls, "prompts": result.stats.prompts,
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
              "accepted": result.accepted, "rejected": result.rejected}
+    outcome = ([examples[u] for u in mine], [result.labels[u] for u in mine], [result.scores[u] for u in mine])
     if result.complete:
-        _finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, prov, extra,
+        _finish(run.pk, lease, RunStatus.SUCCEEDED, outcome[1], outcome[2], outcome[0], prov, extra,
                 keep_checkpoint=False)
         return "succeeded"
     # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
-    _finish(run.pk, lease, RunStatus.CANCELLED, result.labels, result.scores, examples, prov, extra,
+    _finish(run.pk, lease, RunStatus.CANCELLED, outcome[1], outcome[2], outcome[0], prov, extra,
             keep_checkpoint=True, checkpoint=search.checkpoint())
     return "cancelled"
 

@@ -40,6 +40,10 @@ class RunForm(forms.Form):
         required=False, min_value=1,
         help_text="Approximation, off when empty: each target sees at most N demonstrations (a fixed choice per "
                   "target), so a label change re-scores only the targets that show it.")
+    shards = forms.IntegerField(
+        required=False, min_value=1,
+        help_text="ICM: split the batches over this many runs that workers execute in parallel (the labels are "
+                  "those of one run with the same seed).")
     shots = forms.IntegerField(required=False, min_value=1, help_text="Baselines: cap the demonstrations per prompt.")
     rounds = forms.IntegerField(min_value=0, initial=3, help_text="Bootstrap rounds.")
 

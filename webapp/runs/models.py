@@ -52,6 +52,11 @@ class Run(models.Model):
     checkpointed = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # A sharded run: the parent owns the label set and runs nothing itself; each shard is an ordinary run
+    # over a contiguous range of the parent's batches, executed by whichever worker claims it.
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="shards")
+    shard_count = models.PositiveIntegerField(default=0)
+    batch_range = models.JSONField(null=True, blank=True)
     label_set = models.OneToOneField(LabelSet, on_delete=models.SET_NULL, null=True, blank=True, related_name="run")
     # Which execution owns the run now: a fresh token per claim; the heartbeat proves it is alive.
     lease = models.CharField(max_length=64, blank=True)
@@ -73,3 +78,7 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def is_sharded(self) -> bool:
+        return self.shard_count > 0

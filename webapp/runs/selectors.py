@@ -32,12 +32,30 @@ def get_run(user: User, pk: Any) -> Run:
 
 
 def runs_of(dataset: Dataset) -> QuerySet[Run]:
-    # The checkpoint can be megabytes: lists never load it.
-    return Run.objects.filter(dataset=dataset).select_related("created_by", "label_set").defer("checkpoint", "history")
+    # The checkpoint can be megabytes: lists never load it. Shards are listed on their parent's page.
+    return (Run.objects.filter(dataset=dataset, parent__isnull=True).select_related("created_by", "label_set")
+            .defer("checkpoint", "history"))
+
+
+def shards_of(run: Run) -> list[dict[str, Any]]:
+    return list(run.shards.order_by("pk").values("pk", "status", "batch_range", "progress", "error", "worker",
+                                                  "attempts"))
 
 
 def snapshot(run: Run) -> dict[str, Any]:
-    """Everything the live page and the API show about a run, from its database row."""
+    """Everything the live page and the API show about a run, from its database row (a sharded run's
+    progress is its shards', summed as they go)."""
+    progress = run.progress or {}
+    shards: list[dict[str, Any]] = []
+    if run.is_sharded:
+        from .execution import shard_progress
+
+        children = shards_of(run)
+        progress = {**progress, **shard_progress(children)}
+        shards = [{"id": c["pk"], "status": c["status"], "batch_range": c["batch_range"], "worker": c["worker"],
+                   "attempts": c["attempts"], "labeled": (c["progress"] or {}).get("labeled", 0),
+                   "step": (c["progress"] or {}).get("step", 0),
+                   "total_steps": (c["progress"] or {}).get("total_steps", 0)} for c in children]
     return {
         "id": run.pk,
         "dataset": run.dataset_id,
@@ -50,7 +68,7 @@ def snapshot(run: Run) -> dict[str, Any]:
         "config": run.config,
         "status": run.status,
         "cancel_requested": run.cancel_requested,
-        "progress": run.progress or {},
+        "progress": progress,
         "history": run.history or [],
         "error": run.error,
         "label_set": run.label_set_id,
@@ -59,6 +77,9 @@ def snapshot(run: Run) -> dict[str, Any]:
         "created": run.created.isoformat(),
         "started": run.started.isoformat() if run.started else None,
         "finished": run.finished.isoformat() if run.finished else None,
+        "parent": run.parent_id,
+        "batch_range": run.batch_range,
+        "shards": shards,
     }
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from icm_engine.baselines import METHODS as BASELINE_METHODS
 from icm_engine.scoring import CONTEXTS, READOUTS
-from icm_engine.search import ICMConfig
+from icm_engine.search import ICMConfig, make_batches
 from webapp.datasets import permissions
 from webapp.datasets.models import Dataset, Example, Label
 from webapp.datasets.selectors import latest_gold, role_of
@@ -81,8 +81,12 @@ def create_run(
     limit: int | None = None,
     hyperparameters: dict[str, Any] | None = None,
     backend_options: dict[str, Any] | None = None,
+    shards: int | None = None,
 ) -> Run:
-    """Validate everything, store the run as queued, and dispatch it once the transaction commits."""
+    """Validate everything, store the run as queued, and dispatch it once the transaction commits.
+
+    `shards` > 1 (ICM only) splits the run's batches into that many contiguous ranges, each an ordinary
+    run that any worker claims; the parent run collects their labels into one label set."""
     permissions.require(role_of(user, dataset), permissions.WRITE_LABELS, "Starting a run")
     if method not in RunMethod.values:
         raise ValidationError({"method": f"method must be one of {', '.join(RunMethod.values)}"})
@@ -99,6 +103,13 @@ def create_run(
         # The golden-label ceiling reads gold by design (it is a baseline, never ICM): every example needs one.
         raise ValidationError({"method": "gold-icl needs a gold label on every example"})
     assert method in BASELINE_METHODS or method == RunMethod.ICM
+    if shards is not None and (not isinstance(shards, int) or isinstance(shards, bool) or shards < 1):
+        raise ValidationError({"shards": "shards must be a positive integer"})
+    if shards and shards > 1:
+        if method != RunMethod.ICM:
+            raise ValidationError({"shards": "only ICM runs are split into shards (baselines are one pass)"})
+        return _create_sharded(user=user, dataset=dataset, backend=backend, model=model, seed=seed, limit=limit,
+                               config=config, backend_options=backend_options, shards=shards)
     with transaction.atomic():
         run = Run.objects.create(
             dataset=dataset, created_by=user, method=method, task=dataset.task, backend=backend, model=model,
@@ -107,6 +118,34 @@ def create_run(
         )
         transaction.on_commit(lambda: dispatch(run.pk))
     return run
+
+
+def shard_ranges(n_batches: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal ranges of batch indices, at most one shard per batch."""
+    shards = min(shards, n_batches)
+    bounds = [round(i * n_batches / shards) for i in range(shards + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(shards)]
+
+
+def _create_sharded(*, user, dataset, backend, model, seed, limit, config, backend_options, shards) -> Run:
+    from .execution import dataset_examples
+
+    examples = dataset_examples(dataset, limit)
+    ranges = shard_ranges(len(make_batches(examples, config["batch_size"])), shards)
+    common = {"dataset": dataset, "created_by": user, "method": RunMethod.ICM, "task": dataset.task,
+              "backend": backend, "model": model, "backend_options": backend_options, "seed": seed, "limit": limit,
+              "config": config}
+    now = timezone.now()
+    with transaction.atomic():
+        # The parent runs nothing: it is "running" while any shard is active and settles when the last ends.
+        parent = Run.objects.create(**common, status=RunStatus.RUNNING, shard_count=len(ranges), started=now,
+                                    progress={"phase": "running", "size": len(examples), "labeled": 0})
+        children = Run.objects.bulk_create([
+            Run(**common, parent=parent, batch_range=[lo, hi], status=RunStatus.QUEUED, dispatched=now)
+            for lo, hi in ranges])
+        for child in children:
+            transaction.on_commit(lambda pk=child.pk: dispatch(pk))
+    return parent
 
 
 def dispatch(run_id: int) -> None:
@@ -126,21 +165,44 @@ def cancel_run(*, user: AbstractBaseUser, run: Run) -> Run:
     permissions.require(role_of(user, run.dataset), permissions.WRITE_LABELS, "Cancelling a run")
     if run.status not in ACTIVE:
         raise ValidationError({"status": f"the run is {run.status}; only queued or running runs can be cancelled"})
+    if run.is_sharded:
+        for child in run.shards.filter(status__in=ACTIVE):
+            _cancel_one(child)
+        run.refresh_from_db()
+        return run
+    return _cancel_one(run)
+
+
+def _cancel_one(run: Run) -> Run:
     now = timezone.now()
     # A queued run stops here; a running one is stopped by its worker within about a second.
     if not Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
             status=RunStatus.CANCELLED, cancel_requested=True, finished=now):
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)
-    from .execution import notify
+    from .execution import notify, settle_parent
 
     notify(run.pk)
+    if run.parent_id:
+        settle_parent(run.parent_id)
     run.refresh_from_db()
     return run
 
 
 def resume_run(*, user: AbstractBaseUser, run: Run) -> Run:
-    """Queue a failed or cancelled run again; it continues from its last checkpoint."""
+    """Queue a failed or cancelled run again; it continues from its last checkpoint. A sharded run
+    resumes every shard that did not succeed."""
     permissions.require(role_of(user, run.dataset), permissions.WRITE_LABELS, "Resuming a run")
+    if run.is_sharded:
+        if run.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
+            raise ValidationError({"status": f"the run is {run.status}; only failed or cancelled runs resume"})
+        for child in run.shards.filter(status__in=[RunStatus.FAILED, RunStatus.CANCELLED]):
+            _resume_one(child)
+        run.refresh_from_db()
+        return run
+    return _resume_one(run)
+
+
+def _resume_one(run: Run) -> Run:
     with transaction.atomic():
         updated = Run.objects.filter(pk=run.pk, status__in=[RunStatus.FAILED, RunStatus.CANCELLED]).update(
             status=RunStatus.QUEUED, cancel_requested=False, error="", finished=None, lease="",
@@ -148,6 +210,10 @@ def resume_run(*, user: AbstractBaseUser, run: Run) -> Run:
         if not updated:
             raise ValidationError({"status": f"the run is {run.status}; only failed or cancelled runs resume"})
         transaction.on_commit(lambda: dispatch(run.pk))
+    if run.parent_id:
+        from .execution import settle_parent
+
+        settle_parent(run.parent_id)
     run.refresh_from_db()
     return run
 
@@ -160,14 +226,15 @@ def recover_runs(*, startup: bool = False) -> list[int]:
     """
     now = timezone.now()
     if startup:
-        Run.objects.filter(status=RunStatus.RUNNING).update(status=RunStatus.QUEUED, lease="")
+        # A sharded run's parent executes nothing: only its shards are re-queued.
+        Run.objects.filter(status=RunStatus.RUNNING, shard_count=0).update(status=RunStatus.QUEUED, lease="")
         ids = list(Run.objects.filter(status=RunStatus.QUEUED).order_by("created").values_list("pk", flat=True))
     else:
         stale = now - timedelta(seconds=settings.ICM_RUN_LEASE_S)
         requeue = now - timedelta(seconds=max(settings.ICM_RUN_LEASE_S * 5, 60))
         ids = list(
             Run.objects.filter(Q(status=RunStatus.RUNNING, heartbeat__lt=stale)
-                               | Q(status=RunStatus.QUEUED, dispatched__lt=requeue))
+                               | Q(status=RunStatus.QUEUED, dispatched__lt=requeue), shard_count=0)
             .order_by("created").values_list("pk", flat=True)
         )
     for run_id in ids:

@@ -67,7 +67,7 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             with transaction.atomic():
                 run = services.create_run(method=d["method"], hyperparameters=form.hyperparameters(d["method"]),
-                                          **common)
+                                          shards=d["shards"], **common)
                 for method in baseline_methods(d["method"], d["with_baselines"], services.has_full_gold(dataset)):
                     services.create_run(method=method, hyperparameters=form.hyperparameters(method), **common)
             messages.success(request, f"Run {run.pk} is queued.")
