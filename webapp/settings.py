@@ -168,6 +168,7 @@ ICM_PROGRESS_S = float(os.environ.get("ICM_PROGRESS_S", "0.5"))  # progress snap
 ICM_RUN_LEASE_S = float(os.environ.get("ICM_RUN_LEASE_S", "60"))  # a run whose heartbeat is older is taken over
 ICM_WS_MIN_INTERVAL_S = float(os.environ.get("ICM_WS_MIN_INTERVAL_S", "0.25"))  # websocket throttle
 ICM_OPENAI_BASE_URL = os.environ.get("ICM_OPENAI_BASE_URL", "")
+ICM_OPENAI_MODEL = os.environ.get("ICM_OPENAI_MODEL", "")  # the served model's name, when a run names none
 ICM_TEST_BACKENDS = env_bool("ICM_TEST_BACKENDS", False)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"

@@ -44,8 +44,9 @@ def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
         if not (options.get("base_url") or settings.ICM_OPENAI_BASE_URL):
             raise ValidationError({"base_url": "the openai backend needs a server URL (base_url, or "
                                                "ICM_OPENAI_BASE_URL on the server)"})
-        if not model:
-            raise ValidationError({"model": "the openai backend needs the served model's name"})
+        if not (model or settings.ICM_OPENAI_MODEL):
+            raise ValidationError({"model": "the openai backend needs the served model's name (or ICM_OPENAI_MODEL "
+                                            "on the server)"})
     elif backend == "vllm" and importlib.util.find_spec("vllm") is None:
         raise ValidationError({"backend": "vLLM is not installed on this server (pip install 'icm-studio[vllm]')"})
 
@@ -73,6 +74,7 @@ def _build(backend: str, model: str, options: dict[str, Any]) -> Backend:
         module, _, cls = backend[len(TEST_PREFIX):].rpartition(".")
         return getattr(importlib.import_module(module), cls)(**options)
     opts = dict(options)
-    if backend == "openai" and not opts.get("base_url"):
-        opts["base_url"] = settings.ICM_OPENAI_BASE_URL
+    if backend == "openai":
+        opts["base_url"] = opts.get("base_url") or settings.ICM_OPENAI_BASE_URL
+        model = model or settings.ICM_OPENAI_MODEL
     return get_backend(backend, model or None, **opts)

@@ -1,0 +1,38 @@
+"""Replays recorded backend calls through the in-process `vllm` backend (run in the vLLM environment).
+
+    python tests/tools/vllm_probe.py CALLS.json OUT.json
+
+CALLS.json: [{"kind": "label", "prompts": [...], "words": [...]} | {"kind": "continuation",
+"prefixes": [...], "continuations": [...]}]. OUT.json: the results in the same order, the backend's
+cost counters and its description.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def main() -> None:
+    from icm_engine.backends import get_backend
+
+    with open(sys.argv[1]) as handle:
+        calls = json.load(handle)
+    t0 = time.monotonic()
+    backend = get_backend("vllm", "gemma3-270m", dtype="float32")
+    load_s = time.monotonic() - t0
+    results = []
+    for call in calls:
+        if call["kind"] == "label":
+            results.append(backend.label_logprobs(call["prompts"], call["words"]).tolist())
+        else:
+            results.append(backend.continuation_logprobs(call["prefixes"], call["continuations"]).tolist())
+    with open(sys.argv[2], "w") as handle:
+        json.dump({"results": results, "stats": backend.stats.as_dict(), "describe": backend.describe(),
+                   "load_s": load_s, "score_s": time.monotonic() - t0 - load_s}, handle)
+
+
+# vLLM starts its engine in child processes: the entry point must be guarded.
+if __name__ == "__main__":
+    main()
