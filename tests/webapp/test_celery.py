@@ -211,3 +211,27 @@ def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, ow
     # Both worker processes took shards (each shard records the worker that ran it).
     hosts = {w.split(":")[1] for w in done.shards.values_list("worker", flat=True)}
     assert len(hosts) == 2, hosts
+
+
+def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkeypatch, tmp_path, capsys):
+    from django.core.management import call_command
+
+    from .runs_helpers import TEMPLATE, fake_rows
+
+    data = tmp_path / "fake.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in fake_rows(16)))
+    settings.REDIS_URL = REDIS_URL
+    # The command's workers inherit its environment: point them at the test database and the fake backend.
+    monkeypatch.setenv("DATABASE_URL", _database_url())
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("ICM_TEST_BACKENDS", "1")
+    monkeypatch.setenv("HTTPS", "0")
+    call_command("scalebench", str(data), "--task", "claims", "--template", TEMPLATE, "--consistency", "none",
+                 "--backend", FAKE, "--limit", "16",
+                 "--batch-size", "4", "--iterations", "3", "--workers", "1,2")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["workers"] for r in result["rows"]] == [1, 2]
+    for row in result["rows"]:
+        assert row["examples"] == 16 and row["labeled"] == 16 and row["shards"] == 4 and row["wall_s"] > 0
+    assert result["rows"][1]["workers_used"] == 2
+    assert not Run.objects.filter(dataset__name__startswith="scalebench").exists()  # cleaned up
