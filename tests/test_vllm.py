@@ -210,3 +210,26 @@ def test_cli_zero_shot_through_the_server_gives_the_transformers_labels(vllm_ser
                        tmp_path / "served.jsonl", "--backend", "openai", "--model", "gemma3-270m",
                        "--base-url", vllm_server)
     assert labels == transformers_labels
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_app_run_through_the_openai_backend(vllm_server, shared_data, transformers_labels, settings):
+    """Per run in the web app: a zero-shot run on the vLLM server gives the CLI's transformers labels."""
+    from django.contrib.auth import get_user_model
+
+    from webapp.datasets.services import create_dataset
+    from webapp.runs.execution import execute_run
+    from webapp.runs.models import Run
+    from webapp.runs.services import create_run
+
+    settings.ICM_RUN_DISPATCH = "none"
+    user = get_user_model().objects.create_user("vllm-owner")
+    path = shared_data / "truthfulqa" / "train_truthfulqa.json"
+    dataset = create_dataset(owner=user, filename=path.name, data=path.read_bytes(), task="truthfulqa")
+    run = create_run(user=user, dataset=dataset, method="zero-shot", backend="openai", model="gemma3-270m",
+                     limit=24, backend_options={"base_url": vllm_server})
+    assert execute_run(run.pk) == "succeeded", Run.objects.get(pk=run.pk).error
+    run.refresh_from_db()
+    labels = {lab.example.external_id: lab.value for lab in run.label_set.labels.select_related("example")}
+    assert labels == transformers_labels
+    assert run.label_set.configuration["backend"]["label_logprobs"] == "exact"

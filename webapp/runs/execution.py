@@ -359,6 +359,12 @@ def settle_parent(parent_id: int) -> None:
     notify(parent_id)
 
 
+def _described(prov: dict[str, Any], backend: Any) -> dict[str, Any]:
+    """The provenance with the backend as it describes itself after the work (a server backend learns
+    only on its first call whether it gets exact label log-probabilities)."""
+    return {**prov, "backend": backend.describe()} if hasattr(backend, "describe") else prov
+
+
 def provenance_of(run: Run, task: Task, backend_info: dict[str, Any]) -> dict[str, Any]:
     return {
         "run": run.pk, "method": run.method, "seed": run.seed, "limit": run.limit, "config": run.config,
@@ -424,14 +430,15 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
              "accepted": result.accepted, "rejected": result.rejected}
-    outcome = ([examples[u] for u in mine], [result.labels[u] for u in mine], [result.scores[u] for u in mine])
+    kept = [examples[u] for u in mine]
+    labels, scores = [result.labels[u] for u in mine], [result.scores[u] for u in mine]
+    prov = _described(prov, backend)
     if result.complete:
-        _finish(run.pk, lease, RunStatus.SUCCEEDED, outcome[1], outcome[2], outcome[0], prov, extra,
-                keep_checkpoint=False)
+        _finish(run.pk, lease, RunStatus.SUCCEEDED, labels, scores, kept, prov, extra, keep_checkpoint=False)
         return "succeeded"
     # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
-    _finish(run.pk, lease, RunStatus.CANCELLED, outcome[1], outcome[2], outcome[0], prov, extra,
-            keep_checkpoint=True, checkpoint=search.checkpoint())
+    _finish(run.pk, lease, RunStatus.CANCELLED, labels, scores, kept, prov, extra, keep_checkpoint=True,
+            checkpoint=search.checkpoint())
     return "cancelled"
 
 
@@ -453,6 +460,6 @@ def _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov
     extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": len(examples), "model_calls": result.stats.calls,
              "prompts": result.stats.prompts, "prompt_tokens": result.stats.prompt_tokens,
              "computed_tokens": result.stats.computed_tokens, "elapsed_s": round(result.wall_s, 2), "eta_s": 0}
-    _finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, prov, extra,
-            keep_checkpoint=False)
+    _finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, _described(prov, backend),
+            extra, keep_checkpoint=False)
     return "succeeded"
