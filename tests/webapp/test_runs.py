@@ -277,6 +277,24 @@ def test_cancel_a_sharded_run_cancels_its_shards(owner, owner_api):
     assert all(execute_run(s["id"]).startswith("skipped") for s in resp["shards"])
 
 
+def test_the_sharded_run_page_lists_its_shards(client, owner):
+    ds = fake_dataset(owner, n=16)
+    client.force_login(owner)
+    assert 'name="shards"' in client.get(f"/datasets/{ds.pk}/runs/new/").content.decode()
+    create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=SHARDED, shards=2,
+               backend_options={"delay": 0.0})
+    parent = Run.objects.get(shard_count=2)
+    first, second = parent.shards.order_by("pk")
+    execute_run(first.pk)
+    html = client.get(f"/runs/{parent.pk}/").content.decode()
+    assert "Shards" in html and f'href="/runs/{first.pk}/"' in html and f'href="/runs/{second.pk}/"' in html
+    assert "running" in html and "succeeded" in html and "queued" in html
+    shard_html = client.get(f"/runs/{first.pk}/").content.decode()
+    assert f"Shard of <a href=\"/runs/{parent.pk}/\">run {parent.pk}</a>" in shard_html
+    panel = client.get(f"/datasets/{ds.pk}/runs/").content.decode()
+    assert f"/runs/{parent.pk}/" in panel and f"/runs/{second.pk}/" not in panel  # lists show parents only
+
+
 def test_shards_are_for_icm_only_and_capped_by_the_batches(owner, owner_api):
     ds = fake_dataset(owner, n=16)
     resp = _post_run(owner_api, ds, method="zero-shot", shards=2)
