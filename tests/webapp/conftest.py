@@ -54,6 +54,10 @@ def _test_settings(settings):
     settings.SECURE_SSL_REDIRECT = False
     # Runs execute only where a test says so (never a surprise model load in a thread).
     settings.ICM_RUN_DISPATCH = "none"
+    # Sign-in attempts are counted in the cache: every test starts with none.
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture

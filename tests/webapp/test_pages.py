@@ -21,6 +21,23 @@ def test_login_page_and_sign_in(client, owner):
     assert client.get("/datasets/").status_code == 302
 
 
+def test_sign_in_is_rate_limited_per_address_with_the_api(client, owner):
+    from rest_framework.test import APIClient
+
+    for _ in range(6):
+        resp = client.post("/accounts/login/", {"username": "olivia", "password": "wrong"})
+        assert resp.status_code == 200 and "correct username and password" in resp.content.decode()
+    # The token endpoint draws on the same budget of 10 a minute for this address.
+    api = APIClient()
+    for _ in range(4):
+        assert api.post("/api/auth/token/", {"username": "olivia", "password": "wrong"}).status_code == 400
+    resp = client.post("/accounts/login/", {"username": "olivia", "password": "olivia-Pa55word!"})
+    assert resp.status_code == 429 and int(resp["Retry-After"]) > 0
+    assert "_auth_user_id" not in client.session  # refused before the password was checked
+    assert api.post("/api/auth/token/", {"username": "olivia", "password": "olivia-Pa55word!"}).status_code == 429
+    assert client.get("/accounts/login/").status_code == 200  # the page itself still shows
+
+
 def test_dataset_list_shows_only_my_datasets(client, dataset, owner, stranger):
     create_dataset(owner=stranger, filename="theirs.jsonl", data=jsonl([{"question": "q", "choice": "c"}]),
                    task="truthfulqa", name="Theirs")

@@ -12,9 +12,9 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from webapp.accounts.throttles import LoginThrottle
 from webapp.datasets import permissions, selectors, services
 from webapp.datasets.exports import FORMATS, dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
@@ -40,11 +40,6 @@ def _format(request) -> str:
     if fmt not in FORMATS:
         raise ValidationError({"format": f"format must be one of {', '.join(FORMATS)}"})
     return fmt
-
-
-class LoginThrottle(AnonRateThrottle):
-    scope = "login"
-    rate = "10/min"
 
 
 class TokenView(APIView):
