@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,13 +124,31 @@ def read_rows(path: str | Path, data: bytes | None = None) -> list[dict[str, Any
     return _read_csv(name, text)
 
 
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token} is too large a number")
+    return value
+
+
+def _loads(text: str) -> Any:
+    """Strict JSON: Python's reader would take NaN, Infinity and 1e400, which no database stores as JSON."""
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
 def _read_json(name: str, text: str) -> list[dict[str, Any]]:
     try:
-        rows = json.loads(text)
+        rows = _loads(text)
     except json.JSONDecodeError as exc:
         # A syntax error has no row yet (the array never parsed): name the line and column instead.
         raise DataError([Problem(name, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: "
                                                    f"{exc.msg}")]) from exc
+    except ValueError as exc:
+        raise DataError([Problem(name, None, None, f"invalid JSON: {exc}")]) from exc
     if isinstance(rows, dict):
         raise DataError([Problem(name, None, None, "expected a JSON array of objects, got one object")])
     if not isinstance(rows, list):
@@ -153,9 +172,12 @@ def _read_jsonl(name: str, text: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = _loads(line)
         except json.JSONDecodeError as exc:
             problems.append(Problem(name, lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        except ValueError as exc:
+            problems.append(Problem(name, lineno, None, f"invalid JSON: {exc}"))
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(name, lineno, None, f"expected an object, got {type(obj).__name__}"))
@@ -224,6 +246,11 @@ def build_examples(
                 problems.append(Problem(source, rowno, name, "required field is missing or empty"))
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 problems.append(Problem(source, rowno, name, f"expected text, got {type(value).__name__}"))
+        for name, value in row.items():
+            # No database stores NUL in text (PostgreSQL refuses it), and no prompt needs one.
+            if "\x00" in str(name) or _has_nul(value):
+                problems.append(Problem(source, rowno, str(name).replace("\x00", "\\x00"),
+                                        "contains a NUL character (\\x00)"))
         ex_id: Any = row.get("id", pos)
         if ex_id is None or ex_id == "":
             ex_id = pos
@@ -252,6 +279,16 @@ def build_examples(
     if problems:
         raise DataError(problems[:MAX_PROBLEMS])
     return LoadedData(examples=examples, gold=gold, source=source)
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in str(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def limit_examples(data: LoadedData, limit: int | None) -> LoadedData:

@@ -84,7 +84,7 @@ def create_dataset_from_parsed(
                     dataset=dataset,
                     external_id=str(ex.id),
                     position=pos,
-                    fields=ex.fields,
+                    fields=jsonb_faithful(ex.fields),
                     group=ex.group,
                     consistency_key=ex.key,
                     search_text=_search_text(str(ex.id), ex.fields),
@@ -294,3 +294,16 @@ def remove_member(*, actor: AbstractBaseUser, membership: Membership) -> None:
         if membership.role == Role.OWNER and _owner_count(membership.dataset) <= 1:
             raise ValidationError({"user": "a dataset keeps at least one owner"})
         membership.delete()
+
+
+def jsonb_faithful(value: Any) -> Any:
+    """PostgreSQL's jsonb rewrites a number such as 4.2e+16 as 42000000000000000, so a prompt would read
+    differently from the file. Such floats (those Python writes with an exponent) are kept as their text,
+    which is what the engine renders for them anyway; every other value is stored as it is."""
+    if isinstance(value, float) and "e" in repr(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: jsonb_faithful(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonb_faithful(v) for v in value]
+    return value
