@@ -19,8 +19,10 @@ class ProblemSerializer(serializers.Serializer):
 
 
 class ImportErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    problems = ProblemSerializer(many=True)
+    """A rejected file: `detail` and `problems`; a form field missing or invalid: `{field: [messages]}`."""
+
+    detail = serializers.CharField(required=False)
+    problems = ProblemSerializer(many=True, required=False)
 
 
 class DatasetSerializer(serializers.ModelSerializer):
