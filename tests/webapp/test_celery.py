@@ -55,11 +55,12 @@ class Workers:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
+        self.redis_url = REDIS_URL
 
     def start(self) -> subprocess.Popen:
         n = len(self.procs)
         log = self.tmp / f"worker{n}.log"
-        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": REDIS_URL, "ICM_TEST_BACKENDS": "1",
+        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": self.redis_url, "ICM_TEST_BACKENDS": "1",
                "ICM_RUN_LEASE_S": str(LEASE_S), "ICM_CHECKPOINT_S": "0.3", "ICM_PROGRESS_S": "0.1",
                "ICM_START_WORKER": "0", "HTTPS": "0", "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
@@ -235,3 +236,80 @@ def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkey
         assert row["examples"] == 16 and row["labeled"] == 16 and row["shards"] == 4 and row["wall_s"] > 0
     assert result["rows"][1]["workers_used"] == 2
     assert not Run.objects.filter(dataset__name__startswith="scalebench").exists()  # cleaned up
+
+
+class PrivateRedis:
+    """A Redis server of the test's own (no persistence), so it can be killed and restarted mid-run."""
+
+    def __init__(self, tmp: Path):
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.tmp, self.proc = tmp, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.tmp)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.1)
+        raise AssertionError("private redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, settings, tmp_path):
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("redis-server is not installed")
+    from webapp.celery import app
+
+    ds = fake_dataset(owner, n=32)
+    settings.ICM_RUN_DISPATCH = "none"
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=13, hyperparameters=PARAMS,
+                           backend_options={"delay": 0.0})
+    assert execute_run(reference.pk) == "succeeded"
+    reference.refresh_from_db()
+
+    private = PrivateRedis(tmp_path)
+    private.start()
+    try:
+        app.conf.broker_url = private.url
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                               "CONFIG": {"hosts": [private.url]}}}
+        settings.ICM_RUN_DISPATCH = "celery"
+        workers.redis_url = private.url
+        workers.start()
+        run = create_run(user=owner, dataset=ds, backend=FAKE, seed=13, hyperparameters=PARAMS,
+                         backend_options={"delay": 0.1})
+        wait_for(run.pk, {"running"}, timeout=60, predicate=lambda r: r.progress.get("step", 0) >= 10)
+        private.kill()  # the broker and the channel layer vanish mid-run, queue and all
+        assert Run.objects.get(pk=run.pk).status == "running"
+        time.sleep(2)
+        assert Run.objects.get(pk=run.pk).status == "running"  # the search goes on without Redis
+        private.start()
+        done = wait_for(run.pk, {"succeeded", "failed"}, timeout=120)
+        assert done.status == "succeeded", done.error + workers.logs()
+        assert labels_of(done) == labels_of(reference)
+        # The worker reconnected to the restarted broker: it takes a new run.
+        again = create_run(user=owner, dataset=ds, backend=FAKE, seed=1, hyperparameters=PARAMS | {"iterations": 5},
+                           backend_options={"delay": 0.0})
+        assert wait_for(again.pk, {"succeeded", "failed"}, timeout=90).status == "succeeded", workers.logs()
+    finally:
+        workers.stop()
+        private.kill()
+        app.conf.broker_url = REDIS_URL
