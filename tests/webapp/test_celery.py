@@ -313,3 +313,50 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
         workers.stop()
         private.kill()
         app.conf.broker_url = REDIS_URL
+
+
+def _restart_postgresql() -> None:
+    """Restart the local cluster (fast shutdown: every connection, the test's own too, is cut)."""
+    import shutil
+
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("no local PostgreSQL cluster to restart")
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[0]
+    proc = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+                          capture_output=True, text=True, timeout=60)
+    for _ in range(60):
+        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode == 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"PostgreSQL did not come back: {proc.stderr}")
+
+
+def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner, owner_api, settings):
+    ds = fake_dataset(owner, n=32)
+    settings.ICM_RUN_DISPATCH = "none"
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=17, hyperparameters=PARAMS,
+                           backend_options={"delay": 0.0})
+    assert execute_run(reference.pk) == "succeeded"
+    reference.refresh_from_db()
+    expected = labels_of(reference)
+
+    settings.ICM_RUN_DISPATCH = "celery"
+    workers.start()
+    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=17, hyperparameters=PARAMS,
+                     backend_options={"delay": 0.1})
+    wait_for(run.pk, {"running"}, timeout=60,
+             predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) >= 10)
+    _restart_postgresql()
+    connection.close()  # ours was cut with the rest
+    done = wait_for(run.pk, {"succeeded", "failed"}, timeout=180)
+    print(f"after the restart: {done.status}, attempts {done.attempts}, error {done.error[:200]!r}")
+    if done.status == "failed":
+        # Where the worker could still record the failure: a clear error, and resume finishes the run.
+        assert done.error, workers.logs()
+        assert owner_api.post(f"/api/runs/{run.pk}/resume/").status_code == 200
+        done = wait_for(run.pk, {"succeeded", "failed"}, timeout=120)
+    assert done.status == "succeeded", done.error + workers.logs()
+    assert labels_of(done) == expected
+    assert done.label_set.partial == reference.label_set.partial  # no half-written set: as complete as the reference
+    assert done.label_set.labels.count() == len(expected)
