@@ -360,3 +360,19 @@ def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner
     assert labels_of(done) == expected
     assert done.label_set.partial == reference.label_set.partial  # no half-written set: as complete as the reference
     assert done.label_set.labels.count() == len(expected)
+
+
+def test_loadtest_measures_review_actions_and_progress_delivery(workers, settings, monkeypatch, capsys):
+    from django.core.management import call_command
+
+    settings.REDIS_URL = REDIS_URL
+    monkeypatch.setenv("DATABASE_URL", _database_url())
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    call_command("loadtest", "--reviewers", "4", "--watchers", "2", "--duration", "4", "--examples", "40")
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    latency = result["latency_ms"]
+    assert latency["queue page"]["n"] > 0 and latency["verdict (API)"]["n"] > 0 and latency["progress (ws)"]["n"] > 0
+    assert all(row["errors"] == 0 for row in latency.values()), latency
+    from django.contrib.auth import get_user_model
+
+    assert not get_user_model().objects.filter(username__startswith="loadtest-").exists()  # cleaned up

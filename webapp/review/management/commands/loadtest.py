@@ -1,0 +1,212 @@
+"""Load test on loopback: many reviewers paging the review queue and giving verdicts while a run streams
+its progress over a websocket.
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py loadtest --reviewers 50 --duration 30
+
+It starts a Daphne server and a Celery worker (subprocesses, this environment), creates a dataset with
+gold and model labels and N reviewer accounts, queues an ICM run whose model is the deterministic fake
+(a fixed delay per call: the web tier is what is measured, not the model), then for `--duration`
+seconds each reviewer, in turn, opens a random item of the queue page and posts a verdict through the
+API, while websocket clients watch the run. Progress delivery latency is the time from the worker's
+progress write (`progress.updated`) to the message's arrival. It prints p50/p95/p99 and errors, and
+last one JSON line. Everything it created is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from webapp.datasets.models import Example, Membership, Role
+from webapp.datasets.services import create_dataset, import_label_set
+from webapp.review.models import VerdictKind
+from webapp.runs.models import Run, RunStatus
+from webapp.runs.services import cancel_run, create_run
+
+FAKE = "test:tests.fakes.SlowFakeBackend"
+TEMPLATE = "Item: {text}\nLabel:"
+PREFIX = "loadtest-"
+
+
+class Command(BaseCommand):
+    help = "Latency of review actions and of websocket progress under concurrent reviewers (loopback)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--reviewers", type=int, default=50)
+        parser.add_argument("--watchers", type=int, default=5, help="websocket clients watching the run")
+        parser.add_argument("--duration", type=float, default=30.0)
+        parser.add_argument("--examples", type=int, default=200)
+        parser.add_argument("--port", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, **o):
+        if not settings.REDIS_URL or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+            raise CommandError("loadtest needs REDIS_URL and a PostgreSQL DATABASE_URL (server and worker share them)")
+        port = o["port"] or _free_port()
+        owner, dataset, reviewers = self._setup(o["examples"], o["reviewers"], o["seed"])
+        logs = Path(tempfile.mkdtemp(prefix="loadtest-"))
+        env = {**os.environ, "ICM_TEST_BACKENDS": "1", "ICM_START_WORKER": "0", "HTTPS": "0", "DEBUG": "0",
+               "ALLOWED_HOSTS": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool=solo", "-l", "warning",
+                              "--without-gossip", "--without-mingle", "-n", f"loadtest-{os.getpid()}@%h"],
+                             cwd=settings.BASE_DIR, env=env, stdout=(logs / "worker.log").open("w"),
+                             stderr=subprocess.STDOUT),
+            subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                              "webapp.asgi:application"], cwd=settings.BASE_DIR, env=env,
+                             stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT),
+        ]
+        run = None
+        try:
+            base = f"http://127.0.0.1:{port}"
+            self._wait_server(base, procs[1], logs)
+            settings.ICM_TEST_BACKENDS = True
+            run = create_run(user=owner, dataset=dataset, backend=FAKE, seed=o["seed"],
+                             hyperparameters={"iterations": 100000, "batch_size": 64, "num_seed": 4},
+                             backend_options={"delay": 0.05})
+            deadline = time.monotonic() + 60
+            while Run.objects.get(pk=run.pk).status != RunStatus.RUNNING:
+                if time.monotonic() > deadline:
+                    raise CommandError(f"the run did not start:\n{(logs / 'worker.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+            examples = list(Example.objects.filter(dataset=dataset).values_list("pk", flat=True))
+            result = asyncio.run(_load(base, dataset.pk, run.pk, examples, reviewers, o))
+        finally:
+            if run is not None and Run.objects.get(pk=run.pk).status in (RunStatus.QUEUED, RunStatus.RUNNING):
+                cancel_run(user=owner, run=run)
+                time.sleep(2)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            dataset.delete()
+            get_user_model().objects.filter(username__startswith=PREFIX).delete()
+        for name, row in result["latency_ms"].items():
+            self.stdout.write(f"{name:>18}: n={row['n']:6d}  p50={row['p50']:7.1f} ms  p95={row['p95']:7.1f} ms  "
+                              f"p99={row['p99']:7.1f} ms  errors={row['errors']}")
+        self.stdout.write(json.dumps(result))
+
+    def _setup(self, n: int, n_reviewers: int, seed: int):
+        rng = random.Random(seed)
+        User = get_user_model()
+        owner = User.objects.create_user(f"{PREFIX}owner")
+        rows = [{"id": f"e{i}", "text": f"{'pos' if i % 2 == 0 else 'neg'} item {i}", "label": i % 2 == 0}
+                for i in range(n)]
+        dataset = create_dataset(owner=owner, filename="load.jsonl", name=f"{PREFIX}dataset", task="claims",
+                                 template=TEMPLATE, consistency="none",
+                                 data="\n".join(json.dumps(r) for r in rows).encode())
+        labels = "\n".join(json.dumps({"id": f"e{i}", "label": rng.random() < 0.5}) for i in range(n))
+        import_label_set(user=owner, dataset=dataset, filename="model.jsonl", data=labels.encode(), kind="icm",
+                         name="model")
+        reviewers = []
+        for i in range(n_reviewers):
+            user = User.objects.create_user(f"{PREFIX}r{i}")
+            Membership.objects.create(dataset=dataset, user=user, role=Role.REVIEWER)
+            client = Client()
+            client.force_login(user)  # a real session row: the pages are signed in as each reviewer
+            reviewers.append({"token": Token.objects.create(user=user).key,
+                              "session": client.cookies[settings.SESSION_COOKIE_NAME].value})
+        return owner, dataset, reviewers
+
+    @staticmethod
+    def _wait_server(base: str, proc, logs: Path) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise CommandError(f"the server did not start:\n{(logs / 'server.log').read_text()[-2000:]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], reviewers: list[dict], o) -> dict:
+    import logging
+
+    import httpx
+    import websockets
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would be the load
+    samples: dict[str, list[float]] = {"queue page": [], "verdict (API)": [], "progress (ws)": []}
+    errors: dict[str, int] = dict.fromkeys(samples, 0)
+    end = time.monotonic() + o["duration"]
+    kinds = list(VerdictKind.values)
+
+    async def reviewer(i: int, who: dict) -> None:
+        rng = random.Random(i)
+        async with httpx.AsyncClient(base_url=base, timeout=30, cookies={settings.SESSION_COOKIE_NAME: who["session"]},
+                                     headers={"Authorization": f"Token {who['token']}"}) as client:
+            while time.monotonic() < end:
+                for name, call in (
+                    ("queue page", lambda: client.get(f"/datasets/{dataset_id}/review/",
+                                                      params={"i": rng.randrange(len(examples))})),
+                    ("verdict (API)", lambda: client.post(f"/api/datasets/{dataset_id}/verdicts/",
+                                                          json={"example": rng.choice(examples),
+                                                                "verdict": rng.choice(kinds)})),
+                ):
+                    t0 = time.perf_counter()
+                    try:
+                        response = await call()
+                        ok = response.status_code in (200, 201)
+                    except httpx.HTTPError:
+                        ok = False
+                    samples[name].append((time.perf_counter() - t0) * 1000)
+                    errors[name] += not ok
+
+    async def watcher(who: dict) -> None:
+        url = base.replace("http", "ws") + f"/ws/runs/{run_id}/?format=json&token={who['token']}"
+        try:
+            async with websockets.connect(url, origin=base) as ws:
+                while time.monotonic() < end:
+                    try:
+                        message = await asyncio.wait_for(ws.recv(), timeout=max(0.1, end - time.monotonic()))
+                    except TimeoutError:
+                        break
+                    snap = json.loads(message)
+                    updated = (snap.get("progress") or {}).get("updated")
+                    if updated:
+                        sent = datetime.fromisoformat(updated).timestamp()
+                        samples["progress (ws)"].append((time.time() - sent) * 1000)
+        except (OSError, websockets.WebSocketException):
+            errors["progress (ws)"] += 1
+
+    await asyncio.gather(*(reviewer(i, r) for i, r in enumerate(reviewers)),
+                         *(watcher(r) for r in reviewers[: o["watchers"]]))
+
+    def stats(values: list[float], n_errors: int) -> dict:
+        arr = np.array(values) if values else np.array([float("nan")])
+        return {"n": len(values), "errors": n_errors, "p50": float(np.percentile(arr, 50)),
+                "p95": float(np.percentile(arr, 95)), "p99": float(np.percentile(arr, 99))}
+
+    return {"reviewers": len(reviewers), "watchers": o["watchers"], "duration_s": o["duration"],
+            "cores": os.cpu_count(), "latency_ms": {k: stats(v, errors[k]) for k, v in samples.items()},
+            "requests_per_s": round(sum(len(samples[k]) for k in ("queue page", "verdict (API)")) / o["duration"], 1)}
