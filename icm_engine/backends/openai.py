@@ -80,8 +80,11 @@ class OpenAIBackend:
             try:
                 response = self._client.post(f"{root}/tokenize", json={"model": self.model_name, "prompt": word,
                                                                        "add_special_tokens": False})
+            except httpx.HTTPError:
+                return None  # unreachable for now: ask again next call rather than settle on top-k
+            try:
                 tokens = response.json().get("tokens") if response.status_code == 200 else None
-            except (httpx.HTTPError, ValueError, AttributeError):
+            except (ValueError, AttributeError):
                 tokens = None
             ok = isinstance(tokens, list) and len(tokens) == 1 and isinstance(tokens[0], int)
             self._token_ids[word] = tokens[0] if ok else None
