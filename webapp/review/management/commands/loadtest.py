@@ -7,7 +7,8 @@ It starts a Daphne server and a Celery worker (subprocesses, this environment), 
 gold and model labels and N reviewer accounts, queues an ICM run whose model is the deterministic fake
 (a fixed delay per call: the web tier is what is measured, not the model), then for `--duration`
 seconds each reviewer, in turn, opens a random item of the queue page and posts a verdict through the
-API, while websocket clients watch the run. Progress delivery latency is the time from the worker's
+API (back to back, or with a human pause between actions: `--think`), while websocket clients watch
+the run. Progress delivery latency is the time from the worker's
 progress write (`progress.updated`) to the message's arrival. It prints p50/p95/p99 and errors, and
 last one JSON line. Everything it created is deleted at the end.
 """
@@ -52,6 +53,8 @@ class Command(BaseCommand):
         parser.add_argument("--watchers", type=int, default=5, help="websocket clients watching the run")
         parser.add_argument("--duration", type=float, default=30.0)
         parser.add_argument("--examples", type=int, default=200)
+        parser.add_argument("--think", type=float, default=0.0,
+                            help="mean pause (s, exponential) of a reviewer between actions; 0: back to back")
         parser.add_argument("--port", type=int, default=0)
         parser.add_argument("--seed", type=int, default=0)
 
@@ -181,6 +184,8 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
                         ok = False
                     samples[name].append((time.perf_counter() - t0) * 1000)
                     errors[name] += not ok
+                    if o["think"]:
+                        await asyncio.sleep(rng.expovariate(1 / o["think"]))
 
     async def watcher(who: dict) -> None:
         url = base.replace("http", "ws") + f"/ws/runs/{run_id}/?format=json&token={who['token']}"
@@ -207,6 +212,6 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
         return {"n": len(values), "errors": n_errors, "p50": float(np.percentile(arr, 50)),
                 "p95": float(np.percentile(arr, 95)), "p99": float(np.percentile(arr, 99))}
 
-    return {"reviewers": len(reviewers), "watchers": o["watchers"], "duration_s": o["duration"],
+    return {"reviewers": len(reviewers), "watchers": o["watchers"], "duration_s": o["duration"], "think_s": o["think"],
             "cores": os.cpu_count(), "latency_ms": {k: stats(v, errors[k]) for k, v in samples.items()},
             "requests_per_s": round(sum(len(samples[k]) for k in ("queue page", "verdict (API)")) / o["duration"], 1)}
