@@ -203,7 +203,7 @@ class ICMSearch:
         self.reference = self.config.mode == "reference"
         self.batches = make_batches(self.examples, self.config.batch_size)
         # A shard of a larger run searches only batches [lo, hi). Batches are independent (each has its
-        # own seeded stream), so shards run anywhere, in any order, give the labels of one whole run.
+        # own seeded stream), so shards run anywhere and in any order give the labels of one whole run.
         lo, hi = batch_range if batch_range is not None else (0, len(self.batches))
         if not 0 <= lo < hi <= len(self.batches):
             raise ValueError(f"batch range [{lo}, {hi}) is outside the {len(self.batches)} batches")
