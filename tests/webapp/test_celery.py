@@ -277,9 +277,10 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
     if shutil.which("redis-server") is None:
         (pytest.fail if os.environ.get("CI") else pytest.skip)("redis-server is not installed")
     from webapp.celery import app
+    from webapp.runs.tasks import execute
 
     ds = fake_dataset(owner, n=32)
-    settings.ICM_RUN_DISPATCH = "none"
+    settings.ICM_RUN_DISPATCH = "none"  # this test queues its runs itself
     reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=13, hyperparameters=PARAMS,
                            backend_options={"delay": 0.0})
     assert execute_run(reference.pk) == "succeeded"
@@ -287,15 +288,19 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
 
     private = PrivateRedis(tmp_path)
     private.start()
+
+    def queue_on_private(**kwargs):
+        # The test process's Celery app may already hold pooled connections to the suite's Redis: send
+        # to the private broker explicitly (the worker's REDIS_URL is the private one).
+        run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=PARAMS, **kwargs)
+        with app.connection_for_write(private.url) as conn:
+            execute.apply_async((run.pk,), connection=conn)
+        return run
+
     try:
-        app.conf.broker_url = private.url
-        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                               "CONFIG": {"hosts": [private.url]}}}
-        settings.ICM_RUN_DISPATCH = "celery"
         workers.redis_url = private.url
         workers.start()
-        run = create_run(user=owner, dataset=ds, backend=FAKE, seed=13, hyperparameters=PARAMS,
-                         backend_options={"delay": 0.1})
+        run = queue_on_private(seed=13, backend_options={"delay": 0.1})
         wait_for(run.pk, {"running"}, timeout=60, predicate=lambda r: r.progress.get("step", 0) >= 10)
         private.kill()  # the broker and the channel layer vanish mid-run, queue and all
         assert Run.objects.get(pk=run.pk).status == "running"
@@ -306,13 +311,11 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
         assert done.status == "succeeded", done.error + workers.logs()
         assert labels_of(done) == labels_of(reference)
         # The worker reconnected to the restarted broker: it takes a new run.
-        again = create_run(user=owner, dataset=ds, backend=FAKE, seed=1, hyperparameters=PARAMS | {"iterations": 5},
-                           backend_options={"delay": 0.0})
+        again = queue_on_private(seed=1, backend_options={"delay": 0.0})
         assert wait_for(again.pk, {"succeeded", "failed"}, timeout=90).status == "succeeded", workers.logs()
     finally:
         workers.stop()
         private.kill()
-        app.conf.broker_url = REDIS_URL
 
 
 def _restart_postgresql() -> None:

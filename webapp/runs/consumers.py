@@ -55,6 +55,9 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.last_sent = 0.0
         self.last_updated = None
         self.pending: asyncio.Task | None = None
+        # A hint and the poll can both decide to refresh; the snapshot load awaits the database, so
+        # without this the second would not yet see the first's send and both would go out at once.
+        self.sending = asyncio.Lock()
         embedded.server_loop = asyncio.get_running_loop()
         await self.channel_layer.group_add(group_name(self.run_id), self.channel_name)
         await self.accept()
@@ -78,15 +81,23 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self._schedule()
 
     async def _schedule(self) -> None:
-        wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
-        if wait <= 0:
-            await self._refresh()
-        elif self.pending is None or self.pending.done():
+        async with self.sending:
+            wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
+            if wait <= 0:
+                await self._refresh()
+                return
+        if self.pending is None or self.pending.done():
             self.pending = asyncio.create_task(self._later(wait))
 
     async def _later(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        await self._refresh()
+        while True:
+            await asyncio.sleep(wait)
+            async with self.sending:
+                # Another path may have sent meanwhile: then wait out the interval again.
+                wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
+                if wait <= 0:
+                    await self._refresh()
+                    return
 
     async def _poll(self) -> None:
         while True:
