@@ -26,6 +26,7 @@ from icm_engine.baselines import run_baseline
 from icm_engine.tasks import get_task, load_dataset
 
 from .conftest import ROOT
+from .tools.vllm_probe import replay
 
 pytestmark = [pytest.mark.vllm, pytest.mark.model]
 
@@ -193,13 +194,7 @@ def vllm_server(vllm_python, tmp_path_factory):
 
 def test_openai_backend_on_vllm_serve_gives_the_transformers_log_probabilities(vllm_server, recorded):
     backend = get_backend("openai", "gemma3-270m", base_url=vllm_server, concurrency=2)
-    results = []
-    for call in recorded:
-        if call["kind"] == "label":
-            results.append(backend.label_logprobs(call["prompts"], call["words"]).tolist())
-        else:
-            results.append(backend.continuation_logprobs(call["prefixes"], call["continuations"]).tolist())
-    summary = _compare(recorded, results)
+    summary = _compare(recorded, replay(backend, recorded))
     assert backend.stats.prompts == sum(len(c.get("prompts") or c.get("prefixes")) for c in recorded)
     print(json.dumps({"vllm_serve": summary, "stats": backend.stats.as_dict()}))
 

@@ -14,6 +14,17 @@ import sys
 import time
 
 
+def replay(backend, calls: list[dict]) -> list[list]:
+    """Each recorded call through `backend`, results as plain lists (also used by tests/test_vllm.py)."""
+    results = []
+    for call in calls:
+        if call["kind"] == "label":
+            results.append(backend.label_logprobs(call["prompts"], call["words"]).tolist())
+        else:
+            results.append(backend.continuation_logprobs(call["prefixes"], call["continuations"]).tolist())
+    return results
+
+
 def main() -> None:
     from icm_engine.backends import get_backend
 
@@ -22,12 +33,7 @@ def main() -> None:
     t0 = time.monotonic()
     backend = get_backend("vllm", "gemma3-270m", dtype="float32")
     load_s = time.monotonic() - t0
-    results = []
-    for call in calls:
-        if call["kind"] == "label":
-            results.append(backend.label_logprobs(call["prompts"], call["words"]).tolist())
-        else:
-            results.append(backend.continuation_logprobs(call["prefixes"], call["continuations"]).tolist())
+    results = replay(backend, calls)
     with open(sys.argv[2], "w") as handle:
         json.dump({"results": results, "stats": backend.stats.as_dict(), "describe": backend.describe(),
                    "load_s": load_s, "score_s": time.monotonic() - t0 - load_s}, handle)

@@ -92,6 +92,15 @@ class Workers:
                     proc.wait()
 
 
+def _reference_run(owner, ds, seed: int, hyperparameters: dict) -> Run:
+    """The uninterrupted run a faulted one must match, executed here (callers set dispatch to "none" first)."""
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=seed, hyperparameters=hyperparameters,
+                           backend_options={"delay": 0.0})
+    assert execute_run(reference.pk) == "succeeded"
+    reference.refresh_from_db()
+    return reference
+
+
 @pytest.fixture
 def workers(settings, tmp_path):
     # Locally these skip without the services; in CI (.ci/run starts both) a missing one is a failure.
@@ -154,10 +163,7 @@ def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, set
     ds = fake_dataset(owner, n=32)
     # The uninterrupted reference, executed here, with the same seed and hyperparameters.
     settings.ICM_RUN_DISPATCH = "none"
-    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=11, hyperparameters=PARAMS,
-                           backend_options={"delay": 0.0})
-    assert execute_run(reference.pk) == "succeeded"
-    reference.refresh_from_db()
+    reference = _reference_run(owner, ds, seed=11, hyperparameters=PARAMS)
 
     settings.ICM_RUN_DISPATCH = "celery"
     first = workers.start()
@@ -195,10 +201,7 @@ def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, ow
     ds = fake_dataset(owner, n=48)
     params = PARAMS | {"batch_size": 12, "iterations": 30}  # 4 batches
     settings.ICM_RUN_DISPATCH = "none"
-    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, hyperparameters=params,
-                           backend_options={"delay": 0.0})
-    assert execute_run(reference.pk) == "succeeded"
-    reference.refresh_from_db()
+    reference = _reference_run(owner, ds, seed=5, hyperparameters=params)
 
     settings.ICM_RUN_DISPATCH = "celery"
     workers.start()
@@ -281,10 +284,7 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
 
     ds = fake_dataset(owner, n=32)
     settings.ICM_RUN_DISPATCH = "none"  # this test queues its runs itself
-    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=13, hyperparameters=PARAMS,
-                           backend_options={"delay": 0.0})
-    assert execute_run(reference.pk) == "succeeded"
-    reference.refresh_from_db()
+    reference = _reference_run(owner, ds, seed=13, hyperparameters=PARAMS)
 
     private = PrivateRedis(tmp_path)
     private.start()
@@ -338,10 +338,7 @@ def _restart_postgresql() -> None:
 def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner, owner_api, settings):
     ds = fake_dataset(owner, n=32)
     settings.ICM_RUN_DISPATCH = "none"
-    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=17, hyperparameters=PARAMS,
-                           backend_options={"delay": 0.0})
-    assert execute_run(reference.pk) == "succeeded"
-    reference.refresh_from_db()
+    reference = _reference_run(owner, ds, seed=17, hyperparameters=PARAMS)
     expected = labels_of(reference)
 
     settings.ICM_RUN_DISPATCH = "celery"

@@ -37,6 +37,7 @@ from webapp.datasets.selectors import latest_gold, next_version
 
 from .backends import build_backend
 from .models import ACTIVE, Run, RunMethod, RunStatus
+from .selectors import shard_progress
 
 log = logging.getLogger(__name__)
 
@@ -313,23 +314,6 @@ def _shard_labels(run: Run, shard_ids: list[str], labeled: list, provenance: dic
                          example__external_id__in=shard_ids).delete()
     _write_labels(label_set, run.dataset_id, labeled)
     return label_set
-
-
-SUMMED = ("labeled", "size", "model_calls", "prompts", "prompt_tokens", "computed_tokens", "accepted", "rejected",
-          "gold_n", "step", "total_steps")
-
-
-def shard_progress(children: list[dict[str, Any]]) -> dict[str, Any]:
-    """A sharded run's progress: its shards' counts summed; gold agreement pooled over their disjoint labels."""
-    out: dict[str, Any] = {k: sum(int((c.get("progress") or {}).get(k) or 0) for c in children) for k in SUMMED}
-    hits = sum(((c.get("progress") or {}).get("gold_agreement") or 0) * int((c.get("progress") or {}).get("gold_n")
-                                                                               or 0) for c in children)
-    out["gold_agreement"] = hits / out["gold_n"] if out["gold_n"] else None
-    elapsed = [(c.get("progress") or {}).get("elapsed_s") or 0 for c in children]
-    out["elapsed_s"] = max(elapsed, default=0)
-    etas = [(c.get("progress") or {}).get("eta_s") for c in children if c["status"] in ACTIVE]
-    out["eta_s"] = max((e for e in etas if e is not None), default=None) if etas else 0
-    return out
 
 
 def settle_parent(parent_id: int) -> None:

@@ -10,7 +10,7 @@ from django.http import Http404
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import User, blind_dataset_ids
 
-from .models import Run, RunMethod, RunStatus
+from .models import ACTIVE, Run, RunMethod, RunStatus
 
 
 def runs_for_user(user: User) -> QuerySet[Run]:
@@ -37,6 +37,23 @@ def runs_of(dataset: Dataset) -> QuerySet[Run]:
             .defer("checkpoint", "history"))
 
 
+SUMMED = ("labeled", "size", "model_calls", "prompts", "prompt_tokens", "computed_tokens", "accepted", "rejected",
+          "gold_n", "step", "total_steps")
+
+
+def shard_progress(children: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sharded run's progress: its shards' counts summed; gold agreement pooled over their disjoint labels."""
+    out: dict[str, Any] = {k: sum(int((c.get("progress") or {}).get(k) or 0) for c in children) for k in SUMMED}
+    hits = sum(((c.get("progress") or {}).get("gold_agreement") or 0) * int((c.get("progress") or {}).get("gold_n")
+                                                                               or 0) for c in children)
+    out["gold_agreement"] = hits / out["gold_n"] if out["gold_n"] else None
+    elapsed = [(c.get("progress") or {}).get("elapsed_s") or 0 for c in children]
+    out["elapsed_s"] = max(elapsed, default=0)
+    etas = [(c.get("progress") or {}).get("eta_s") for c in children if c["status"] in ACTIVE]
+    out["eta_s"] = max((e for e in etas if e is not None), default=None) if etas else 0
+    return out
+
+
 def shards_of(run: Run) -> list[dict[str, Any]]:
     return list(run.shards.order_by("pk").values("pk", "status", "batch_range", "progress", "error", "worker",
                                                   "attempts"))
@@ -48,8 +65,6 @@ def snapshot(run: Run) -> dict[str, Any]:
     progress = run.progress or {}
     shards: list[dict[str, Any]] = []
     if run.is_sharded:
-        from .execution import shard_progress
-
         children = shards_of(run)
         progress = {**progress, **shard_progress(children)}
         shards = [{"id": c["pk"], "status": c["status"], "batch_range": c["batch_range"], "worker": c["worker"],
