@@ -119,12 +119,27 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded worker thread and the web server write concurrently: wait instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+elif env_bool("DB_POOL", False):
+    # Web processes: a new PostgreSQL connection per request (a server process forked for each) cost
+    # more CPU than the request itself under load. A pooled connection is checked before it is handed
+    # out, so a restarted database costs one reconnect, not a failed request.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": env_int("DB_POOL_MAX", 8),
+                                                              "timeout": 10}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: Django passes psycopg's check_connection
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+
+def redis_channel_layers(url: str) -> dict:
+    # A consumer waits for messages with a 5 s blocking pop; redis-py 8's default 5 s socket timeout races
+    # it and tore down every idle websocket (channels_redis issue 422). The read timeout must outlast it.
+    return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                        "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}]}}}
+
 
 REDIS_URL = os.environ.get("REDIS_URL") or None
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                  "CONFIG": {"hosts": [REDIS_URL]}}}
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
     # Shared by every web process, so the sign-in rate limit counts across them.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "icm"}}

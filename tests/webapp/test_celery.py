@@ -23,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from webapp.runs.execution import execute_run
 from webapp.runs.models import Run
 from webapp.runs.services import create_run
+from webapp.settings import redis_channel_layers
 
 from .runs_helpers import FAKE, fake_dataset, labels_of, wait_for
 
@@ -119,8 +120,7 @@ def workers(settings, tmp_path):
     settings.ICM_RUN_DISPATCH = "celery"
     settings.ICM_RUN_LEASE_S = LEASE_S
     settings.ICM_WS_MIN_INTERVAL_S = 0.1
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": [REDIS_URL]}}}
+    settings.CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
     pool = Workers(tmp_path)
     yield pool
     pool.stop()
@@ -157,6 +157,30 @@ def test_queued_running_succeeded_with_progress_over_the_websocket(workers, owne
     run = Run.objects.get(pk=run_id)
     assert run.attempts == 1 and run.label_set is not None and run.worker
     assert run.label_set.labels.count() == run.progress["labeled"] > 0
+
+
+def test_an_idle_websocket_stays_open_on_the_redis_channel_layer(workers, owner, settings):
+    # The consumer's channel-layer read blocks for 5 s at a time; a socket timeout that races it closed
+    # every idle live page after about 5 s (redis-py 8 with channels_redis 4.3).
+    from webapp.asgi import application
+
+    settings.ICM_RUN_DISPATCH = "none"
+    run = _reference_run(owner, fake_dataset(owner, n=8), seed=0, hyperparameters=PARAMS)
+    token = Token.objects.get_or_create(user=owner)[0].key
+
+    async def idle():
+        comm = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?format=json&token={token}")
+        connected, _ = await comm.connect()
+        assert connected
+        first = json.loads(await comm.receive_from(timeout=10))
+        assert await comm.receive_nothing(timeout=12, interval=0.5)  # a finished run: nothing to say
+        await comm.send_to(text_data="snapshot")
+        again = json.loads(await comm.receive_from(timeout=10))
+        await comm.disconnect()
+        return first, again
+
+    first, again = async_to_sync(idle)()
+    assert first["status"] == again["status"] == "succeeded" and again["id"] == run.pk
 
 
 def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, settings):

@@ -2,7 +2,10 @@
 
 On connect it sends a full snapshot read from the database; afterwards every channel-layer hint (and
 a one-second poll, in case a hint is lost) sends a fresh snapshot, at most one per
-ICM_WS_MIN_INTERVAL_S, so a fast run cannot flood the browser. The browser gets HTML fragments for
+ICM_WS_MIN_INTERVAL_S, so a fast run cannot flood the browser. A progress hint carries the columns the
+worker wrote; they are applied to the last snapshot without a database read (under load, reads wait
+for this process's one thread for sync code, behind the page views). The poll reads the database, so
+the user's access and the run's state are checked again every second. The browser gets HTML fragments for
 the htmx websocket extension; `?format=json` gets JSON snapshots instead (API clients).
 """
 
@@ -13,6 +16,7 @@ import json
 import time
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -54,7 +58,11 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.json = query.get("format", [""])[0] == "json"
         self.last_sent = 0.0
         self.last_updated = None
+        self.snap: dict | None = None  # the last snapshot sent
+        self.pushed: dict | None = None  # a newer one built from a hint's fields, not yet sent
         self.pending: asyncio.Task | None = None
+        self.verified = time.monotonic()  # when the user's access was last read from the database
+        self.stale = False  # a hint without fields came: the next refresh reads the database
         # A hint and the poll can both decide to refresh; the snapshot load awaits the database, so
         # without this the second would not yet see the first's send and both would go out at once.
         self.sending = asyncio.Lock()
@@ -78,6 +86,11 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self._refresh(force=True)
 
     async def run_changed(self, event):
+        fields = event.get("fields")
+        if fields and self.snap is not None:
+            self.pushed = {**(self.pushed or self.snap), **fields}
+        else:  # status, attempts, label set...: only the database has them
+            self.stale = True
         await self._schedule()
 
     async def _schedule(self) -> None:
@@ -105,22 +118,29 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self._schedule()
 
     async def _refresh(self, force: bool = False) -> None:
-        snap = await _load(self.user, self.run_id)
-        if snap is None:  # membership revoked or run deleted while watching
-            await self.close(code=4404)
-            return
+        snap, self.pushed = self.pushed, None
+        # Access is checked against the database at least every other poll, pushed snapshots or not.
+        if snap is None or force or self.stale or time.monotonic() - self.verified > 2 * POLL_S:
+            self.stale = False
+            snap = await _load(self.user, self.run_id)
+            if snap is None:  # membership revoked or run deleted while watching
+                await self.close(code=4404)
+                return
+            self.verified = time.monotonic()
         stamp = (snap["status"], snap["progress"].get("updated"), snap["cancel_requested"], snap["attempts"])
         if force or stamp != self.last_updated:
             await self._send(snap)
 
     async def _send(self, snap: dict) -> None:
+        self.snap = snap
         self.last_sent = time.monotonic()
         self.last_updated = (snap["status"], snap["progress"].get("updated"), snap["cancel_requested"],
                              snap["attempts"])
         if self.json:
             await self.send(text_data=json.dumps(snap))
         else:
-            await self.send(text_data=await database_sync_to_async(_render)(snap))
+            # Rendering reads nothing from the database: a pool thread, not the one for sync code.
+            await self.send(text_data=await sync_to_async(_render, thread_sensitive=False)(snap))
 
 
 

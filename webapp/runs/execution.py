@@ -49,8 +49,10 @@ def group_name(run_id: int) -> str:
     return f"run-{run_id}"
 
 
-def notify(run_id: int) -> None:
-    """Tell live pages that the run's row changed. Only a hint: a lost one costs a second's delay."""
+def notify(run_id: int, fields: dict[str, Any] | None = None) -> None:
+    """Tell live pages that the run's row changed. Only a hint: a lost one costs a second's delay.
+    `fields`, when given, are the changed columns as written (progress, history): a page that has the
+    run's snapshot applies them without reading the database, which keeps delivery fast under load."""
     try:
         from channels.layers import InMemoryChannelLayer, get_channel_layer
 
@@ -59,7 +61,9 @@ def notify(run_id: int) -> None:
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": "run.changed"}
+        message: dict[str, Any] = {"type": "run.changed"}
+        if fields:
+            message["fields"] = fields
         loop = embedded.server_loop
         if isinstance(layer, InMemoryChannelLayer):
             # The in-memory layer lives in the server's event loop: hand the send to that loop, thread-safely.
@@ -182,7 +186,7 @@ class Recorder:
     def _write(self, **fields: Any) -> None:
         if not Run.objects.filter(pk=self.run_id, lease=self.lease).update(**fields):
             raise LeaseLost()
-        notify(self.run_id)
+        notify(self.run_id, {k: fields[k] for k in ("progress", "history") if k in fields})
         if self.parent_id:
             notify(self.parent_id)
 
