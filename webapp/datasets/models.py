@@ -116,6 +116,9 @@ class LabelSet(models.Model):
     configuration = models.JSONField(default=dict, blank=True)
     partial = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
+    # Bumped by every write to the set's labels after it was created: cached reads of the labels
+    # (the review queue's comparison) are keyed on it.
+    revision = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["dataset", "kind", "name", "version"]

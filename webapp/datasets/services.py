@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
@@ -226,6 +227,11 @@ def import_label_set(
             batch_size=BULK,
         )
     return label_set
+
+
+def labels_changed(*label_set_ids: int) -> None:
+    """Record that these sets' labels were written after their creation (cached comparisons go stale)."""
+    LabelSet.objects.filter(pk__in=label_set_ids).update(revision=F("revision") + 1)
 
 
 def update_dataset(*, user: AbstractBaseUser, dataset: Dataset, name: str | None = None,

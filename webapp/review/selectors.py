@@ -7,7 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from icm_engine.consistency import ConsistencyRule
@@ -16,7 +17,7 @@ from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKi
 from webapp.datasets.selectors import User, label_sets_for_user
 
 from . import stats
-from .models import SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict
+from .models import SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
 
 
 def _labels(label_set: LabelSet) -> dict[int, tuple[bool, float | None]]:
@@ -32,8 +33,14 @@ def readable_label_set(user: User, dataset: Dataset, pk: Any) -> LabelSet:
 
 
 def default_sets(user: User, dataset: Dataset) -> dict[str, LabelSet | None]:
-    sets = label_sets_for_user(user).filter(dataset=dataset).order_by("-created", "-id")
-    return {"model": sets.filter(kind=LabelSetKind.ICM).first(), "gold": sets.filter(kind=LabelSetKind.GOLD).first()}
+    """The latest ICM set and the latest gold set (one query: a dataset has tens of sets, not thousands)."""
+    out: dict[str, LabelSet | None] = {"model": None, "gold": None}
+    sets = label_sets_for_user(user).filter(dataset=dataset, kind__in=[LabelSetKind.ICM, LabelSetKind.GOLD])
+    for ls in sets.order_by("-created", "-id"):
+        role = "model" if ls.kind == LabelSetKind.ICM else "gold"
+        if out[role] is None:
+            out[role] = ls
+    return out
 
 
 def _mark(value: bool | None) -> str:
@@ -66,8 +73,25 @@ class Comparison:
         return rows
 
 
+COMPARISON_TTL_S = 600
+
+
 def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparison:
+    """The comparison of these sets. Every page of the review queue needs it, and it reads every label of
+    every set, so it is cached under the sets' revisions: a write to any of their labels makes a new key."""
     comp = Comparison(model, gold, humans)
+    key = "review:comparison:" + ":".join(f"{ls.pk}.{ls.revision}" for ls in comp.sets)
+    cached = cache.get(key)
+    if cached is not None:
+        comp.labels, comp.scores, comp.cells = cached
+        return comp
+    _fill(comp)
+    cache.set(key, (comp.labels, comp.scores, comp.cells), COMPARISON_TTL_S)
+    return comp
+
+
+def _fill(comp: Comparison) -> None:
+    model, gold, humans = comp.model, comp.gold, comp.humans
     model_labels = _labels(model)
     comp.labels = {model.pk: {k: v for k, (v, _) in model_labels.items()}}
     comp.scores = {k: s for k, (_, s) in model_labels.items()}
@@ -82,7 +106,6 @@ def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparis
     for _key, members in cells.items():
         members.sort(key=lambda ex: (-abs(comp.scores.get(ex) or 0.0), ex))
     comp.cells = dict(cells)
-    return comp
 
 
 def example_text(example: Example) -> str:
@@ -114,6 +137,14 @@ def item_context(comp: Comparison, dataset: Dataset, example: Example) -> dict[s
         "rule": dataset.consistency,
         "verdicts": Verdict.objects.filter(example=example).select_related("user").order_by("created"),
     }
+
+
+def gold_wrong_count(dataset: Dataset) -> int:
+    """How many examples the standing verdicts unanimously call gold-wrong (services.gold_wrong_examples
+    lists them), counted in the database: the queue page shows it on every request."""
+    standing = Verdict.objects.filter(dataset=dataset, retracted__isnull=True).values("example_id")
+    return (standing.annotate(others=Count("pk", filter=~Q(verdict=VerdictKind.GOLD_WRONG)))
+            .filter(others=0).count())
 
 
 def verdicts_of(dataset: Dataset) -> QuerySet[Verdict]:

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
@@ -153,7 +154,8 @@ def annotate(*, user: AbstractBaseUser, dataset: Dataset, example: Example, valu
         label, _ = Label.objects.update_or_create(label_set=label_set, example=example,
                                                   defaults={"value": bool(value)})
         total = Example.objects.filter(dataset=dataset).count()
-        LabelSet.objects.filter(pk=label_set.pk).update(partial=label_set.labels.count() < total)
+        LabelSet.objects.filter(pk=label_set.pk).update(partial=label_set.labels.count() < total,
+                                                        revision=F("revision") + 1)
     return label
 
 
@@ -167,5 +169,5 @@ def undo_annotation(*, user: AbstractBaseUser, dataset: Dataset) -> int | None:
         return None
     example_id = last.example_id
     last.delete()
-    LabelSet.objects.filter(pk=label_set.pk).update(partial=True)
+    LabelSet.objects.filter(pk=label_set.pk).update(partial=True, revision=F("revision") + 1)
     return example_id

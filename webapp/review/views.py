@@ -59,7 +59,7 @@ def queue(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
                      "can_judge": permissions.allows(role, permissions.WRITE_LABELS),
                      "can_adjudicate": permissions.allows(role, permissions.MANAGE),
-                     "gold_wrong": len(services.gold_wrong_examples(dataset))}
+                     "gold_wrong": selectors.gold_wrong_count(dataset)}
     if comp is not None:
         rows = comp.cell_rows()
         first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")

@@ -34,6 +34,7 @@ from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches
 from icm_engine.tasks import Task, get_task
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
 from webapp.datasets.selectors import latest_gold, next_version
+from webapp.datasets.services import labels_changed
 
 from .backends import build_backend
 from .models import ACTIVE, Run, RunMethod, RunStatus
@@ -300,6 +301,7 @@ def _write_labels(label_set: LabelSet, dataset_id: int, labeled: list) -> None:
                score=None if s is None else float(s)) for ex, y, s in labeled],
         batch_size=2000,
     )
+    labels_changed(label_set.pk)
 
 
 def _shard_labels(run: Run, shard_ids: list[str], labeled: list, provenance: dict[str, Any]) -> LabelSet | None:
