@@ -64,6 +64,46 @@ def test_contingency_cells_and_ordering(audit):
     assert item["conflicts"] == [{"with": "q5-0", "kind": "contradiction"}]  # two answers both True
 
 
+def test_the_cached_comparison_follows_every_label_write(audit, owner):
+    ds, model, gold, _human = audit
+    annie = make_user("annie")
+    Membership.objects.create(dataset=ds, user=annie, role=Role.ANNOTATOR)
+    ex = _example(ds, "q0-0")
+    services.annotate(user=annie, dataset=ds, example=ex, value=False)
+    blind = LabelSet.objects.get(dataset=ds, annotator=annie)
+
+    def cell(value_set):
+        comp = selectors.compare(LabelSet.objects.get(pk=model.pk), LabelSet.objects.get(pk=gold.pk),
+                                 [LabelSet.objects.get(pk=value_set.pk)])
+        return comp.cell_of(ex.pk), comp.labels[value_set.pk].get(ex.pk)
+
+    assert cell(blind) == ("TTF", False)
+    assert cell(blind) == ("TTF", False)  # the second read is the cached one
+    services.annotate(user=annie, dataset=ds, example=ex, value=True)  # changed in place
+    assert cell(blind) == ("TTT", True)
+    assert services.undo_annotation(user=annie, dataset=ds) == ex.pk  # removed
+    assert cell(blind) == ("TT-", None)
+
+
+def test_gold_wrong_count_counts_unanimous_standing_verdicts(audit, owner):
+    ds, _model, _gold, _human = audit
+    rita = make_user("rita")
+    Membership.objects.create(dataset=ds, user=rita, role=Role.REVIEWER)
+    a, b, c, d = (_example(ds, x) for x in ("q0-0", "q1-0", "q2-0", "q3-0"))
+    services.give_verdict(user=owner, dataset=ds, example=a, verdict="gold_wrong")
+    services.give_verdict(user=rita, dataset=ds, example=a, verdict="gold_wrong")  # unanimous: counts
+    services.give_verdict(user=owner, dataset=ds, example=b, verdict="gold_wrong")
+    services.give_verdict(user=rita, dataset=ds, example=b, verdict="icm_wrong")  # disputed: not counted
+    services.give_verdict(user=rita, dataset=ds, example=c, verdict="icm_wrong")
+    services.give_verdict(user=owner, dataset=ds, example=c, verdict="gold_wrong")
+    services.undo_last_verdict(user=owner, dataset=ds)  # retracted: c has no gold-wrong verdict standing
+    services.give_verdict(user=rita, dataset=ds, example=d, verdict="ambiguous")
+    services.undo_last_verdict(user=rita, dataset=ds)
+    services.give_verdict(user=owner, dataset=ds, example=d, verdict="gold_wrong")  # the other one retracted
+    assert services.gold_wrong_examples(ds) == sorted([a.pk, d.pk])
+    assert selectors.gold_wrong_count(ds) == 2
+
+
 def test_verdicts_are_kept_undo_retracts_own_only(audit, owner):
     ds, _model, _gold, _human = audit
     reviewer = make_user("rita")
