@@ -413,6 +413,40 @@ def test_websocket_refuses_the_wrong_user(owner, stranger, client):
     assert async_to_sync(attempt)(f"{url}?token={owner_token}", [])
 
 
+def test_websocket_applies_pushed_progress_and_still_checks_access(owner, viewer):
+    # A progress hint carries the columns the worker wrote: the page gets them without a database read.
+    # Access is still read from the database every second: a removed member is disconnected.
+    from channels.layers import get_channel_layer
+
+    from webapp.runs.execution import group_name
+
+    ds = fake_dataset(owner)
+    Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)  # stays queued
+    token = Token.objects.get_or_create(user=viewer)[0].key
+    progress = {"step": 7, "total_steps": 9, "labeled": 5, "updated": "2026-11-27T00:00:00+00:00"}
+
+    async def scenario():
+        comm = WebsocketCommunicator(_app(), f"/ws/runs/{run.pk}/?format=json&token={token}")
+        connected, _ = await comm.connect()
+        assert connected
+        first = await _receive_json(comm)
+        await get_channel_layer().group_send(group_name(run.pk), {
+            "type": "run.changed", "fields": {"progress": progress, "history": [[7, -1.5, None]]}})
+        pushed = await _receive_json(comm)
+        await asyncio.to_thread(_in_thread, lambda: Membership.objects.filter(user=viewer).delete())
+        closed = await comm.receive_output(timeout=5)
+        await comm.disconnect()
+        return first, pushed, closed
+
+    first, pushed, closed = async_to_sync(scenario)()
+    assert first["progress"] == {} and first["status"] == "queued"
+    assert pushed["progress"] == progress and pushed["history"] == [[7, -1.5, None]]
+    assert pushed["status"] == "queued" and pushed["id"] == run.pk
+    assert Run.objects.get(pk=run.pk).progress == {}  # it came with the hint, not from the row
+    assert closed == {"type": "websocket.close", "code": 4404}
+
+
 def test_websocket_html_fragment_for_htmx(owner):
     ds = fake_dataset(owner)
     run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)

@@ -63,6 +63,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.pending: asyncio.Task | None = None
         self.verified = time.monotonic()  # when the user's access was last read from the database
         self.stale = False  # a hint without fields came: the next refresh reads the database
+        self.sent_count = 0
         # A hint and the poll can both decide to refresh; the snapshot load awaits the database, so
         # without this the second would not yet see the first's send and both would go out at once.
         self.sending = asyncio.Lock()
@@ -83,7 +84,8 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         # The page has nothing to say; a client may ask for a fresh snapshot with "snapshot".
         if text_data and text_data.strip() == "snapshot":
-            await self._refresh(force=True)
+            async with self.sending:
+                await self._refresh(force=True)
 
     async def run_changed(self, event):
         fields = event.get("fields")
@@ -99,6 +101,11 @@ class RunConsumer(AsyncWebsocketConsumer):
             if wait <= 0:
                 await self._refresh()
                 return
+        await self._schedule_later(wait)
+
+    async def _schedule_later(self, wait: float | None = None) -> None:
+        if wait is None:
+            wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
         if self.pending is None or self.pending.done():
             self.pending = asyncio.create_task(self._later(wait))
 
@@ -113,29 +120,47 @@ class RunConsumer(AsyncWebsocketConsumer):
                     return
 
     async def _poll(self) -> None:
+        # The database read happens outside the send lock: under load it waits for this process's thread
+        # for sync code, and a hint's pushed snapshot must not wait behind it.
         while True:
             await asyncio.sleep(POLL_S)
-            await self._schedule()
+            sent = self.sent_count
+            snap = await _load(self.user, self.run_id)
+            if snap is None:  # membership revoked or run deleted while watching
+                await self.close(code=4404)
+                return
+            self.verified = time.monotonic()
+            async with self.sending:
+                # Only if nothing went out meanwhile (a pushed snapshot may be newer than this read).
+                if sent == self.sent_count and self._stamp(snap) != self.last_updated:
+                    if time.monotonic() - self.last_sent >= settings.ICM_WS_MIN_INTERVAL_S:
+                        await self._send(snap)
+                    else:
+                        self.stale = True
+                        await self._schedule_later()
+
+    @staticmethod
+    def _stamp(snap: dict) -> tuple:
+        return snap["status"], snap["progress"].get("updated"), snap["cancel_requested"], snap["attempts"]
 
     async def _refresh(self, force: bool = False) -> None:
         snap, self.pushed = self.pushed, None
-        # Access is checked against the database at least every other poll, pushed snapshots or not.
-        if snap is None or force or self.stale or time.monotonic() - self.verified > 2 * POLL_S:
+        # The poll checks access every second; should its reads fall behind, a pushed snapshot waits for one.
+        if snap is None or force or self.stale or time.monotonic() - self.verified > 3 * POLL_S:
             self.stale = False
             snap = await _load(self.user, self.run_id)
             if snap is None:  # membership revoked or run deleted while watching
                 await self.close(code=4404)
                 return
             self.verified = time.monotonic()
-        stamp = (snap["status"], snap["progress"].get("updated"), snap["cancel_requested"], snap["attempts"])
-        if force or stamp != self.last_updated:
+        if force or self._stamp(snap) != self.last_updated:
             await self._send(snap)
 
     async def _send(self, snap: dict) -> None:
         self.snap = snap
+        self.sent_count += 1
         self.last_sent = time.monotonic()
-        self.last_updated = (snap["status"], snap["progress"].get("updated"), snap["cancel_requested"],
-                             snap["attempts"])
+        self.last_updated = self._stamp(snap)
         if self.json:
             await self.send(text_data=json.dumps(snap))
         else:
