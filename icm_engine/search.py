@@ -231,9 +231,7 @@ class ICMSearch:
 
     # -- checkpoint --------------------------------------------------------------------------------
     def stats(self) -> BackendStats:
-        delta = self.backend.stats.minus(self._stats_origin)
-        return BackendStats(*(a + b for a, b in zip(asdict(self.stats_base).values(), asdict(delta).values(),
-                                                     strict=True)))
+        return self.stats_base.plus(self.backend.stats.minus(self._stats_origin))
 
     def elapsed(self) -> float:
         return self.elapsed_base + time.monotonic() - self._t0

@@ -338,3 +338,17 @@ def test_context_cap_is_validated_and_reaches_the_search():
 
 def test_batched_is_the_old_name_of_fast():
     assert ICMConfig(mode="batched").validate().mode == "fast"
+
+
+def test_backend_stats_arithmetic_covers_every_counter():
+    # The counters' arithmetic names each field (for speed): a new counter must be added to it.
+    from dataclasses import fields
+
+    from icm_engine.backends.base import BackendStats
+
+    names = [f.name for f in fields(BackendStats)]
+    a = BackendStats(*range(10, 10 + len(names)))
+    b = BackendStats(*range(1, 1 + len(names)))
+    assert list(a.as_dict()) == names and list(a.as_dict().values()) == list(range(10, 10 + len(names)))
+    assert a.minus(b) == BackendStats(*[9] * len(names))
+    assert a.plus(b).minus(b) == a and a.copy() == a and a.copy() is not a
