@@ -21,4 +21,5 @@ RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 SECRET_KEY=build-only python manag
 
 USER icm
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "webapp.asgi:application"]
+CMD ["uvicorn", "webapp.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", \
+     "--no-proxy-headers", "--no-server-header"]

@@ -45,6 +45,10 @@ def test_compose_file_is_valid_and_complete(compose):
     # Workers scale with --scale worker=N: nothing may pin a name or a host port.
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "webapp", "worker"]
+    # The web service runs several processes (uvicorn reads WEB_CONCURRENCY) over pooled connections.
+    assert services["web"]["command"][:2] == ["uvicorn", "webapp.asgi:application"]
+    assert int(services["web"]["environment"]["WEB_CONCURRENCY"]) > 1
+    assert services["web"]["environment"]["DB_POOL"] == "1"
     # The vLLM server is optional: only `--profile gpu` starts it.
     assert services["vllm"]["profiles"] == ["gpu"]
     # Workers find the server and its model name in the env file; the server serves under that name.

@@ -3,7 +3,8 @@ its progress over a websocket.
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py loadtest --reviewers 50 --duration 30
 
-It starts a Daphne server and a Celery worker (subprocesses, this environment), creates a dataset with
+It starts the production web server (uvicorn, `--web-workers` processes, pooled database connections) and
+a Celery worker (subprocesses, this environment), creates a dataset with
 gold and model labels and N reviewer accounts, queues an ICM run whose model is the deterministic fake
 (a fixed delay per call: the web tier is what is measured, not the model), then for `--duration`
 seconds each reviewer, in turn, opens a random item of the queue page and posts a verdict through the
@@ -20,10 +21,9 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from webapp.datasets.services import create_dataset, import_label_set
 from webapp.review.models import VerdictKind
 from webapp.runs.models import Run, RunStatus
 from webapp.runs.services import cancel_run, create_run
+from webapp.subprocesses import spawn, stop
 
 FAKE = "test:tests.fakes.SlowFakeBackend"
 TEMPLATE = "Item: {text}\nLabel:"
@@ -55,6 +56,10 @@ class Command(BaseCommand):
         parser.add_argument("--examples", type=int, default=200)
         parser.add_argument("--think", type=float, default=0.0,
                             help="mean pause (s, exponential) of a reviewer between actions; 0: back to back")
+        parser.add_argument("--warmup", type=float, default=5.0,
+                            help="seconds of the same load before measuring (each process compiles its templates, "
+                                 "opens its connections)")
+        parser.add_argument("--web-workers", type=int, default=4, help="uvicorn processes serving the app")
         parser.add_argument("--port", type=int, default=0)
         parser.add_argument("--seed", type=int, default=0)
 
@@ -67,13 +72,12 @@ class Command(BaseCommand):
         env = {**os.environ, "ICM_TEST_BACKENDS": "1", "ICM_START_WORKER": "0", "HTTPS": "0", "DEBUG": "0",
                "ALLOWED_HOSTS": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
         procs = [
-            subprocess.Popen([sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool=solo", "-l", "warning",
-                              "--without-gossip", "--without-mingle", "-n", f"loadtest-{os.getpid()}@%h"],
-                             cwd=settings.BASE_DIR, env=env, stdout=(logs / "worker.log").open("w"),
-                             stderr=subprocess.STDOUT),
-            subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                              "webapp.asgi:application"], cwd=settings.BASE_DIR, env=env,
-                             stdout=(logs / "server.log").open("w"), stderr=subprocess.STDOUT),
+            spawn(["celery", "-A", "webapp", "worker", "--pool=solo", "-l", "warning", "--without-gossip",
+                   "--without-mingle", "-n", f"loadtest-{os.getpid()}@%h"], log=logs / "worker.log", env=env),
+            # As docker-compose.yml serves it: several processes over pooled connections.
+            spawn(["uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                   str(o["web_workers"]), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+                  log=logs / "server.log", env={**env, "DB_POOL": "1"}),
         ]
         run = None
         try:
@@ -81,7 +85,7 @@ class Command(BaseCommand):
             self._wait_server(base, procs[1], logs)
             settings.ICM_TEST_BACKENDS = True
             run = create_run(user=owner, dataset=dataset, backend=FAKE, seed=o["seed"],
-                             hyperparameters={"iterations": 100000, "batch_size": 64, "num_seed": 4},
+                             hyperparameters={"iterations": 10**7, "batch_size": 64, "num_seed": 4},
                              backend_options={"delay": 0.05})
             deadline = time.monotonic() + 60
             while Run.objects.get(pk=run.pk).status != RunStatus.RUNNING:
@@ -90,17 +94,15 @@ class Command(BaseCommand):
                 time.sleep(0.2)
             examples = list(Example.objects.filter(dataset=dataset).values_list("pk", flat=True))
             result = asyncio.run(_load(base, dataset.pk, run.pk, examples, reviewers, o))
+            # The run must have streamed for the whole window, or the progress figures cover less.
+            done = Run.objects.get(pk=run.pk)
+            result["run"] = {"status": done.status, "step": (done.progress or {}).get("step"),
+                             "total_steps": (done.progress or {}).get("total_steps")}
         finally:
             if run is not None and Run.objects.get(pk=run.pk).status in (RunStatus.QUEUED, RunStatus.RUNNING):
                 cancel_run(user=owner, run=run)
                 time.sleep(2)
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(procs)
             dataset.delete()
             get_user_model().objects.filter(username__startswith=PREFIX).delete()
         for name, row in result["latency_ms"].items():
@@ -161,11 +163,15 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would be the load
     samples: dict[str, list[float]] = {"queue page": [], "verdict (API)": [], "progress (ws)": []}
     errors: dict[str, int] = dict.fromkeys(samples, 0)
-    end = time.monotonic() + o["duration"]
+    causes: Counter = Counter()  # what the errors were: a status code or an exception's name
+    measure_from = time.monotonic() + o["warmup"]
+    end = measure_from + o["duration"]
     kinds = list(VerdictKind.values)
 
     async def reviewer(i: int, who: dict) -> None:
         rng = random.Random(i)
+        if o["think"]:  # reviewers arrive spread out, as they would
+            await asyncio.sleep(rng.expovariate(1 / o["think"]))
         async with httpx.AsyncClient(base_url=base, timeout=30, cookies={settings.SESSION_COOKIE_NAME: who["session"]},
                                      headers={"Authorization": f"Token {who['token']}"}) as client:
             while time.monotonic() < end:
@@ -176,14 +182,20 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
                                                           json={"example": rng.choice(examples),
                                                                 "verdict": rng.choice(kinds)})),
                 ):
+                    measured = time.monotonic() >= measure_from
                     t0 = time.perf_counter()
                     try:
                         response = await call()
                         ok = response.status_code in (200, 201)
-                    except httpx.HTTPError:
+                        if not ok and measured:
+                            causes[f"{name}: HTTP {response.status_code}"] += 1
+                    except httpx.HTTPError as exc:
                         ok = False
-                    samples[name].append((time.perf_counter() - t0) * 1000)
-                    errors[name] += not ok
+                        if measured:
+                            causes[f"{name}: {type(exc).__name__}"] += 1
+                    if measured:
+                        samples[name].append((time.perf_counter() - t0) * 1000)
+                        errors[name] += not ok
                     if o["think"]:
                         await asyncio.sleep(rng.expovariate(1 / o["think"]))
 
@@ -198,11 +210,12 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
                         break
                     snap = json.loads(message)
                     updated = (snap.get("progress") or {}).get("updated")
-                    if updated:
+                    if updated and time.monotonic() >= measure_from:
                         sent = datetime.fromisoformat(updated).timestamp()
                         samples["progress (ws)"].append((time.time() - sent) * 1000)
-        except (OSError, websockets.WebSocketException):
+        except (OSError, websockets.WebSocketException) as exc:
             errors["progress (ws)"] += 1
+            causes[f"progress (ws): {type(exc).__name__}: {exc}"[:200]] += 1
 
     await asyncio.gather(*(reviewer(i, r) for i, r in enumerate(reviewers)),
                          *(watcher(r) for r in reviewers[: o["watchers"]]))
@@ -212,6 +225,8 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
         return {"n": len(values), "errors": n_errors, "p50": float(np.percentile(arr, 50)),
                 "p95": float(np.percentile(arr, 95)), "p99": float(np.percentile(arr, 99))}
 
-    return {"reviewers": len(reviewers), "watchers": o["watchers"], "duration_s": o["duration"], "think_s": o["think"],
+    return {"reviewers": len(reviewers), "watchers": o["watchers"], "duration_s": o["duration"],
+            "warmup_s": o["warmup"], "think_s": o["think"],
+            "web_workers": o["web_workers"], "error_causes": dict(causes),
             "cores": os.cpu_count(), "latency_ms": {k: stats(v, errors[k]) for k, v in samples.items()},
             "requests_per_s": round(sum(len(samples[k]) for k in ("queue page", "verdict (API)")) / o["duration"], 1)}

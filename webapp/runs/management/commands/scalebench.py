@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 from webapp.datasets.services import create_dataset
 from webapp.runs.models import Run, RunStatus
 from webapp.runs.services import create_run
+from webapp.subprocesses import spawn, stop
 
 
 class Command(BaseCommand):
@@ -98,13 +98,7 @@ class Command(BaseCommand):
             done = self._wait(run.pk, o["timeout"])
             wall = time.monotonic() - t0
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(procs)
         p = done.progress
         workers_used = len({w for w in done.shards.values_list("worker", flat=True)})
         return {"workers": k, "threads_per_worker": threads, "workers_used": workers_used,
@@ -117,10 +111,9 @@ class Command(BaseCommand):
     def _worker(self, i: int, threads: int, logs: Path) -> subprocess.Popen:
         env = {**os.environ, "ICM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE", "ICM_START_WORKER": "0",
                "PYTHONUNBUFFERED": "1"}
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool=solo", "-l", "info",
-             "--without-gossip", "--without-mingle", "-n", f"scalebench{i}-{os.getpid()}@%h"],
-            cwd=settings.BASE_DIR, env=env, stdout=(logs / f"worker{i}.log").open("w"), stderr=subprocess.STDOUT)
+        return spawn(["celery", "-A", "webapp", "worker", "--pool=solo", "-l", "info", "--without-gossip",
+                      "--without-mingle", "-n", f"scalebench{i}-{os.getpid()}@%h"], log=logs / f"worker{i}.log",
+                     env=env)
 
     @staticmethod
     def _wait_ready(procs, logs: Path) -> None:
