@@ -26,12 +26,24 @@ EXIT_BACKEND = 3
 
 
 def _atomic_write(path: str | Path, text: str) -> None:
+    """The whole file or, on any failure (a full disk...), the file as it was and no leftover: the text goes
+    to a temporary file beside it, is synced, and replaces it. The error names the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _labels_jsonl(data: LoadedData, labels: Sequence[bool | None], scores: Sequence[float | None]) -> str:
@@ -248,6 +260,10 @@ def cmd_label(args: argparse.Namespace) -> int:
         bar.update(search.batch_index * config.iterations + search.iteration)
     result = search.run()
     bar.close()
+    if args.checkpoint:
+        # The finished search, before its outputs: if writing them fails (a full disk), the same command
+        # resumes here and only writes.
+        _atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
     _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
         "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),

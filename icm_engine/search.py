@@ -221,6 +221,7 @@ class ICMSearch:
         self.initialized = False
         self.U = 0.0
         self.cache = ScoreCache(self.config.cache_size)
+        self.rule: ConsistencyRule | None = None  # the current batch's (set up by _batch_setup)
         self.rng = random.Random()
         self.stats_base = BackendStats()
         self.elapsed_base = 0.0
@@ -294,8 +295,8 @@ class ICMSearch:
             t = c.initial_temperature / (1 + c.cooling * math.log(max(self.iteration, 1)))
         return max(c.final_temperature, t)
 
-    def _batch_setup(self) -> None:
-        uids = self.batches[self.batch_index]
+    def _batch_setup(self, index: int | None = None) -> None:
+        uids = self.batches[self.batch_index if index is None else index]
         self.uids = uids
         self.rule = ConsistencyRule([self.examples[u] for u in uids], self.task.consistency)
         self.scorer = Scorer(self.task, self.backend, [self.examples[u] for u in uids],
@@ -509,6 +510,10 @@ class ICMSearch:
                 break
             self._finish_batch()
         if not stopped:
+            if self.rule is None and self.batch_range[1] > self.batch_range[0]:
+                # Resumed from a checkpoint taken after the last batch: the final event describes that
+                # batch, as an uninterrupted run's does.
+                self._batch_setup(self.batch_range[1] - 1)
             self._emit("done")
         st = self.stats()
         return ICMResult(

@@ -87,3 +87,61 @@ def test_evaluate_labels_must_belong_to_train(tmp_path: Path, capsys):
     rc = main(["evaluate", str(test), "--train", str(train), "--labels", str(labels), "--task", "truthfulqa"])
     assert rc == 2
     assert "labels.jsonl, field 'id': unknown example id 'zz'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 64 KiB filesystem (tmpfs), to fill. Needs root, as CI has; skipped elsewhere unless in CI."""
+    import os
+    import shutil
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True).returncode:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, small_disk: Path, monkeypatch, capsys):
+    import os
+
+    from icm_engine import cli
+
+    from .fakes import FakeBackend
+
+    backends: list[FakeBackend] = []
+    monkeypatch.setattr(cli, "_make_backend", lambda args: backends.append(FakeBackend()) or backends[-1])
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": f"e{i}", "text": f"{'pos' if i % 3 else 'neg'} item {i}"}) + "\n"
+                            for i in range(200)))
+    common = [str(data), "--task", "claims", "--template", "Item: {text}\nLabel:", "--label-words", " T", " F",
+              "--iterations", "30", "--batch-size", "64", "--seed", "3", "--quiet"]
+    # The uninterrupted run, on a disk with room.
+    assert main(["label", *common, "--out", str(tmp_path / "ref.jsonl")]) == 0
+    # The same run writing to a disk with an earlier labels file on it and about 2 KiB left.
+    out, report, checkpoint = small_disk / "labels.jsonl", small_disk / "report.json", tmp_path / "ckpt.json"
+    out.write_text('{"id": "old", "label": true, "score": 1.0}\n')
+    filler = small_disk / "filler"
+    free = os.statvfs(small_disk)
+    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 2048))
+    args = ["label", *common, "--out", str(out), "--report", str(report), "--checkpoint", str(checkpoint)]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"could not write {out}" in err and "No space left" in err
+    # Nothing half-written: the earlier file is as it was, no temporary file is left, no report appeared.
+    assert out.read_text() == '{"id": "old", "label": true, "score": 1.0}\n'
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "labels.jsonl"]
+    # Resumable: the finished search was checkpointed before its outputs; with room again, the same
+    # command only writes them, and they are the uninterrupted run's labels.
+    assert checkpoint.exists()
+    filler.unlink()
+    assert main(args) == 0
+    assert out.read_text() == (tmp_path / "ref.jsonl").read_text()
+    assert backends[-1].stats.calls == 0  # nothing searched again
+    reference_calls = backends[0].stats.calls
+    assert json.loads(report.read_text())["model_calls"] == reference_calls and not checkpoint.exists()
