@@ -64,7 +64,14 @@ def _packaged_model_dir(name: str) -> Path:
     gguf_dir.mkdir(parents=True, exist_ok=True)
     gguf_path = gguf_dir / filename
     if not gguf_path.exists():
-        module.assemble(output_path=gguf_path)
+        # Assembled beside its final name and renamed: a full disk or a killed process must not leave a
+        # truncated file that later loads would take for the model (two processes may assemble at once).
+        part = gguf_dir / f".{filename}.{os.getpid()}.part"
+        try:
+            module.assemble(output_path=part)
+            part.replace(gguf_path)
+        finally:
+            part.unlink(missing_ok=True)
     return _dequantized_dir(gguf_path, name)
 
 
