@@ -91,9 +91,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Sync-only, and last on purpose: under ASGI, Django runs every middleware that can be either sync or
     # async in the mode of the one below it. With a sync-only one at the bottom the whole chain runs in
-    # one thread; above WhiteNoise it ran async, hopping threads twice per middleware per request (the
-    # single thread for sync code was then the bottleneck under load). It still runs before any view code
-    # (CSRF's process_view included) reads the body.
+    # one thread; above WhiteNoise it made the others run async, hopping threads twice per middleware per
+    # request. It still runs before any view code (CSRF's process_view included) reads the body.
     "webapp.accounts.limits.UploadSizeLimitMiddleware",
 ]
 
@@ -125,14 +124,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded worker thread and the web server write concurrently: wait instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 elif env_bool("DB_POOL", False):
-    # Web processes: a new PostgreSQL connection per request (a server process forked for each) cost
-    # more CPU than the request itself under load. A pooled connection is checked before it is handed
-    # out, so a restarted database costs one reconnect, not a failed request.
+    # Web processes: without a pool, every request opens a PostgreSQL connection (a server process forked
+    # for each). A pooled connection is checked before it is handed out, so a restarted database costs a
+    # reconnect, not a failed request.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": env_int("DB_POOL_MAX", 8),
                                                               "timeout": 10}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: Django passes psycopg's check_connection
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
 
 
 def redis_channel_layers(url: str) -> dict:

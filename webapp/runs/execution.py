@@ -187,7 +187,14 @@ class Recorder:
     def _write(self, **fields: Any) -> None:
         if not Run.objects.filter(pk=self.run_id, lease=self.lease).update(**fields):
             raise LeaseLost()
-        notify(self.run_id, {k: fields[k] for k in ("progress", "history") if k in fields})
+        # What the live page shows of these columns, as its snapshot has them (copies: the in-memory layer
+        # sends from the server's thread while this one goes on appending to the history).
+        shown: dict[str, Any] = {"progress": fields["progress"]} if "progress" in fields else {}
+        if "history" in fields:
+            shown["history"] = list(fields["history"])
+        if "checkpointed" in fields:
+            shown["checkpointed"] = fields["checkpointed"].isoformat()
+        notify(self.run_id, shown)
         if self.parent_id:
             notify(self.parent_id)
 
