@@ -90,14 +90,14 @@ class DatasetListView(generics.GenericAPIView):
             owner=request.user, filename=upload.name, data=data, task=d["task"], name=d.get("name", ""),
             template=d.get("template"), consistency=d.get("consistency"), description=d.get("description", ""),
         )
-        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, dataset.pk)).data,
+        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, dataset.pk, counts=True)).data,
                         status=status.HTTP_201_CREATED)
 
 
 class DatasetDetailView(APIView):
     @extend_schema(responses=s.DatasetSerializer)
     def get(self, request, pk: int):
-        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, pk)).data)
+        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, pk, counts=True)).data)
 
     @extend_schema(request=s.DatasetUpdateSerializer, responses=s.DatasetSerializer)
     def patch(self, request, pk: int):
@@ -105,7 +105,7 @@ class DatasetDetailView(APIView):
         ser = s.DatasetUpdateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         services.update_dataset(user=request.user, dataset=dataset, **ser.validated_data)
-        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, pk)).data)
+        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, pk, counts=True)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int):

@@ -19,25 +19,26 @@ def _count(model: type, **filters: Any) -> Subquery:
     return Coalesce(Subquery(qs, output_field=IntegerField()), Value(0))
 
 
-def datasets_for_user(user: User) -> QuerySet[Dataset]:
+def member_datasets(user: User) -> QuerySet[Dataset]:
+    """The user's datasets, each with `my_role`."""
     if not user.is_authenticated:
         return Dataset.objects.none()
     role = Membership.objects.filter(dataset=OuterRef("pk"), user=user).values("role")[:1]
-    return (
-        Dataset.objects.filter(memberships__user=user)
-        .select_related("owner")
-        .annotate(
-            my_role=Subquery(role),
-            example_count=_count(Example, dataset=OuterRef("pk")),
-            label_set_count=_count(LabelSet, dataset=OuterRef("pk")),
-        )
-    )
+    return Dataset.objects.filter(memberships__user=user).select_related("owner").annotate(my_role=Subquery(role))
 
 
-def get_dataset(user: User, pk: Any) -> Dataset:
-    """The dataset with `my_role` set, or 404 when it does not exist or the user is not a member."""
+def datasets_for_user(user: User) -> QuerySet[Dataset]:
+    """The user's datasets with `my_role`, `example_count` and `label_set_count` (for listings)."""
+    return member_datasets(user).annotate(example_count=_count(Example, dataset=OuterRef("pk")),
+                                          label_set_count=_count(LabelSet, dataset=OuterRef("pk")))
+
+
+def get_dataset(user: User, pk: Any, *, counts: bool = False) -> Dataset:
+    """The dataset with `my_role` set (and the counts, when asked: they count every example, which every
+    page and API call on a large dataset would otherwise pay), or 404 when it does not exist or the user
+    is not a member."""
     try:
-        return datasets_for_user(user).get(pk=pk)
+        return (datasets_for_user(user) if counts else member_datasets(user)).get(pk=pk)
     except (Dataset.DoesNotExist, ValueError, TypeError):
         raise Http404("No such dataset.") from None
 

@@ -287,11 +287,11 @@ def annotator_progress(dataset: Dataset, total: int) -> list[dict[str, Any]]:
 def get_spot_check(user: User, pk: Any) -> SpotCheck:
     """A spot-check of a dataset where the user reads labels (else 404)."""
     from webapp.datasets.permissions import reads_labels
-    from webapp.datasets.selectors import datasets_for_user
+    from webapp.datasets.selectors import member_datasets
 
     try:
         check = SpotCheck.objects.select_related("dataset", "gold").get(pk=pk)
-        dataset = datasets_for_user(user).get(pk=check.dataset_id)
+        dataset = member_datasets(user).get(pk=check.dataset_id)
     except (SpotCheck.DoesNotExist, Dataset.DoesNotExist, ValueError, TypeError):
         raise Http404("No such spot-check.") from None
     if not reads_labels(dataset.my_role):
