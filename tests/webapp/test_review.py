@@ -319,6 +319,13 @@ def test_review_queue_page_and_verdict_flow(audit, owner, client):
     assert Verdict.objects.filter(example=item["example"], user=owner).count() == 1
     dash = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}&labelsets={human.pk}")
     assert dash.status_code == 200 and "Wilson" in dash.content.decode()
+    # Defaults: the latest ICM set and the latest gold. A set that is not this dataset's (or no set) is a 404.
+    default = client.get(f"/datasets/{ds.pk}/review/").context["comp"]
+    assert (default.model.pk, default.gold.pk, default.humans) == (model.pk, gold.pk, [])
+    other = create_dataset(owner=owner, filename="o.jsonl", data=jsonl(ROWS[:2]), task="claims", name="Other")
+    foreign = other.label_sets.get(kind="gold")
+    for bad in (f"model={foreign.pk}", f"gold={foreign.pk}", "model=abc", f"humans={foreign.pk}", "gold=99999999"):
+        assert client.get(f"/datasets/{ds.pk}/review/?{bad}").status_code == 404, bad
 
 
 def test_viewer_reads_review_pages_but_cannot_judge(audit, viewer, client):

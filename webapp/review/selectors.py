@@ -32,15 +32,21 @@ def readable_label_set(user: User, dataset: Dataset, pk: Any) -> LabelSet:
         raise Http404("No such label set in this dataset.") from None
 
 
-def default_sets(user: User, dataset: Dataset) -> dict[str, LabelSet | None]:
-    """The latest ICM set and the latest gold set (one query: a dataset has tens of sets, not thousands)."""
-    out: dict[str, LabelSet | None] = {"model": None, "gold": None}
-    sets = label_sets_for_user(user).filter(dataset=dataset, kind__in=[LabelSetKind.ICM, LabelSetKind.GOLD])
-    for ls in sets.order_by("-created", "-id"):
-        role = "model" if ls.kind == LabelSetKind.ICM else "gold"
-        if out[role] is None:
-            out[role] = ls
-    return out
+def chosen_sets(sets: list[LabelSet], model_id: str | None, gold_id: str | None,
+                human_ids: list[str]) -> tuple[LabelSet | None, LabelSet | None, list[LabelSet]]:
+    """The sets a review page compares, from the user's readable sets of the dataset (read once by the
+    page): those named, else the latest ICM set and the latest gold set. A name not among them is a 404."""
+    by_pk = {str(ls.pk): ls for ls in sets}
+
+    def named(raw: str) -> LabelSet:
+        if raw not in by_pk:
+            raise Http404("No such label set in this dataset.")
+        return by_pk[raw]
+
+    latest = sorted(sets, key=lambda ls: (ls.created, ls.pk), reverse=True)
+    model = named(model_id) if model_id else next((ls for ls in latest if ls.kind == LabelSetKind.ICM), None)
+    gold = named(gold_id) if gold_id else next((ls for ls in latest if ls.kind == LabelSetKind.GOLD), None)
+    return model, gold, [named(h) for h in human_ids if h]
 
 
 def _mark(value: bool | None) -> str:

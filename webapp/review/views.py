@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.datasets import permissions
-from webapp.datasets.models import Example, LabelSetKind
+from webapp.datasets.models import Example, LabelSet, LabelSetKind
 from webapp.datasets.selectors import get_dataset, label_sets_for_user, role_of
 
 from . import exports, selectors, services
@@ -28,13 +28,13 @@ def _reader_dataset(request: HttpRequest, pk: int):
     return dataset
 
 
-def _comparison(request: HttpRequest, dataset):
-    """The label sets chosen in the query string (defaults: the latest ICM set and the latest gold)."""
-    defaults = selectors.default_sets(request.user, dataset)
-    model_id, gold_id = request.GET.get("model"), request.GET.get("gold")
-    model = selectors.readable_label_set(request.user, dataset, model_id) if model_id else defaults["model"]
-    gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else defaults["gold"]
-    humans = [selectors.readable_label_set(request.user, dataset, h) for h in request.GET.getlist("humans") if h]
+def _comparison(request: HttpRequest, dataset, sets: list[LabelSet] | None = None):
+    """The label sets chosen in the query string (defaults: the latest ICM set and the latest gold), among
+    the user's sets of the dataset (`sets`, when the page has read them already)."""
+    if sets is None:
+        sets = list(label_sets_for_user(request.user).filter(dataset=dataset))
+    model, gold, humans = selectors.chosen_sets(sets, request.GET.get("model"), request.GET.get("gold"),
+                                                request.GET.getlist("humans"))
     if model is None or gold is None:
         return None
     return selectors.compare(model, gold, [h for h in humans if h.pk not in (model.pk, gold.pk)])
@@ -55,7 +55,7 @@ def queue(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
     role = role_of(request.user, dataset)
     sets = list(label_sets_for_user(request.user).filter(dataset=dataset).order_by("kind", "name", "version"))
-    comp = _comparison(request, dataset)
+    comp = _comparison(request, dataset, sets)
     context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
                      "can_judge": permissions.allows(role, permissions.WRITE_LABELS),
                      "can_adjudicate": permissions.allows(role, permissions.MANAGE),
@@ -72,9 +72,10 @@ def queue(request: HttpRequest, pk: int) -> HttpResponse:
         context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
                        cell_query=_query(comp, cell), humans_selected=[h.pk for h in comp.humans])
         if members:
-            by_pk = Example.objects.in_bulk([*members[:QUEUE_LIST], members[index]])
-            context["listing"] = [(i, by_pk[ex], comp.scores.get(ex)) for i, ex in enumerate(members[:QUEUE_LIST])]
-            context["item"] = selectors.item_context(comp, dataset, by_pk[members[index]])
+            # The listing shows ids only: the examples' fields (their text) are read for the item alone.
+            ids = dict(Example.objects.filter(pk__in=members[:QUEUE_LIST]).values_list("pk", "external_id"))
+            context["listing"] = [(i, ids[ex], comp.scores.get(ex)) for i, ex in enumerate(members[:QUEUE_LIST])]
+            context["item"] = selectors.item_context(comp, dataset, Example.objects.get(pk=members[index]))
             context["prev_query"] = _query(comp, cell, max(index - 1, 0))
             context["next_query"] = _query(comp, cell, min(index + 1, len(members) - 1))
     return render(request, "review/queue.html", context)
