@@ -146,8 +146,6 @@ if REDIS_URL:
     # Shared by every web process, so the sign-in rate limit counts across them.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "icm"}}
-    # Every page reads the session: from Redis, with the database as the store of record.
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
