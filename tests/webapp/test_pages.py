@@ -38,6 +38,14 @@ def test_sign_in_is_rate_limited_per_address_with_the_api(client, owner):
     assert client.get("/accounts/login/").status_code == 200  # the page itself still shows
 
 
+def test_sign_in_works_while_the_rate_limit_cache_is_down(client, owner, settings):
+    # A real Redis cache where nothing listens: the limit cannot be counted, sign-in must not break.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:9/0"}}
+    resp = client.post("/accounts/login/", {"username": "olivia", "password": "olivia-Pa55word!"})
+    assert resp.status_code == 302 and client.session["_auth_user_id"] == str(owner.pk)
+
+
 def test_dataset_list_shows_only_my_datasets(client, dataset, owner, stranger):
     create_dataset(owner=stranger, filename="theirs.jsonl", data=jsonl([{"question": "q", "choice": "c"}]),
                    task="truthfulqa", name="Theirs")

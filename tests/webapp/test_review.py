@@ -85,6 +85,17 @@ def test_the_cached_comparison_follows_every_label_write(audit, owner):
     assert cell(blind) == ("TT-", None)
 
 
+def test_the_queue_page_works_with_its_cache_down(audit, owner, client, settings):
+    # A real Redis cache at a port where nothing listens: every cache call fails to connect (Django
+    # rebuilds its cache handlers when the setting changes).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:9/0"}}
+    ds, model, gold, _human = audit
+    client.force_login(owner)
+    resp = client.get(f"/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}")
+    assert resp.status_code == 200 and resp.context["comp"].cell_of(_example(ds, "q1-0").pk) == "FT"
+
+
 def test_gold_wrong_count_counts_unanimous_standing_verdicts(audit, owner):
     ds, _model, _gold, _human = audit
     rita = make_user("rita")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ class Comparison:
 
 
 COMPARISON_TTL_S = 600
+log = logging.getLogger(__name__)
 
 
 def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparison:
@@ -87,12 +89,19 @@ def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparis
     every set, so it is cached under the sets' revisions: a write to any of their labels makes a new key."""
     comp = Comparison(model, gold, humans)
     key = "review:comparison:" + ":".join(f"{ls.pk}.{ls.revision}" for ls in comp.sets)
-    cached = cache.get(key)
+    try:
+        cached = cache.get(key)
+    except Exception:  # the cache (Redis) down: the page is computed, not refused
+        log.warning("review comparison cache unavailable", exc_info=True)
+        cached = None
     if cached is not None:
         comp.labels, comp.scores, comp.cells = cached
         return comp
     _fill(comp)
-    cache.set(key, (comp.labels, comp.scores, comp.cells), COMPARISON_TTL_S)
+    try:
+        cache.set(key, (comp.labels, comp.scores, comp.cells), COMPARISON_TTL_S)
+    except Exception:
+        log.warning("review comparison not cached", exc_info=True)
     return comp
 
 
