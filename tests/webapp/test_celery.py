@@ -386,6 +386,66 @@ def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner
     assert done.label_set.labels.count() == len(expected)
 
 
+def test_no_verdict_is_lost_over_a_postgresql_restart_and_the_pool_reconnects(workers, owner, tmp_path):
+    # The production server (uvicorn, 2 processes, pooled connections) takes verdicts before and after a
+    # restart that cuts every pooled connection: each acknowledged verdict is stored, and the pool checks
+    # a connection before handing it out, so no request after the restart fails on a dead one.
+    import httpx
+
+    from webapp.datasets.models import Example
+    from webapp.review.models import Verdict
+    from webapp.subprocesses import spawn, stop
+
+    ds = fake_dataset(owner, n=8)
+    examples = list(Example.objects.filter(dataset=ds).values_list("pk", flat=True))
+    token = Token.objects.get_or_create(user=owner)[0].key
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": REDIS_URL, "DB_POOL": "1", "HTTPS": "0",
+           "ICM_START_WORKER": "0", "ALLOWED_HOSTS": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+    server = spawn(["uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+                    "--lifespan", "off", "--log-level", "warning"], log=tmp_path / "server.log", env=env)
+    acknowledged: list[int] = []
+    try:
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"},
+                           timeout=30)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if api.get("/api/datasets/").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "server.log").read_text()
+            time.sleep(0.3)
+
+        def give(n: int) -> list[int]:
+            codes = []
+            for i in range(n):
+                resp = api.post(f"/api/datasets/{ds.pk}/verdicts/",
+                                json={"example": examples[i % len(examples)], "verdict": "ambiguous"})
+                codes.append(resp.status_code)
+                if resp.status_code == 201:
+                    acknowledged.append(resp.json()["id"])
+            return codes
+
+        assert give(12) == [201] * 12  # every pooled connection of both processes in use
+        _restart_postgresql()
+        connection.close()  # ours was cut with the rest
+        assert give(12) == [201] * 12, (tmp_path / "server.log").read_text()[-3000:]
+    finally:
+        stop([server])
+    stored = set(Verdict.objects.filter(dataset=ds).values_list("pk", flat=True))
+    assert set(acknowledged) <= stored and len(acknowledged) == 24
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_loadtest_measures_review_actions_and_progress_delivery(workers, settings, monkeypatch, capsys):
     from django.core.management import call_command
 
