@@ -230,6 +230,15 @@ def test_spot_check_is_stratified_and_corrections_make_a_new_gold_version(audit,
     assert all(changed[ex] != values[ex] for ex in flipped)
     assert GoldCorrection.objects.filter(to_set=v2).count() == 2
     assert set(GoldCorrection.objects.values_list("reason", flat=True)) == {"typos in gold"}
+    # The history of gold: the API and the page list each change, who made it and why.
+    history = owner_api.get(f"/api/datasets/{ds.pk}/gold-corrections/").json()
+    assert sorted((h["example"], h["old_value"], h["new_value"]) for h in history) == sorted(
+        (ex, values[ex], not values[ex]) for ex in flipped)
+    assert {(h["from_version"], h["to_version"], h["to_set"], h["user"], h["reason"]) for h in history} == {
+        (1, 2, v2.pk, "olivia", "typos in gold")}
+    page = client.get(f"/datasets/{ds.pk}/gold/corrections/").content.decode()
+    flipped_ids = [Example.objects.get(pk=ex).external_id for ex in flipped]
+    assert all(x in page for x in flipped_ids) and "typos in gold" in page and "gold v2" in page
     # Metrics against either gold version.
     r1 = owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk}&gold={gold.pk}").json()
     r2 = owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk}&gold={v2.pk}").json()
@@ -249,7 +258,8 @@ def test_blind_annotation_and_what_annotators_cannot_read(audit, owner, client):
                     f"/api/labelsets/{ls.pk}/export/", f"/api/labelsets/{ls.pk}/agreement/?other={gold.pk}"):
             assert api.get(url).status_code == 404, url
     for url in (f"/api/datasets/{ds.pk}/export/", f"/api/datasets/{ds.pk}/agreement/?labelsets={model.pk}",
-                f"/api/datasets/{ds.pk}/verdicts/", f"/api/datasets/{ds.pk}/verdicts/export/"):
+                f"/api/datasets/{ds.pk}/verdicts/", f"/api/datasets/{ds.pk}/verdicts/export/",
+                f"/api/datasets/{ds.pk}/gold-corrections/"):
         assert api.get(url).status_code == 403, url
     assert api.get("/api/runs/").json()["count"] == 0
     # Labeling blind through the API builds their own human label set.
@@ -271,6 +281,7 @@ def test_blind_annotation_and_what_annotators_cannot_read(audit, owner, client):
         assert client.get(url).status_code == 404, url
     for url in (f"/datasets/{ds.pk}/download/?format=csv", f"/datasets/{ds.pk}/review/",
                 f"/datasets/{ds.pk}/agreement/", f"/datasets/{ds.pk}/spotchecks/", f"/datasets/{ds.pk}/runs/",
+                f"/datasets/{ds.pk}/gold/corrections/",
                 f"/datasets/{ds.pk}/runs/panel/"):
         assert client.get(url).status_code == 403, url
     page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()

@@ -308,6 +308,21 @@ class VerdictSerializer(serializers.Serializer):
     retracted = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
+class GoldCorrectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    example = serializers.IntegerField(help_text="the example's database id")
+    example_id = serializers.CharField()
+    old_value = serializers.BooleanField(allow_null=True, help_text="gold before (null: the example had none)")
+    new_value = serializers.BooleanField()
+    from_set = serializers.IntegerField(help_text="the gold label set corrected")
+    from_version = serializers.IntegerField()
+    to_set = serializers.IntegerField(help_text="the gold label set the correction made")
+    to_version = serializers.IntegerField()
+    reason = serializers.CharField(allow_blank=True)
+    user = serializers.CharField()
+    created = serializers.DateTimeField()
+
+
 class AnnotationSerializer(serializers.Serializer):
     example = serializers.IntegerField(help_text="the example's database id")
     label = serializers.BooleanField()

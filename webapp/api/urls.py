@@ -26,6 +26,7 @@ urlpatterns = [
     path("datasets/<int:pk>/verdicts/", views.VerdictsView.as_view(), name="api-verdicts"),
     path("datasets/<int:pk>/verdicts/undo/", views.VerdictUndoView.as_view(), name="api-verdicts-undo"),
     path("datasets/<int:pk>/verdicts/export/", views.VerdictsExportView.as_view(), name="api-verdicts-export"),
+    path("datasets/<int:pk>/gold-corrections/", views.GoldCorrectionsView.as_view(), name="api-gold-corrections"),
     path("datasets/<int:pk>/annotations/", views.AnnotationsView.as_view(), name="api-annotations"),
     path("datasets/<int:pk>/annotations/undo/", views.AnnotationUndoView.as_view(), name="api-annotations-undo"),
     path("datasets/<int:pk>/spotchecks/", views.SpotChecksView.as_view(), name="api-spotchecks"),

@@ -377,6 +377,18 @@ class VerdictsView(APIView):
         return Response(s.VerdictSerializer(_verdict_data(verdict)).data, status=status.HTTP_201_CREATED)
 
 
+class GoldCorrectionsView(APIView):
+    @extend_schema(responses=s.GoldCorrectionSerializer(many=True))
+    def get(self, request, pk: int):
+        """Every change to this dataset's gold labels, newest first: which version corrected which, who, why."""
+        rows = [{"id": c.pk, "example": c.example_id, "example_id": c.example.external_id, "old_value": c.old_value,
+                 "new_value": c.new_value, "from_set": c.from_set_id, "from_version": c.from_set.version,
+                 "to_set": c.to_set_id, "to_version": c.to_set.version, "reason": c.reason,
+                 "user": c.user.get_username(), "created": c.created}
+                for c in review_selectors.gold_corrections(_label_reader(request, pk))]
+        return Response(s.GoldCorrectionSerializer(rows, many=True).data)
+
+
 class VerdictUndoView(APIView):
     @extend_schema(request=None, responses={200: s.VerdictSerializer, 204: None})
     def post(self, request, pk: int):

@@ -18,7 +18,7 @@ from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKi
 from webapp.datasets.selectors import User, label_sets_for_user
 
 from . import stats
-from .models import SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
+from .models import GoldCorrection, SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
 
 
 def _labels(label_set: LabelSet) -> dict[int, tuple[bool, float | None]]:
@@ -160,6 +160,12 @@ def gold_wrong_count(dataset: Dataset) -> int:
     standing = Verdict.objects.filter(dataset=dataset, retracted__isnull=True).values("example_id")
     return (standing.annotate(others=Count("pk", filter=~Q(verdict=VerdictKind.GOLD_WRONG)))
             .filter(others=0).count())
+
+
+def gold_corrections(dataset: Dataset) -> QuerySet[GoldCorrection]:
+    """Every change made to the dataset's gold labels (adjudication or a spot-check), newest first."""
+    return (GoldCorrection.objects.filter(dataset=dataset)
+            .select_related("from_set", "to_set", "example", "user").order_by("-created", "-id"))
 
 
 def verdicts_of(dataset: Dataset) -> QuerySet[Verdict]:

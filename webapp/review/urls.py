@@ -10,6 +10,7 @@ urlpatterns = [
     path("datasets/<int:pk>/review/undo/", views.undo, name="undo"),
     path("datasets/<int:pk>/review/adjudicate/", views.adjudicate, name="adjudicate"),
     path("datasets/<int:pk>/review/verdicts/download/", views.verdicts_export, name="verdicts-download"),
+    path("datasets/<int:pk>/gold/corrections/", views.corrections, name="corrections"),
     path("datasets/<int:pk>/agreement/", views.dashboard, name="dashboard"),
     path("datasets/<int:pk>/agreement/download/", views.dashboard_export, name="dashboard-download"),
     path("datasets/<int:pk>/spotchecks/", views.spot_checks, name="spotchecks"),

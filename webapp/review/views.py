@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +21,7 @@ from .models import SpotCheck, SpotCheckItem, VerdictKind
 
 VERDICT_KEYS = [(str(i), kind, label) for i, (kind, label) in enumerate(VerdictKind.choices, start=1)]
 QUEUE_LIST = 50
+CORRECTIONS_PER_PAGE = 200
 
 
 def _reader_dataset(request: HttpRequest, pk: int):
@@ -161,6 +163,14 @@ def dashboard_export(request: HttpRequest, pk: int) -> HttpResponse:
 def verdicts_export(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
     return exports.verdicts_response(dataset, request.GET.get("format"))
+
+
+@require_GET
+def corrections(request: HttpRequest, pk: int) -> HttpResponse:
+    """The history of the gold labels: every version made by correcting another, and what changed."""
+    dataset = _reader_dataset(request, pk)
+    page = Paginator(selectors.gold_corrections(dataset), CORRECTIONS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "review/corrections.html", {"dataset": dataset, "page": page})
 
 
 # -- gold spot-checks -------------------------------------------------------------------------------------------
