@@ -22,4 +22,4 @@ RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 SECRET_KEY=build-only python manag
 USER icm
 EXPOSE 8000
 CMD ["uvicorn", "webapp.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", \
-     "--no-proxy-headers", "--no-server-header"]
+     "--no-proxy-headers", "--no-server-header", "--timeout-keep-alive", "75"]

@@ -76,7 +76,8 @@ class Command(BaseCommand):
                    "--without-mingle", "-n", f"loadtest-{os.getpid()}@%h"], log=logs / "worker.log", env=env),
             # As docker-compose.yml serves it: several processes over pooled connections.
             spawn(["uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--workers",
-                   str(o["web_workers"]), "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+                   str(o["web_workers"]), "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+                   "--timeout-keep-alive", "75"],
                   log=logs / "server.log", env={**env, "DB_POOL": "1"}),
         ]
         run = None
