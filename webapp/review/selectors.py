@@ -154,12 +154,15 @@ def item_context(comp: Comparison, dataset: Dataset, example: Example) -> dict[s
     }
 
 
-def gold_wrong_count(dataset: Dataset) -> int:
-    """How many examples the standing verdicts unanimously call gold-wrong (services.gold_wrong_examples
-    lists them), counted in the database: the queue page shows it on every request."""
+def gold_wrong(dataset: Dataset) -> QuerySet:
+    """The examples whose standing (not retracted) verdicts all say gold is wrong, as `example_id` rows:
+    decided in the database (the queue page counts them on every request)."""
     standing = Verdict.objects.filter(dataset=dataset, retracted__isnull=True).values("example_id")
-    return (standing.annotate(others=Count("pk", filter=~Q(verdict=VerdictKind.GOLD_WRONG)))
-            .filter(others=0).count())
+    return standing.annotate(others=Count("pk", filter=~Q(verdict=VerdictKind.GOLD_WRONG))).filter(others=0)
+
+
+def gold_wrong_count(dataset: Dataset) -> int:
+    return gold_wrong(dataset).count()
 
 
 def gold_corrections(dataset: Dataset) -> QuerySet[GoldCorrection]:

@@ -17,6 +17,7 @@ from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKi
 from webapp.datasets.selectors import next_version, role_of
 
 from .models import GoldCorrection, SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
+from .selectors import gold_wrong
 
 MAX_NOTE = 4000
 
@@ -114,11 +115,7 @@ def correct_gold(*, user: AbstractBaseUser, dataset: Dataset, base: LabelSet,
 
 def gold_wrong_examples(dataset: Dataset) -> list[int]:
     """Examples whose standing (not retracted) verdicts say gold is wrong, and none says otherwise."""
-    standing: dict[int, set[str]] = {}
-    for ex, kind in Verdict.objects.filter(dataset=dataset, retracted__isnull=True).values_list("example_id",
-                                                                                               "verdict"):
-        standing.setdefault(ex, set()).add(kind)
-    return sorted(ex for ex, kinds in standing.items() if kinds == {VerdictKind.GOLD_WRONG})
+    return sorted(row["example_id"] for row in gold_wrong(dataset))
 
 
 def adjudicate_from_verdicts(*, user: AbstractBaseUser, dataset: Dataset, base: LabelSet) -> LabelSet:
