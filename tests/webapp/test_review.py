@@ -57,10 +57,10 @@ def test_contingency_cells_and_ordering(audit):
     # Most informative first: q5-1 (score 1.5) before q1-1 (0.2) in the same cell.
     ordered = [Example.objects.get(pk=pk).external_id for pk in comp.cells["TFF"]]
     assert ordered == ["q5-1", "q1-1"]
-    item = selectors.item_context(comp, ds, _example(ds, "q1-1"))
+    item = selectors.item_context(comp, ds, _example(ds, "q1-1").pk)
     assert [s["example"].external_id for s in item["siblings"]] == ["q1-0", "q1-1"]
     assert item["conflicts"] == []  # different answers, model says F then T: no rule broken
-    item = selectors.item_context(comp, ds, _example(ds, "q5-1"))
+    item = selectors.item_context(comp, ds, _example(ds, "q5-1").pk)
     assert item["conflicts"] == [{"with": "q5-0", "kind": "contradiction"}]  # two answers both True
 
 

@@ -23,8 +23,10 @@ def member_datasets(user: User) -> QuerySet[Dataset]:
     """The user's datasets, each with `my_role`."""
     if not user.is_authenticated:
         return Dataset.objects.none()
-    role = Membership.objects.filter(dataset=OuterRef("pk"), user=user).values("role")[:1]
-    return Dataset.objects.filter(memberships__user=user).select_related("owner").annotate(my_role=Subquery(role))
+    # The role comes from the membership join the filter makes (one join, no per-row subquery): every page
+    # and API call looks its dataset up through here.
+    return (Dataset.objects.filter(memberships__user=user).select_related("owner")
+            .annotate(my_role=F("memberships__role")))
 
 
 def datasets_for_user(user: User) -> QuerySet[Dataset]:
@@ -67,6 +69,17 @@ def label_sets_for_user(user: User) -> QuerySet[LabelSet]:
         .exclude(Q(dataset_id__in=blind_dataset_ids(user)) & ~Q(annotator=user))
         .select_related("dataset", "created_by", "annotator")
     )
+
+
+def dataset_label_sets(user: User, dataset: Dataset) -> QuerySet[LabelSet]:
+    """The label sets of `dataset` the user may read, the dataset as `get_dataset` returned it: the rule of
+    `label_sets_for_user` (an annotator reads only their own sets) from the role already read, without
+    its joins (the review pages read these on every request)."""
+    role = role_of(user, dataset)
+    if role is None:
+        return LabelSet.objects.none()
+    sets = dataset.label_sets.all()
+    return sets.filter(annotator=user) if role == Role.ANNOTATOR else sets
 
 
 def get_label_set(user: User, pk: Any) -> LabelSet:

@@ -9,26 +9,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import Http404
 
 from icm_engine.consistency import ConsistencyRule
 from icm_engine.examples import Example as EngineExample
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind
-from webapp.datasets.selectors import User, label_sets_for_user
+from webapp.datasets.selectors import User, dataset_label_sets
 
 from . import stats
 from .models import GoldCorrection, SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
 
 
-def _labels(label_set: LabelSet) -> dict[int, tuple[bool, float | None]]:
-    return {ex: (v, s) for ex, v, s in Label.objects.filter(label_set=label_set).values_list("example_id", "value",
-                                                                                            "score")}
+def _labels(label_set: LabelSet) -> dict[int, bool]:
+    return dict(Label.objects.filter(label_set=label_set).values_list("example_id", "value"))
 
 
 def readable_label_set(user: User, dataset: Dataset, pk: Any) -> LabelSet:
     try:
-        return label_sets_for_user(user).get(pk=pk, dataset=dataset)
+        return dataset_label_sets(user, dataset).get(pk=pk)
     except (LabelSet.DoesNotExist, ValueError, TypeError):
         raise Http404("No such label set in this dataset.") from None
 
@@ -64,6 +63,7 @@ class Comparison:
     labels: dict[int, dict[int, bool]] = field(default_factory=dict)  # label set pk -> example pk -> value
     scores: dict[int, float | None] = field(default_factory=dict)  # example pk -> the model set's score
     cells: dict[str, list[int]] = field(default_factory=dict)  # cell key -> example pks, most informative first
+    names: dict[int, str] = field(default_factory=dict)  # example pk -> its external id (for the queue listing)
 
     @property
     def sets(self) -> list[LabelSet]:
@@ -88,18 +88,18 @@ def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparis
     """The comparison of these sets. Every page of the review queue needs it, and it reads every label of
     every set, so it is cached under the sets' revisions: a write to any of their labels makes a new key."""
     comp = Comparison(model, gold, humans)
-    key = "review:comparison:" + ":".join(f"{ls.pk}.{ls.revision}" for ls in comp.sets)
+    key = "review:comparison:v2:" + ":".join(f"{ls.pk}.{ls.revision}" for ls in comp.sets)
     try:
         cached = cache.get(key)
     except Exception:  # the cache (Redis) down: the page is computed, not refused
         log.warning("review comparison cache unavailable", exc_info=True)
         cached = None
     if cached is not None:
-        comp.labels, comp.scores, comp.cells = cached
+        comp.labels, comp.scores, comp.cells, comp.names = cached
         return comp
     _fill(comp)
     try:
-        cache.set(key, (comp.labels, comp.scores, comp.cells), COMPARISON_TTL_S)
+        cache.set(key, (comp.labels, comp.scores, comp.cells, comp.names), COMPARISON_TTL_S)
     except Exception:
         log.warning("review comparison not cached", exc_info=True)
     return comp
@@ -107,11 +107,13 @@ def compare(model: LabelSet, gold: LabelSet, humans: list[LabelSet]) -> Comparis
 
 def _fill(comp: Comparison) -> None:
     model, gold, humans = comp.model, comp.gold, comp.humans
-    model_labels = _labels(model)
-    comp.labels = {model.pk: {k: v for k, (v, _) in model_labels.items()}}
-    comp.scores = {k: s for k, (_, s) in model_labels.items()}
+    model_labels = Label.objects.filter(label_set=model).values_list("example_id", "value", "score",
+                                                                     "example__external_id")
+    comp.labels = {model.pk: {}}
+    for ex, value, score, name in model_labels:
+        comp.labels[model.pk][ex], comp.scores[ex], comp.names[ex] = value, score, name
     for ls in [gold, *humans]:
-        comp.labels[ls.pk] = {k: v for k, (v, _) in _labels(ls).items()}
+        comp.labels[ls.pk] = _labels(ls)
     both = [ex for ex in comp.labels[model.pk] if ex in comp.labels[gold.pk]]
     cells: dict[str, list[int]] = defaultdict(list)
     for ex in both:
@@ -129,9 +131,15 @@ def example_text(example: Example) -> str:
     return " · ".join(str(v) for k, v in example.fields.items() if k not in skip and v not in (None, ""))
 
 
-def item_context(comp: Comparison, dataset: Dataset, example: Example) -> dict[str, Any]:
-    """One queue item: its fields, its group's siblings with every compared label, rule conflicts, verdicts."""
-    members = list(Example.objects.filter(dataset=dataset, group=example.group).order_by("position"))
+def item_context(comp: Comparison, dataset: Dataset, example_id: int) -> dict[str, Any]:
+    """One queue item: its fields, its group's siblings with every compared label, rule conflicts, verdicts.
+    The item and its group are read in one query (every step through a queue reads one)."""
+    group = Example.objects.filter(pk=example_id, dataset=dataset).values("group")[:1]
+    members = list(Example.objects.filter(dataset=dataset, group=Subquery(group)).defer("search_text")
+                   .order_by("position"))
+    example = next((m for m in members if m.pk == example_id), None)
+    if example is None:
+        raise Http404("No such example in this dataset.")
     engine = [EngineExample(uid=i, id=m.external_id, fields={}, group=m.group, key=m.consistency_key)
               for i, m in enumerate(members)]
     rule = ConsistencyRule(engine, dataset.consistency.partition(":")[0])

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.datasets import permissions
 from webapp.datasets.models import Example, LabelSet, LabelSetKind
-from webapp.datasets.selectors import get_dataset, label_sets_for_user, role_of
+from webapp.datasets.selectors import dataset_label_sets, get_dataset, role_of
 
 from . import exports, selectors, services
 from .models import SpotCheck, SpotCheckItem, VerdictKind
@@ -34,7 +34,7 @@ def _comparison(request: HttpRequest, dataset, sets: list[LabelSet] | None = Non
     """The label sets chosen in the query string (defaults: the latest ICM set and the latest gold), among
     the user's sets of the dataset (`sets`, when the page has read them already)."""
     if sets is None:
-        sets = list(label_sets_for_user(request.user).filter(dataset=dataset))
+        sets = list(dataset_label_sets(request.user, dataset))
     model, gold, humans = selectors.chosen_sets(sets, request.GET.get("model"), request.GET.get("gold"),
                                                 request.GET.getlist("humans"))
     if model is None or gold is None:
@@ -56,12 +56,13 @@ def _query(comp, cell: str | None = None, index: int | None = None) -> str:
 def queue(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
     role = role_of(request.user, dataset)
-    sets = list(label_sets_for_user(request.user).filter(dataset=dataset).order_by("kind", "name", "version"))
+    sets = list(dataset_label_sets(request.user, dataset).order_by("kind", "name", "version"))
     comp = _comparison(request, dataset, sets)
     context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
                      "can_judge": permissions.allows(role, permissions.WRITE_LABELS),
                      "can_adjudicate": permissions.allows(role, permissions.MANAGE),
-                     "gold_wrong": selectors.gold_wrong_count(dataset)}
+                     # Only owners adjudicate: the count is not read for the reviewers paging the queue.
+                     "gold_wrong": permissions.allows(role, permissions.MANAGE) and selectors.gold_wrong_count(dataset)}
     if comp is not None:
         rows = comp.cell_rows()
         first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")
@@ -74,10 +75,10 @@ def queue(request: HttpRequest, pk: int) -> HttpResponse:
         context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
                        cell_query=_query(comp, cell), humans_selected=[h.pk for h in comp.humans])
         if members:
-            # The listing shows ids only: the examples' fields (their text) are read for the item alone.
-            ids = dict(Example.objects.filter(pk__in=members[:QUEUE_LIST]).values_list("pk", "external_id"))
-            context["listing"] = [(i, ids[ex], comp.scores.get(ex)) for i, ex in enumerate(members[:QUEUE_LIST])]
-            context["item"] = selectors.item_context(comp, dataset, Example.objects.get(pk=members[index]))
+            # The listing shows ids only (kept with the cached comparison): the examples' fields (their
+            # text) are read for the item alone.
+            context["listing"] = [(i, comp.names[ex], comp.scores.get(ex)) for i, ex in enumerate(members[:QUEUE_LIST])]
+            context["item"] = selectors.item_context(comp, dataset, members[index])
             context["prev_query"] = _query(comp, cell, max(index - 1, 0))
             context["next_query"] = _query(comp, cell, min(index + 1, len(members) - 1))
     return render(request, "review/queue.html", context)
@@ -133,7 +134,7 @@ def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
-    sets = list(label_sets_for_user(request.user).filter(dataset=dataset).order_by("kind", "name", "version"))
+    sets = list(dataset_label_sets(request.user, dataset).order_by("kind", "name", "version"))
     golds = [ls for ls in sets if ls.kind == LabelSetKind.GOLD]
     gold_id = request.GET.get("gold")
     gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else (golds[-1] if golds else None)
@@ -179,7 +180,7 @@ def corrections(request: HttpRequest, pk: int) -> HttpResponse:
 def spot_checks(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
     checks = SpotCheck.objects.filter(dataset=dataset).select_related("gold", "created_by")
-    golds = label_sets_for_user(request.user).filter(dataset=dataset, kind=LabelSetKind.GOLD).order_by("-version")
+    golds = dataset_label_sets(request.user, dataset).filter(kind=LabelSetKind.GOLD).order_by("-version")
     return render(request, "review/spotchecks.html", {
         "dataset": dataset, "checks": [(c, selectors.spot_check_result(c)) for c in checks], "golds": golds,
         "can_judge": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS)})
