@@ -14,10 +14,13 @@ from pathlib import Path
 from django.conf import settings
 
 
-def spawn(args: list[str], *, log: Path, env: dict[str, str]) -> subprocess.Popen:
-    """`python -m <args>` from the project folder, its output in `log`."""
-    return subprocess.Popen([sys.executable, "-m", *args], cwd=settings.BASE_DIR, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+def spawn(args: list[str], *, log: Path, env: dict[str, str], nice: int = 0) -> subprocess.Popen:
+    """`python -m <args>` from the project folder, its output in `log`; `nice`: a lower CPU priority."""
+    p = subprocess.Popen([sys.executable, "-m", *args], cwd=settings.BASE_DIR, env=env, stdout=log.open("w"),
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    if nice:
+        os.setpriority(os.PRIO_PROCESS, p.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+    return p
 
 
 def stop(procs: list[subprocess.Popen], grace_s: float = 20.0) -> None:

@@ -350,6 +350,52 @@ def test_review_queue_page_and_verdict_flow(audit, owner, client):
         assert client.get(f"/datasets/{ds.pk}/review/?{bad}").status_code == 404, bad
 
 
+SWAP = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "review-layout"}  # what the queue page's htmx sends
+
+
+def test_stepping_through_a_queue_swaps_the_item_alone(audit, owner, client):
+    ds, model, gold, _human = audit
+    client.force_login(owner)
+    query = f"model={model.pk}&gold={gold.pk}&cell=TF"
+    whole = client.get(f"/datasets/{ds.pk}/review/?{query}&i=1")
+    swap = client.get(f"/datasets/{ds.pk}/review/?{query}&i=1", **SWAP)
+    assert "Contingency" in whole.content.decode() and "<html" in whole.content.decode()
+    fragment = swap.content.decode()
+    # The same item, without the page around it: the layout htmx swaps, the item, its verdict buttons.
+    assert "<html" not in fragment and "Contingency" not in fragment and "Vary" in swap
+    assert fragment.lstrip().startswith('<div class="review-layout" id="review-layout"')
+    assert "Item 2 of 2 · q1-1" in fragment and 'hx-post="/datasets/' in fragment and 'data-key="1"' in fragment
+    # A verdict from the page's buttons answers with the next item and its address (no redirect).
+    first = _example(ds, "q5-1")
+    resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}",
+                       {"example": first.pk, "verdict": "gold_wrong", "cell": "TF"}, **SWAP)
+    assert resp.status_code == 200 and "Item 2 of 2 · q1-1" in resp.content.decode()
+    assert resp["HX-Push-Url"] == f"/datasets/{ds.pk}/review/?{query}&i=1"
+    assert Verdict.objects.get(example=first, user=owner).verdict == "gold_wrong"
+    # A refused verdict says why in the fragment (the page has no other place for the message).
+    resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}",
+                       {"example": first.pk, "verdict": "nonsense", "cell": "TF"}, **SWAP)
+    assert 'class="messages"' in resp.content.decode() and "verdict must be one of" in resp.content.decode()
+    # Without htmx (no script), the same buttons post and redirect, as before.
+    resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}",
+                       {"example": first.pk, "verdict": "ambiguous", "cell": "TF"})
+    assert resp.status_code == 302 and resp.url.endswith(f"?{query}&i=1")
+
+
+def test_the_queue_listing_escapes_example_ids(owner, client):
+    rows = [{"id": "<script>alert(1)</script>", "text": "a", "label": True}, {"id": "x&y", "text": "b", "label": True}]
+    ds = create_dataset(owner=owner, filename="x.jsonl", data=jsonl(rows), task="claims", name="Escapes",
+                        template="Item: {text}\nLabel:", consistency="none")
+    import_label_set(user=owner, dataset=ds, filename="m.jsonl", kind="icm", name="m",
+                     data=jsonl([{"id": r["id"], "label": False, "score": -1.0 - i} for i, r in enumerate(rows)]))
+    client.force_login(owner)
+    for extra in ({}, SWAP):  # the whole page and the swapped item both list the queue
+        html = client.get(f"/datasets/{ds.pk}/review/", **extra).content.decode()
+        listing = html[html.index('<aside class="queue-list">'):]
+        assert "<script>alert(1)</script>" not in html
+        assert ">&lt;script&gt;alert(1)&lt;/script&gt;</a>" in listing and ">x&amp;y</a>" in listing
+
+
 def test_viewer_reads_review_pages_but_cannot_judge(audit, viewer, client):
     ds, _model, _gold, _human = audit
     Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)

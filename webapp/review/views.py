@@ -8,8 +8,11 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.datasets import permissions
@@ -30,13 +33,14 @@ def _reader_dataset(request: HttpRequest, pk: int):
     return dataset
 
 
-def _comparison(request: HttpRequest, dataset, sets: list[LabelSet] | None = None):
+def _comparison(request: HttpRequest, dataset, sets: list[LabelSet] | None = None, params=None):
     """The label sets chosen in the query string (defaults: the latest ICM set and the latest gold), among
     the user's sets of the dataset (`sets`, when the page has read them already)."""
+    params = request.GET if params is None else params
     if sets is None:
-        sets = list(dataset_label_sets(request.user, dataset))
-    model, gold, humans = selectors.chosen_sets(sets, request.GET.get("model"), request.GET.get("gold"),
-                                                request.GET.getlist("humans"))
+        sets = _sets(request, dataset)
+    model, gold, humans = selectors.chosen_sets(sets, params.get("model"), params.get("gold"),
+                                                params.getlist("humans"))
     if model is None or gold is None:
         return None
     return selectors.compare(model, gold, [h for h in humans if h.pk not in (model.pk, gold.pk)])
@@ -52,42 +56,87 @@ def _query(comp, cell: str | None = None, index: int | None = None) -> str:
     return urlencode(params)
 
 
+def _is_item_swap(request: HttpRequest) -> bool:
+    """An htmx request from the queue page for the next item alone (the page's links and verdict buttons
+    swap the item and the listing; the rest of the page stays)."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "review-layout"
+
+
+def _sets(request: HttpRequest, dataset) -> list[LabelSet]:
+    return list(dataset_label_sets(request.user, dataset).order_by("kind", "name", "version"))
+
+
+def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: list[LabelSet] | None = None,
+                   comp=None) -> dict:
+    """What the queue page shows for the item that `params` (the page's query) names. `full`: the whole
+    page (set pickers, contingency, gold-wrong count); else the item and the listing only. `sets` and
+    `comp`: the user's sets and the comparison, when the caller has them already."""
+    role = role_of(request.user, dataset)
+    sets = _sets(request, dataset) if sets is None else sets
+    comp = _comparison(request, dataset, sets, params) if comp is None else comp
+    context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
+                     "can_judge": permissions.allows(role, permissions.WRITE_LABELS)}
+    if full:
+        # Only owners adjudicate: the count is not read for the reviewers paging the queue.
+        can_adjudicate = permissions.allows(role, permissions.MANAGE)
+        context.update(can_adjudicate=can_adjudicate,
+                       gold_wrong=can_adjudicate and selectors.gold_wrong_count(dataset))
+    if comp is None:
+        return context
+    rows = comp.cell_rows()
+    first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")
+    cell = params.get("cell") or first
+    members = comp.cells.get(cell, [])
+    try:
+        index = min(max(int(params.get("i", 0)), 0), max(len(members) - 1, 0))
+    except ValueError:
+        index = 0
+    context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
+                   cell_query=_query(comp, cell), humans_selected=[h.pk for h in comp.humans],
+                   item_url=f"{reverse('review:queue', args=[dataset.pk])}?{_query(comp, cell, index)}")
+    if members:
+        # The listing shows ids only (kept with the cached comparison): the examples' fields (their
+        # text) are read for the item alone.
+        context["listing"] = _listing(_query(comp, cell), [comp.names[ex] for ex in members[:QUEUE_LIST]],
+                                      [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index)
+        context["item"] = selectors.item_context(comp, dataset, members[index])
+        context["prev_query"] = _query(comp, cell, max(index - 1, 0))
+        context["next_query"] = _query(comp, cell, min(index + 1, len(members) - 1))
+    return context
+
+
+def _listing(cell_query: str, names: list[str], scores: list[float | None], current: int) -> str:
+    """The queue listing's items, escaped. Built here rather than in a template loop: fifty items of a few
+    variables each were a third of an item's rendering, and every step through a queue renders them."""
+    return format_html_join("", '<li{}><a href="?{}&amp;i={}" hx-get="?{}&amp;i={}" hx-push-url="true">{}</a> '
+                                '<span class="muted">{}</span></li>',
+                            ((mark_safe(' class="current"') if i == current else "", cell_query, i, cell_query, i,
+                              name, "" if score is None else f"{score:.2f}")
+                             for i, (name, score) in enumerate(zip(names, scores, strict=True))))
+
+
+def _item_swap(request: HttpRequest, dataset, params, **known) -> HttpResponse:
+    context = {**_queue_context(request, dataset, params, full=False, **known), "swap": True}
+    response = render(request, "review/_queue_item.html", context)
+    response["Vary"] = "HX-Request, HX-Target"
+    return response
+
+
 @require_GET
 def queue(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
-    role = role_of(request.user, dataset)
-    sets = list(dataset_label_sets(request.user, dataset).order_by("kind", "name", "version"))
-    comp = _comparison(request, dataset, sets)
-    context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
-                     "can_judge": permissions.allows(role, permissions.WRITE_LABELS),
-                     "can_adjudicate": permissions.allows(role, permissions.MANAGE),
-                     # Only owners adjudicate: the count is not read for the reviewers paging the queue.
-                     "gold_wrong": permissions.allows(role, permissions.MANAGE) and selectors.gold_wrong_count(dataset)}
-    if comp is not None:
-        rows = comp.cell_rows()
-        first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")
-        cell = request.GET.get("cell") or first
-        members = comp.cells.get(cell, [])
-        try:
-            index = min(max(int(request.GET.get("i", 0)), 0), max(len(members) - 1, 0))
-        except ValueError:
-            index = 0
-        context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
-                       cell_query=_query(comp, cell), humans_selected=[h.pk for h in comp.humans])
-        if members:
-            # The listing shows ids only (kept with the cached comparison): the examples' fields (their
-            # text) are read for the item alone.
-            context["listing"] = [(i, comp.names[ex], comp.scores.get(ex)) for i, ex in enumerate(members[:QUEUE_LIST])]
-            context["item"] = selectors.item_context(comp, dataset, members[index])
-            context["prev_query"] = _query(comp, cell, max(index - 1, 0))
-            context["next_query"] = _query(comp, cell, min(index + 1, len(members) - 1))
-    return render(request, "review/queue.html", context)
+    if _is_item_swap(request):
+        return _item_swap(request, dataset, request.GET)
+    response = render(request, "review/queue.html", _queue_context(request, dataset, request.GET, full=True))
+    response["Vary"] = "HX-Request, HX-Target"
+    return response
 
 
 @require_POST
 def verdict(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
-    comp = _comparison(request, dataset)
+    sets = _sets(request, dataset)
+    comp = _comparison(request, dataset, sets)
     if comp is None:
         raise Http404("Choose a model label set and a gold label set first.")
     try:
@@ -106,7 +155,13 @@ def verdict(request: HttpRequest, pk: int) -> HttpResponse:
     members = comp.cells.get(cell, [])
     index = members.index(example.pk) + 1 if example.pk in members else 0
     index = min(index, max(len(members) - 1, 0))
-    return redirect(f"{request.path.rsplit('verdict/', 1)[0]}?{_query(comp, cell, index)}")
+    query = _query(comp, cell, index)
+    if _is_item_swap(request):
+        # The page swaps in the next item and shows its address: no redirect and second request.
+        response = _item_swap(request, dataset, QueryDict(query), sets=sets, comp=comp)
+        response["HX-Push-Url"] = f"{reverse('review:queue', args=[dataset.pk])}?{query}"
+        return response
+    return redirect(f"{reverse('review:queue', args=[dataset.pk])}?{query}")
 
 
 @require_POST
@@ -134,7 +189,7 @@ def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
-    sets = list(dataset_label_sets(request.user, dataset).order_by("kind", "name", "version"))
+    sets = _sets(request, dataset)
     golds = [ls for ls in sets if ls.kind == LabelSetKind.GOLD]
     gold_id = request.GET.get("gold")
     gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else (golds[-1] if golds else None)

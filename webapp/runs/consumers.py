@@ -2,11 +2,12 @@
 
 On connect it sends a full snapshot read from the database; afterwards every channel-layer hint (and
 a one-second poll, in case a hint is lost) sends a fresh snapshot, at most one per
-ICM_WS_MIN_INTERVAL_S, so a fast run cannot flood the browser. A progress hint carries the columns the
-worker wrote; they are applied to the last snapshot without a database read (under load, reads wait
-for this process's one thread for sync code, behind the page views). The poll reads the database, so
-the user's access and the run's state are checked again every second. The browser gets HTML fragments for
-the htmx websocket extension; `?format=json` gets JSON snapshots instead (API clients).
+ICM_WS_MIN_INTERVAL_S (a new phase, such as a batch's end, at once), so a fast run cannot flood the
+browser. A progress hint carries the columns the worker wrote; they are applied to the last snapshot
+without a database read (under load, reads wait for this process's one thread for sync code, behind
+the page views). The poll reads the database, so the user's access and the run's state are checked
+again every second. The browser gets HTML fragments for the htmx websocket extension; `?format=json`
+gets JSON snapshots instead (API clients).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def _schedule(self) -> None:
         async with self.sending:
             wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
-            if wait <= 0:
+            if wait <= 0 or self._new_phase():
                 await self._refresh()
                 return
         await self._schedule_later(wait)
@@ -138,6 +139,14 @@ class RunConsumer(AsyncWebsocketConsumer):
                     else:
                         self.stale = True
                         await self._schedule_later()
+
+    def _new_phase(self) -> bool:
+        """A pushed snapshot that ends a batch or the search (a new phase) goes out at once, not after the
+        throttle's wait: it comes right behind the last iteration's, and the worker writes the next
+        iteration's no sooner than ICM_PROGRESS_S later, so this adds at most one message per interval."""
+        if self.pushed is None or self.snap is None:
+            return False
+        return self.pushed["progress"].get("phase") != self.snap["progress"].get("phase")
 
     @staticmethod
     def _stamp(snap: dict) -> tuple:

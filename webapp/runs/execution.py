@@ -238,12 +238,13 @@ class Recorder:
             "conflicts": ev.conflicts, "gold_agreement": rate, "gold_n": n_gold, "model_calls": ev.model_calls,
             "prompts": ev.prompts, "prompt_tokens": ev.prompt_tokens, "computed_tokens": ev.computed_tokens,
         }, step, ev.elapsed_s)
-        fields: dict[str, Any] = {"progress": progress, "history": self.history}
-        # Checkpoint between iterations only: that is where the search state is whole.
+        self._write(progress=progress, history=self.history)
+        # Checkpoint between iterations only: that is where the search state is whole. A write of its own,
+        # after the progress one: serialising a large dataset's state (labels, score cache) takes long
+        # enough that live pages would otherwise get the progress that much later.
         if ev.kind == "iteration" and now - self.last_checkpoint >= settings.ICM_CHECKPOINT_S:
-            fields.update(checkpoint=search.checkpoint(), checkpointed=timezone.now())
+            self._write(checkpoint=search.checkpoint(), checkpointed=timezone.now())
             self.last_checkpoint = now
-        self._write(**fields)
 
     def on_baseline_progress(self, n: int, size: int, stats: Any) -> None:
         self.done += n
