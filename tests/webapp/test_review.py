@@ -376,6 +376,7 @@ def test_stepping_through_a_queue_swaps_the_item_alone(audit, owner, client):
     resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}",
                        {"example": first.pk, "verdict": "nonsense", "cell": "TF"}, **SWAP)
     assert 'class="messages"' in resp.content.decode() and "verdict must be one of" in resp.content.decode()
+    assert "Item 1 of 2 · q5-1" in resp.content.decode()  # refused: it stays on the item
     # Without htmx (no script), the same buttons post and redirect, as before.
     resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}",
                        {"example": first.pk, "verdict": "ambiguous", "cell": "TF"})

@@ -149,11 +149,13 @@ def verdict(request: HttpRequest, pk: int) -> HttpResponse:
         services.give_verdict(user=request.user, dataset=dataset, example=example,
                               verdict=request.POST.get("verdict", ""), note=request.POST.get("note", ""),
                               context=context)
+        step = 1
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
+        step = 0  # a refused verdict stays on its item, with the message
     cell = request.POST.get("cell") or comp.cell_of(example.pk)
     members = comp.cells.get(cell, [])
-    index = members.index(example.pk) + 1 if example.pk in members else 0
+    index = members.index(example.pk) + step if example.pk in members else 0
     index = min(index, max(len(members) - 1, 0))
     query = _query(comp, cell, index)
     if _is_item_swap(request):
