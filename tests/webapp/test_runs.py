@@ -450,6 +450,47 @@ def test_websocket_applies_pushed_progress_and_still_checks_access(owner, viewer
     assert closed == {"type": "websocket.close", "code": 4404}
 
 
+def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(owner, settings):
+    # The worker writes a batch's final progress right behind its last iteration's: the page shows the
+    # batch end at once; a second iteration snapshot inside the throttle's interval still waits.
+    from channels.layers import get_channel_layer
+
+    from webapp.runs.execution import group_name
+
+    settings.ICM_WS_MIN_INTERVAL_S = 3.0
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)  # stays queued
+    token = Token.objects.get_or_create(user=owner)[0].key
+
+    async def write(phase: str, step: int) -> None:  # as the worker does: the row, then the hint with it
+        progress = {"phase": phase, "step": step, "updated": f"2026-11-27T00:00:0{step}+00:00"}
+        await asyncio.to_thread(_in_thread, lambda: Run.objects.filter(pk=run.pk).update(progress=progress))
+        await get_channel_layer().group_send(group_name(run.pk), {"type": "run.changed",
+                                                                   "fields": {"progress": progress}})
+
+    async def scenario():
+        comm = WebsocketCommunicator(_app(), f"/ws/runs/{run.pk}/?format=json&token={token}")
+        connected, _ = await comm.connect()
+        assert connected
+        await _receive_json(comm)  # the snapshot on connect
+        await asyncio.sleep(settings.ICM_WS_MIN_INTERVAL_S)  # the throttle's interval since that one
+        await write("iteration", 1)
+        first = await _receive_json(comm, timeout=1)
+        t0 = time.monotonic()
+        await write("batch_done", 2)
+        batch_end = await _receive_json(comm, timeout=1)  # inside the interval, yet at once
+        waited_for_batch_end = time.monotonic() - t0
+        await write("batch_done", 3)  # the same phase again: throttled
+        assert await comm.receive_nothing(timeout=1)
+        later = await _receive_json(comm, timeout=5)
+        await comm.disconnect()
+        return first, batch_end, waited_for_batch_end, later
+
+    first, batch_end, waited, later = async_to_sync(scenario)()
+    assert first["progress"]["step"] == 1 and batch_end["progress"]["phase"] == "batch_done"
+    assert waited < 1.0 and later["progress"]["step"] == 3
+
+
 def test_websocket_html_fragment_for_htmx(owner):
     ds = fake_dataset(owner)
     run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
