@@ -56,6 +56,10 @@ def _query(comp, cell: str | None = None, index: int | None = None) -> str:
     return urlencode(params)
 
 
+def _queue_url(dataset, query: str) -> str:
+    return f"{reverse('review:queue', args=[dataset.pk])}?{query}"
+
+
 def _is_item_swap(request: HttpRequest) -> bool:
     """An htmx request from the queue page for the next item alone (the page's links and verdict buttons
     swap the item and the listing; the rest of the page stays)."""
@@ -91,13 +95,14 @@ def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: l
         index = min(max(int(params.get("i", 0)), 0), max(len(members) - 1, 0))
     except ValueError:
         index = 0
+    cell_query = _query(comp, cell)
     context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
-                   cell_query=_query(comp, cell), humans_selected=[h.pk for h in comp.humans],
-                   item_url=f"{reverse('review:queue', args=[dataset.pk])}?{_query(comp, cell, index)}")
+                   cell_query=cell_query, humans_selected=[h.pk for h in comp.humans],
+                   item_url=_queue_url(dataset, _query(comp, cell, index)))
     if members:
         # The listing shows ids only (kept with the cached comparison): the examples' fields (their
         # text) are read for the item alone.
-        context["listing"] = _listing(_query(comp, cell), [comp.names[ex] for ex in members[:QUEUE_LIST]],
+        context["listing"] = _listing(cell_query, [comp.names[ex] for ex in members[:QUEUE_LIST]],
                                       [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index)
         context["item"] = selectors.item_context(comp, dataset, members[index])
         context["prev_query"] = _query(comp, cell, max(index - 1, 0))
@@ -117,18 +122,17 @@ def _listing(cell_query: str, names: list[str], scores: list[float | None], curr
 
 def _item_swap(request: HttpRequest, dataset, params, **known) -> HttpResponse:
     context = {**_queue_context(request, dataset, params, full=False, **known), "swap": True}
-    response = render(request, "review/_queue_item.html", context)
-    response["Vary"] = "HX-Request, HX-Target"
-    return response
+    return render(request, "review/_queue_item.html", context)
 
 
 @require_GET
 def queue(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
     if _is_item_swap(request):
-        return _item_swap(request, dataset, request.GET)
-    response = render(request, "review/queue.html", _queue_context(request, dataset, request.GET, full=True))
-    response["Vary"] = "HX-Request, HX-Target"
+        response = _item_swap(request, dataset, request.GET)
+    else:
+        response = render(request, "review/queue.html", _queue_context(request, dataset, request.GET, full=True))
+    response["Vary"] = "HX-Request, HX-Target"  # one address, two answers: the page or its item
     return response
 
 
@@ -161,9 +165,9 @@ def verdict(request: HttpRequest, pk: int) -> HttpResponse:
     if _is_item_swap(request):
         # The page swaps in the next item and shows its address: no redirect and second request.
         response = _item_swap(request, dataset, QueryDict(query), sets=sets, comp=comp)
-        response["HX-Push-Url"] = f"{reverse('review:queue', args=[dataset.pk])}?{query}"
+        response["HX-Push-Url"] = _queue_url(dataset, query)
         return response
-    return redirect(f"{reverse('review:queue', args=[dataset.pk])}?{query}")
+    return redirect(_queue_url(dataset, query))
 
 
 @require_POST
