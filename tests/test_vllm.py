@@ -9,6 +9,7 @@ Both sides run float32; the measured differences are about 1e-5 nats, the tolera
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -107,11 +108,27 @@ def _compare(calls: list[dict], results: list) -> dict:
     return {"compared": compared, "floored": floored, "max_abs_diff": worst}
 
 
+def _run_vllm_process(cmd: list[str], log: Path, timeout: float = 900) -> tuple[int, str]:
+    """Run a command that starts vLLM's engine, in its own session with its output in a file; afterwards
+    stop whatever it left behind. vLLM's engine core is a child process: one that outlives its parent holds
+    on to inherited pipes, and `subprocess.run(capture_output=True)` then waits for it until the timeout."""
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            returncode = proc.wait(timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            proc.wait()
+    return returncode, log.read_text(errors="replace")
+
+
 def _baseline(python_or_icm: list[str], data_file: Path, out: Path, *backend_args: str) -> dict[str, bool]:
     cmd = [*python_or_icm, "baseline", str(data_file), "--task", "truthfulqa", "--method", "zero-shot",
            "--limit", "24", "--dtype", "float32", "--out", str(out), *backend_args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    returncode, output = _run_vllm_process(cmd, out.with_suffix(".log"))
+    assert returncode == 0, output[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 24 and all(r["label"] is not None for r in rows)
     return {str(r["id"]): r["label"] for r in rows}
@@ -127,9 +144,10 @@ def transformers_labels(shared_data, tmp_path_factory) -> dict[str, bool]:
 def test_in_process_vllm_gives_the_transformers_log_probabilities(vllm_python, recorded, tmp_path):
     calls_file, out_file = tmp_path / "calls.json", tmp_path / "out.json"
     calls_file.write_text(json.dumps(recorded))
-    proc = subprocess.run([str(vllm_python), str(ROOT / "tests" / "tools" / "vllm_probe.py"), str(calls_file),
-                           str(out_file)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    returncode, output = _run_vllm_process(
+        [str(vllm_python), str(ROOT / "tests" / "tools" / "vllm_probe.py"), str(calls_file), str(out_file)],
+        tmp_path / "probe.log")
+    assert returncode == 0, output[-4000:]
     out = json.loads(out_file.read_text())
     summary = _compare(recorded, out["results"])
     assert out["describe"]["device"] == "cpu" and "float32" in out["describe"]["dtype"]

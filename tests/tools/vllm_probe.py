@@ -26,7 +26,8 @@ def replay(backend, calls: list[dict]) -> list[list]:
     return results
 
 
-def main() -> None:
+def main():
+    """Replays the calls and writes OUT.json; returns the backend, still open."""
     from icm_engine.backends import get_backend
 
     with open(sys.argv[1]) as handle:
@@ -38,14 +39,18 @@ def main() -> None:
     with open(sys.argv[2], "w") as handle:
         json.dump({"results": results, "stats": backend.stats.as_dict(), "describe": backend.describe(),
                    "load_s": load_s, "score_s": time.monotonic() - t0 - load_s}, handle)
+    return backend
 
 
 # vLLM starts its engine in child processes: the entry point must be guarded.
 if __name__ == "__main__":
-    main()
+    backend = main()
     # The results are written and closed. vLLM's CPU engine sometimes aborts while the interpreter tears it
     # down ("terminate called without an active exception", SIGABRT, seen once in a CI run after out.json
     # was complete); leave without that teardown so the exit status reports the probe, not the shutdown.
+    # os._exit skips atexit, so the engine core child process is stopped here first: left running, it kept
+    # the probe's output pipes open and the caller waited on them (a CI run timed out so).
+    backend.close()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
