@@ -144,7 +144,7 @@ REDIS_URL = os.environ.get("REDIS_URL") or None
 if REDIS_URL:
     CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
     # Shared by every web process, so the sign-in rate limit counts across them.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+    CACHES = {"default": {"BACKEND": "webapp.cache.SharedRedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "icm"}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -25,6 +25,7 @@ from webapp.runs.models import Run
 from webapp.runs.services import create_run
 from webapp.settings import redis_channel_layers
 
+from .private_redis import PrivateRedis
 from .runs_helpers import FAKE, fake_dataset, labels_of, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -263,39 +264,6 @@ def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkey
         assert row["examples"] == 16 and row["labeled"] == 16 and row["shards"] == 4 and row["wall_s"] > 0
     assert result["rows"][1]["workers_used"] == 2
     assert not Run.objects.filter(dataset__name__startswith="scalebench").exists()  # cleaned up
-
-
-class PrivateRedis:
-    """A Redis server of the test's own (no persistence), so it can be killed and restarted mid-run."""
-
-    def __init__(self, tmp: Path):
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.tmp, self.proc = tmp, None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.tmp)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.1)
-        raise AssertionError("private redis-server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, settings, tmp_path):
