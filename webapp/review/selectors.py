@@ -134,7 +134,8 @@ def example_text(example: Example) -> str:
 def item_context(comp: Comparison, dataset: Dataset, example_id: int) -> dict[str, Any]:
     """One queue item: its fields, its group's siblings with every compared label, rule conflicts, verdicts.
     The item and its group are read in one query (every step through a queue reads one)."""
-    group = Example.objects.filter(pk=example_id, dataset=dataset).values("group")[:1]
+    # No ordering in the subquery: Example's default one joined the dataset table for nothing.
+    group = Example.objects.filter(pk=example_id, dataset=dataset).order_by().values("group")[:1]
     members = list(Example.objects.filter(dataset=dataset, group=Subquery(group)).defer("search_text")
                    .order_by("position"))
     example = next((m for m in members if m.pk == example_id), None)
@@ -158,7 +159,8 @@ def item_context(comp: Comparison, dataset: Dataset, example_id: int) -> dict[st
         "siblings": siblings,
         "conflicts": conflicts,
         "rule": dataset.consistency,
-        "verdicts": Verdict.objects.filter(example=example).select_related("user").order_by("created"),
+        "verdicts": (Verdict.objects.filter(example=example).select_related("user")
+                     .only("verdict", "note", "created", "retracted", "user__username").order_by("created")),
     }
 
 
