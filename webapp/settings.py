@@ -140,12 +140,16 @@ def redis_channel_layers(url: str) -> dict:
                         "CONFIG": {"hosts": [{"address": url, "socket_timeout": 30}]}}}
 
 
+def redis_caches(url: str) -> dict:
+    # Shared by every web process, so the sign-in rate limit counts across them; one connection pool per
+    # process (webapp/cache.py).
+    return {"default": {"BACKEND": "webapp.cache.SharedRedisCache", "LOCATION": url, "KEY_PREFIX": "icm"}}
+
+
 REDIS_URL = os.environ.get("REDIS_URL") or None
 if REDIS_URL:
     CHANNEL_LAYERS = redis_channel_layers(REDIS_URL)
-    # Shared by every web process, so the sign-in rate limit counts across them.
-    CACHES = {"default": {"BACKEND": "webapp.cache.SharedRedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "icm"}}
+    CACHES = redis_caches(REDIS_URL)
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 

@@ -15,6 +15,7 @@ import redis
 from django.core.cache import caches
 
 from webapp.cache import SharedRedisCache
+from webapp.settings import redis_caches
 
 from .private_redis import PrivateRedis
 
@@ -37,8 +38,7 @@ def server() -> redis.Redis:
 
 
 def test_requests_in_their_own_contexts_share_one_connection(server, settings):
-    settings.CACHES = {"default": {"BACKEND": "webapp.cache.SharedRedisCache", "LOCATION": REDIS_URL,
-                                   "KEY_PREFIX": "test-shared"}}
+    settings.CACHES = redis_caches(REDIS_URL)  # as the product configures it
     before = server.info("stats")["total_connections_received"]
     objects, values = [], []
 

@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from webapp.datasets.models import Dataset, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
+from webapp.settings import redis_caches
 
 from .conftest import jsonl, make_user
 
@@ -40,8 +41,7 @@ def test_sign_in_is_rate_limited_per_address_with_the_api(client, owner):
 
 def test_sign_in_works_while_the_rate_limit_cache_is_down(client, owner, settings):
     # A real Redis cache where nothing listens: the limit cannot be counted, sign-in must not break.
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:9/0"}}
+    settings.CACHES = redis_caches("redis://127.0.0.1:9/0")
     resp = client.post("/accounts/login/", {"username": "olivia", "password": "olivia-Pa55word!"})
     assert resp.status_code == 302 and client.session["_auth_user_id"] == str(owner.pk)
 

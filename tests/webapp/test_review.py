@@ -13,6 +13,7 @@ from webapp.datasets.models import Example, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset, import_label_set
 from webapp.review import selectors, services
 from webapp.review.models import GoldCorrection, Verdict
+from webapp.settings import redis_caches
 
 from .conftest import api_client, jsonl, make_user
 
@@ -88,8 +89,7 @@ def test_the_cached_comparison_follows_every_label_write(audit, owner):
 def test_the_queue_page_works_with_its_cache_down(audit, owner, client, settings):
     # A real Redis cache at a port where nothing listens: every cache call fails to connect (Django
     # rebuilds its cache handlers when the setting changes).
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:9/0"}}
+    settings.CACHES = redis_caches("redis://127.0.0.1:9/0")
     ds, model, gold, _human = audit
     client.force_login(owner)
     resp = client.get(f"/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}")
