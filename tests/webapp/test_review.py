@@ -408,3 +408,32 @@ def test_viewer_reads_review_pages_but_cannot_judge(audit, viewer, client):
     assert Verdict.objects.count() == 0
     upload = SimpleUploadedFile("x.csv", b"id,label\nq0-0,1\n")
     assert client.post(f"/datasets/{ds.pk}/labelsets/import/", {"file": upload, "kind": "human"}).status_code == 403
+
+
+def test_dataset_with_label_sets_reads_what_the_two_selectors_read(audit, owner):
+    from django.http import Http404
+
+    from webapp.datasets.selectors import dataset_label_sets, get_dataset, get_dataset_with_label_sets
+
+    ds, _model, _gold, _human = audit
+    annie, vic, stranger = make_user("annie"), make_user("vic"), make_user("stranger")
+    Membership.objects.create(dataset=ds, user=annie, role=Role.ANNOTATOR)
+    Membership.objects.create(dataset=ds, user=vic, role=Role.VIEWER)
+    services.annotate(user=annie, dataset=ds, example=_example(ds, "q0-0"), value=True)
+    empty = create_dataset(owner=owner, filename="e.jsonl", data=jsonl(ROWS[:2]), task="claims", name="Empty")
+    LabelSet.objects.filter(dataset=empty).delete()
+    Membership.objects.create(dataset=empty, user=annie, role=Role.ANNOTATOR)
+    Membership.objects.create(dataset=empty, user=vic, role=Role.VIEWER)
+    for user in (owner, annie, vic):
+        for pk in (ds.pk, empty.pk):
+            dataset, sets = get_dataset_with_label_sets(user, pk)
+            expected = get_dataset(user, pk)
+            assert (dataset.pk, dataset.my_role, dataset.owner_id) == (expected.pk, expected.my_role, expected.owner_id)
+            assert [ls.pk for ls in sets] == [ls.pk for ls in
+                                              dataset_label_sets(user, expected).order_by("kind", "name", "version")]
+            assert all(ls.dataset is dataset for ls in sets)
+    assert [ls.name for ls in get_dataset_with_label_sets(annie, ds.pk)[1]] == ["annie (blind)"]
+    assert len(get_dataset_with_label_sets(owner, ds.pk)[1]) == 4
+    for user, pk in ((stranger, ds.pk), (owner, "x"), (owner, 10**9)):
+        with pytest.raises(Http404):
+            get_dataset_with_label_sets(user, pk)

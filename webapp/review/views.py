@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from webapp.datasets import permissions
 from webapp.datasets.models import Example, LabelSet, LabelSetKind
-from webapp.datasets.selectors import dataset_label_sets, get_dataset, role_of
+from webapp.datasets.selectors import dataset_label_sets, get_dataset, get_dataset_with_label_sets, role_of
 
 from . import exports, selectors, services
 from .models import SpotCheck, SpotCheckItem, VerdictKind
@@ -33,12 +33,17 @@ def _reader_dataset(request: HttpRequest, pk: int):
     return dataset
 
 
-def _comparison(request: HttpRequest, dataset, sets: list[LabelSet] | None = None, params=None):
+def _reader_dataset_and_sets(request: HttpRequest, pk: int) -> tuple:
+    """The dataset and the user's label sets of it, read together (the queue's every step needs both)."""
+    dataset, sets = get_dataset_with_label_sets(request.user, pk)
+    permissions.require_label_reader(role_of(request.user, dataset))
+    return dataset, sets
+
+
+def _comparison(request: HttpRequest, sets: list[LabelSet], params=None):
     """The label sets chosen in the query string (defaults: the latest ICM set and the latest gold), among
-    the user's sets of the dataset (`sets`, when the page has read them already)."""
+    the user's sets of the dataset."""
     params = request.GET if params is None else params
-    if sets is None:
-        sets = _sets(request, dataset)
     model, gold, humans = selectors.chosen_sets(sets, params.get("model"), params.get("gold"),
                                                 params.getlist("humans"))
     if model is None or gold is None:
@@ -66,18 +71,12 @@ def _is_item_swap(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "review-layout"
 
 
-def _sets(request: HttpRequest, dataset) -> list[LabelSet]:
-    return list(dataset_label_sets(request.user, dataset).order_by("kind", "name", "version"))
-
-
-def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: list[LabelSet] | None = None,
-                   comp=None) -> dict:
+def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: list[LabelSet], comp=None) -> dict:
     """What the queue page shows for the item that `params` (the page's query) names. `full`: the whole
-    page (set pickers, contingency, gold-wrong count); else the item and the listing only. `sets` and
-    `comp`: the user's sets and the comparison, when the caller has them already."""
+    page (set pickers, contingency, gold-wrong count); else the item and the listing only. `sets`: the
+    user's sets of the dataset; `comp`: the comparison, when the caller has it already."""
     role = role_of(request.user, dataset)
-    sets = _sets(request, dataset) if sets is None else sets
-    comp = _comparison(request, dataset, sets, params) if comp is None else comp
+    comp = _comparison(request, sets, params) if comp is None else comp
     context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
                      "can_judge": permissions.allows(role, permissions.WRITE_LABELS)}
     if full:
@@ -132,20 +131,20 @@ def _item_swap(request: HttpRequest, dataset, params, **known) -> HttpResponse:
 
 @require_GET
 def queue(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = _reader_dataset(request, pk)
+    dataset, sets = _reader_dataset_and_sets(request, pk)
     if _is_item_swap(request):
-        response = _item_swap(request, dataset, request.GET)
+        response = _item_swap(request, dataset, request.GET, sets=sets)
     else:
-        response = render(request, "review/queue.html", _queue_context(request, dataset, request.GET, full=True))
+        response = render(request, "review/queue.html",
+                          _queue_context(request, dataset, request.GET, full=True, sets=sets))
     response["Vary"] = "HX-Request, HX-Target"  # one address, two answers: the page or its item
     return response
 
 
 @require_POST
 def verdict(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = _reader_dataset(request, pk)
-    sets = _sets(request, dataset)
-    comp = _comparison(request, dataset, sets)
+    dataset, sets = _reader_dataset_and_sets(request, pk)
+    comp = _comparison(request, sets)
     if comp is None:
         raise Http404("Choose a model label set and a gold label set first.")
     try:
@@ -199,8 +198,7 @@ def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = _reader_dataset(request, pk)
-    sets = _sets(request, dataset)
+    dataset, sets = _reader_dataset_and_sets(request, pk)
     golds = [ls for ls in sets if ls.kind == LabelSetKind.GOLD]
     gold_id = request.GET.get("gold")
     gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else (golds[-1] if golds else None)
