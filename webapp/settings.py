@@ -89,15 +89,15 @@ MIDDLEWARE = [
     "webapp.accounts.middleware.LoginRequiredPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Sync-only, and last on purpose: under ASGI, Django runs every middleware that can be either sync or
-    # async in the mode of the one below it. With a sync-only one at the bottom the whole chain runs in
-    # one thread; above WhiteNoise it made the others run async, hopping threads twice per middleware per
-    # request. It still runs before any view code (CSRF's process_view included) reads the body.
+    # Refuses an oversized upload from its Content-Length; it runs before any view code (CSRF's
+    # process_view included) reads the body.
     "webapp.accounts.limits.UploadSizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
 ASGI_APPLICATION = "webapp.asgi.application"
+# Threads per web process serving pages and the API (webapp/asgi.py); websockets are served beside them.
+HTTP_THREADS = env_int("HTTP_THREADS", 8)
 
 TEMPLATES = [
     {
@@ -126,8 +126,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 elif env_bool("DB_POOL", False):
     # Web processes: without a pool, every request opens a PostgreSQL connection (a server process forked
     # for each). A pooled connection is checked before it is handed out, so a restarted database costs a
-    # reconnect, not a failed request.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": env_int("DB_POOL_MAX", 8),
+    # reconnect, not a failed request. Room for every HTTP thread and the websocket consumers' reads.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1,
+                                                              "max_size": env_int("DB_POOL_MAX", HTTP_THREADS + 4),
                                                               "timeout": 10}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # with a pool: Django passes psycopg's check_connection
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -7,6 +7,7 @@ the websocket, a worker killed with SIGKILL and replaced, and cancel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -354,25 +355,20 @@ def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner
     assert done.label_set.labels.count() == len(expected)
 
 
-def test_no_verdict_is_lost_over_a_postgresql_restart_and_the_pool_reconnects(workers, owner, tmp_path):
-    # The production server (uvicorn, 2 processes, pooled connections) takes verdicts before and after a
-    # restart that cuts every pooled connection: each acknowledged verdict is stored, and the pool checks
-    # a connection before handing it out, so no request after the restart fails on a dead one.
+@contextlib.contextmanager
+def _production_server(tmp_path: Path, token: str, processes: int = 2, **env_extra: str):
+    """uvicorn serving webapp.asgi as production does (pooled connections), on loopback; yields an httpx
+    client signed in with the API token."""
     import httpx
 
-    from webapp.datasets.models import Example
-    from webapp.review.models import Verdict
     from webapp.subprocesses import spawn, stop
 
-    ds = fake_dataset(owner, n=8)
-    examples = list(Example.objects.filter(dataset=ds).values_list("pk", flat=True))
-    token = Token.objects.get_or_create(user=owner)[0].key
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": REDIS_URL, "DB_POOL": "1", "HTTPS": "0",
-           "ICM_START_WORKER": "0", "ALLOWED_HOSTS": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
-    server = spawn(["uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-                    "--lifespan", "off", "--log-level", "warning"], log=tmp_path / "server.log", env=env)
-    acknowledged: list[int] = []
+           "ICM_START_WORKER": "0", "ALLOWED_HOSTS": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env_extra}
+    log = tmp_path / "server.log"
+    server = spawn(["uvicorn", "webapp.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--workers",
+                    str(processes), "--lifespan", "off", "--log-level", "warning"], log=log, env=env)
     try:
         api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Token {token}"},
                            timeout=30)
@@ -383,9 +379,25 @@ def test_no_verdict_is_lost_over_a_postgresql_restart_and_the_pool_reconnects(wo
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.monotonic() < deadline and server.poll() is None, log.read_text()
             time.sleep(0.3)
+        yield api
+    finally:
+        stop([server])
 
+
+def test_no_verdict_is_lost_over_a_postgresql_restart_and_the_pool_reconnects(workers, owner, tmp_path):
+    # The production server (uvicorn, 2 processes, pooled connections) takes verdicts before and after a
+    # restart that cuts every pooled connection: each acknowledged verdict is stored, and the pool checks
+    # a connection before handing it out, so no request after the restart fails on a dead one.
+    from webapp.datasets.models import Example
+    from webapp.review.models import Verdict
+
+    ds = fake_dataset(owner, n=8)
+    examples = list(Example.objects.filter(dataset=ds).values_list("pk", flat=True))
+    token = Token.objects.get_or_create(user=owner)[0].key
+    acknowledged: list[int] = []
+    with _production_server(tmp_path, token) as api:
         def give(n: int) -> list[int]:
             codes = []
             for i in range(n):
@@ -400,10 +412,55 @@ def test_no_verdict_is_lost_over_a_postgresql_restart_and_the_pool_reconnects(wo
         _restart_postgresql()
         connection.close()  # ours was cut with the rest
         assert give(12) == [201] * 12, (tmp_path / "server.log").read_text()[-3000:]
-    finally:
-        stop([server])
     stored = set(Verdict.objects.filter(dataset=ds).values_list("pk", flat=True))
     assert set(acknowledged) <= stored and len(acknowledged) == 24
+
+
+def test_the_production_server_serves_pages_uploads_and_exports_from_its_thread_pool(workers, owner, tmp_path):
+    # Pages and the API go through Django's WSGI handler on a fixed pool of threads per process (a2wsgi):
+    # a multi-megabyte upload arrives whole through the bridged request body, a streamed export whole,
+    # the form sign-in with its CSRF token and the rate limit by client address work, and more requests
+    # at once than the pool has threads all get their answers.
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from webapp.datasets.models import Dataset, Example
+
+    token = Token.objects.get_or_create(user=owner)[0].key
+    rows = [{"id": f"r{i}", "question": f"Question {i}? " + "x" * 2000, "choice": f"answer {i}", "label": i % 2 == 0}
+            for i in range(1500)]
+    body = "\n".join(json.dumps(r) for r in rows).encode()
+    assert len(body) > 3_000_000
+    with _production_server(tmp_path, token, processes=1, HTTP_THREADS="2") as api:
+        resp = api.post("/api/datasets/", files={"file": ("big.jsonl", body)}, data={"task": "truthfulqa"})
+        assert resp.status_code == 201, resp.text[:2000]
+        ds = Dataset.objects.get(pk=resp.json()["id"])
+        assert Example.objects.filter(dataset=ds).count() == 1500
+        assert Example.objects.get(dataset=ds, external_id="r1499").fields["question"] == rows[1499]["question"]
+        export = api.get(f"/api/datasets/{ds.pk}/export/", params={"format": "jsonl"})
+        assert export.status_code == 200 and len(export.text.splitlines()) == 1500
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: api.get(f"/api/datasets/{ds.pk}/").status_code, range(16)))
+        assert codes == [200] * 16
+
+        page = httpx.Client(base_url=str(api.base_url), timeout=30)
+        login = page.get("/accounts/login/")
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        signed_in = page.post("/accounts/login/", data={"csrfmiddlewaretoken": csrf, "username": owner.username,
+                                                        "password": f"{owner.username}-Pa55word!"})
+        assert signed_in.status_code == 302, signed_in.text[:2000]
+        assert page.get(f"/datasets/{ds.pk}/").status_code == 200
+        assert page.post("/accounts/login/", data={"username": owner.username}).status_code == 403  # no token
+
+        stranger = httpx.Client(base_url=str(api.base_url), timeout=30)
+        token_form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
+                               stranger.get("/accounts/login/").text).group(1)
+        codes = [stranger.post("/accounts/login/", data={"csrfmiddlewaretoken": token_form, "username": "nobody",
+                                                         "password": "wrong"}).status_code for _ in range(12)]
+        assert codes[-1] == 429, codes  # counted by the client's address, which the bridge passes on
 
 
 def _free_port() -> int:
