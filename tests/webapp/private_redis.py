@@ -1,11 +1,24 @@
-"""A Redis server of a test's own, to kill and restart mid-test."""
+"""Redis for the tests: the suite's server (database 15, `ICM_TEST_REDIS_URL`) and servers of a test's own,
+to kill and restart mid-test."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+REDIS_URL = os.environ.get("ICM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def redis_ok(url: str = REDIS_URL) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
 
 
 class PrivateRedis:

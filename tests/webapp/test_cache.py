@@ -17,9 +17,7 @@ from django.core.cache import caches
 from webapp.cache import SharedRedisCache
 from webapp.settings import redis_caches
 
-from .private_redis import PrivateRedis
-
-REDIS_URL = os.environ.get("ICM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from .private_redis import REDIS_URL, PrivateRedis, redis_ok
 
 
 def _require(ok: bool, why: str) -> None:
@@ -29,12 +27,8 @@ def _require(ok: bool, why: str) -> None:
 
 @pytest.fixture
 def server() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        _require(False, f"Redis is not reachable at {REDIS_URL}")
-    return client
+    _require(redis_ok(), f"Redis is not reachable at {REDIS_URL}")
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
 
 
 def test_requests_in_their_own_contexts_share_one_connection(server, settings):

@@ -26,24 +26,14 @@ from webapp.runs.models import Run
 from webapp.runs.services import create_run
 from webapp.settings import redis_channel_layers
 
-from .private_redis import PrivateRedis
+from .private_redis import REDIS_URL, PrivateRedis, redis_ok
 from .runs_helpers import FAKE, fake_dataset, labels_of, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("ICM_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 LEASE_S = 3
 PARAMS = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _redis_ok() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 def _database_url() -> str:
@@ -110,7 +100,7 @@ def workers(settings, tmp_path):
     missing = pytest.fail if os.environ.get("CI") else pytest.skip
     if connection.vendor != "postgresql":
         missing("the worker process shares the test database: needs DATABASE_URL on PostgreSQL (as in CI)")
-    if not _redis_ok():
+    if not redis_ok():
         missing(f"Redis is not reachable at {REDIS_URL}")
     import redis
 
@@ -446,18 +436,19 @@ def test_the_production_server_serves_pages_uploads_and_exports_from_its_thread_
             codes = list(pool.map(lambda _: api.get(f"/api/datasets/{ds.pk}/").status_code, range(16)))
         assert codes == [200] * 16
 
-        page = httpx.Client(base_url=str(api.base_url), timeout=30)
-        login = page.get("/accounts/login/")
-        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+        def sign_in_form() -> tuple[httpx.Client, str]:  # a browser's first visit: its cookie and the form's token
+            client = httpx.Client(base_url=str(api.base_url), timeout=30)
+            form = client.get("/accounts/login/").text
+            return client, re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+
+        page, csrf = sign_in_form()
         signed_in = page.post("/accounts/login/", data={"csrfmiddlewaretoken": csrf, "username": owner.username,
                                                         "password": f"{owner.username}-Pa55word!"})
         assert signed_in.status_code == 302, signed_in.text[:2000]
         assert page.get(f"/datasets/{ds.pk}/").status_code == 200
         assert page.post("/accounts/login/", data={"username": owner.username}).status_code == 403  # no token
 
-        stranger = httpx.Client(base_url=str(api.base_url), timeout=30)
-        token_form = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
-                               stranger.get("/accounts/login/").text).group(1)
+        stranger, token_form = sign_in_form()
         codes = [stranger.post("/accounts/login/", data={"csrfmiddlewaretoken": token_form, "username": "nobody",
                                                          "password": "wrong"}).status_code for _ in range(12)]
         assert codes[-1] == 429, codes  # counted by the client's address, which the bridge passes on
