@@ -1,6 +1,8 @@
 """Baselines ICM is measured against, on the same model, readout and batches.
 
 - zero-shot: each example alone.
+- likelihood: zero-shot too, but read as the claim's own likelihood after a label-free prefix, centred
+  within each consistency group (the likelihood anchor of anchor.py, as a labeler of its own).
 - random-icl: every other example of the batch in context with random (balanced) labels.
 - gold-icl: the same with gold labels (the ceiling; the only place gold enters a prompt).
 - bootstrap (the LessWrong critique's simple method): zero-shot predictions, then rounds where each
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .anchor import likelihood_anchor
 from .backends.base import Backend, BackendStats
 from .consistency import ConsistencyRule
 from .examples import Example
@@ -23,7 +26,7 @@ from .scoring import ScoreCache, Scorer
 from .search import make_batches
 from .tasks import Task
 
-METHODS = ("zero-shot", "random-icl", "gold-icl", "bootstrap")
+METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
 
 
 @dataclass
@@ -98,6 +101,9 @@ def run_baseline(
 
         if method == "zero-shot":
             scores = predict([None] * n)
+            labels = [s > 0 for s in scores]
+        elif method == "likelihood":
+            scores = likelihood_anchor(task, backend, batch)
             labels = [s > 0 for s in scores]
         elif method in ("random-icl", "gold-icl"):
             if method == "gold-icl":

@@ -111,7 +111,9 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
         for mode in ("reference", "fast"):
             overrides: dict[str, Any] = {"mode": mode, "seed": seed}
             if mode == "reference":
-                overrides["context_cap"] = None  # the official code's semantics: every demonstration, always
+                # The official code's semantics: every demonstration, always, in position order.
+                overrides["context_cap"] = None
+                overrides["demo_order"] = "position"
             cfg = ICMConfig(**{**base.as_dict(), **overrides}).validate()
             row = run_mode(backend, task, examples, gold, cfg)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None

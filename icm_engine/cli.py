@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .anchor import ANCHORS
+from .baselines import METHODS
 from .examples import DataError, LoadedData, load_labels, match_ids
-from .scoring import CONTEXTS, READOUTS
+from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
 from .search import INITS, MODES, SCHEDULES, ICMConfig
 from .tasks import PRESETS, get_task, load_dataset
 
@@ -61,6 +63,8 @@ def _task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-words", nargs=2, metavar=("TRUE", "FALSE"), help="default ' True' ' False'")
     p.add_argument("--channel-prefix", help="channel readout prefix template with {verbalizer}")
     p.add_argument("--channel-target", help="channel readout target template")
+    p.add_argument("--likelihood-prefix", help="the likelihood anchor's label-free prefix before the channel "
+                   "target (default 'Question: {question}\\nAnswer:')")
     p.add_argument("--readout", choices=READOUTS, default="verdict",
                    help="verdict: next-token label words; channel: likelihood of the claim after each label's "
                    "verbalizer; split: likelihood of the claim given each label's examples")
@@ -115,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="approximation: at most N demonstrations per target, a fixed random choice per target")
     hp.add_argument("--init", choices=INITS, default=d.init,
                     help="initial K labels: random (paper) or balanced by zero-shot ranking")
+    hp.add_argument("--demo-order", choices=DEMO_ORDERS, default=d.demo_order,
+                    help="fast mode: demonstrations by position (the official code) or in the order they were "
+                         "labeled (a new label joins each prompt at its end, so earlier prompts' KV is reused)")
+    hp.add_argument("--anchor", choices=ANCHORS, default=d.anchor,
+                    help="likelihood: seed labels follow the model's zero-shot claim likelihood (centred per "
+                         "group), and a batch whose labels disagree with it overall is flipped (names the classes "
+                         "that a flip-symmetric readout cannot)")
     lab.add_argument("--checkpoint", help="save the search state here every 10 s; resume from it if present")
 
     bench = sub.add_parser("bench", help="run reference and fast on the same data and seeds; print what each cost")
@@ -128,11 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=d.batch_size)
     bench.add_argument("--context-cap", type=int, default=None,
                        help="approximation, fast mode only: at most N demonstrations per target")
+    bench.add_argument("--demo-order", choices=DEMO_ORDERS, default=d.demo_order,
+                       help="fast mode only (reference keeps the official code's position order)")
     bench.add_argument("--report", help="write the final JSON here too")
 
     base = sub.add_parser("baseline", help="run a baseline labeler")
     base.add_argument("input")
-    base.add_argument("--method", required=True, choices=["zero-shot", "random-icl", "gold-icl", "bootstrap"])
+    base.add_argument("--method", required=True, choices=METHODS,
+                      help="likelihood: zero-shot claim likelihood after a label-free prefix, centred per group")
     _task_args(base)
     _backend_args(base)
     _io_args(base)
@@ -155,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _make_task(args: argparse.Namespace):
     return get_task(args.task, template=args.template, consistency=args.consistency,
                     label_words=args.label_words, channel_prefix=args.channel_prefix,
-                    channel_target=args.channel_target)
+                    channel_target=args.channel_target, likelihood_prefix=args.likelihood_prefix)
 
 
 def _make_backend(args: argparse.Namespace):
@@ -230,13 +244,13 @@ def cmd_label(args: argparse.Namespace) -> int:
     from .search import ICMSearch, make_batches
 
     task = _make_task(args)
-    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout)
+    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.anchor != "none")
     config = ICMConfig(
         alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
         cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
         fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
         readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
-        context_cap=args.context_cap,
+        context_cap=args.context_cap, anchor=args.anchor, demo_order=args.demo_order,
     ).validate()
     backend = _make_backend(args)
     checkpoint = None
@@ -269,7 +283,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),
         "iterations": result.iterations, "accepted": result.accepted, "rejected": result.rejected,
         "cache_hits": result.cache_hits,
-        "batches": len(batches),
+        "batches": len(batches), "flipped_batches": result.flipped_batches,
     })
     if args.report:
         _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
@@ -289,7 +303,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     config = ICMConfig(iterations=args.iterations, num_seed=args.num_seed, batch_size=args.batch_size,
                        readout=args.readout, context=args.context, calibrate=args.calibrate,
-                       context_cap=args.context_cap).validate()
+                       context_cap=args.context_cap, demo_order=args.demo_order).validate()
     backend = _make_backend(args)
     result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
                    log=lambda line: print(line, flush=True))
@@ -305,7 +319,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from .baselines import run_baseline
 
     task = _make_task(args)
-    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout)
+    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.method == "likelihood")
     gold = data.gold_list()
     if args.method == "gold-icl" and None in gold:
         from .examples import Problem

@@ -21,7 +21,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +33,10 @@ READOUTS = ("verdict", "channel", "split")
 # Which labeled examples a target sees: "all" others (the paper), or only those of other
 # consistency groups ("other-groups"): small models copy the label of a near-identical group mate.
 CONTEXTS = ("all", "other-groups")
+# The order of a prompt's demonstrations: by position in the batch (the official code), or by when each
+# example was first labeled ("labeled"): a new label then joins every prompt at its end, so the backend's
+# prefix store holds the rest of each prompt from the evaluation before.
+DEMO_ORDERS = ("position", "labeled")
 # The official code floors each pooled probability at 1e-5 before taking logs.
 LOG_FLOOR = math.log(1e-5)
 DEMO_SEPARATOR = "\n\n"
@@ -90,12 +94,18 @@ class Scorer:
     # same ones while they stay labeled (a fixed random ranking per target), so a label change re-scores
     # only the targets that show that example, and each prompt is short.
     context_cap: int | None = None
+    demo_order: str = "position"
+    # Under demo_order "labeled": each labeled position's rank in labeling order (set by the search);
+    # examples without a rank (labeled by the candidate being scored) come last, in position order.
+    rank: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
             raise ValueError(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}")
         if self.context_policy not in CONTEXTS:
             raise ValueError(f"unknown context {self.context_policy!r}; choose one of {', '.join(CONTEXTS)}")
+        if self.demo_order not in DEMO_ORDERS:
+            raise ValueError(f"unknown demonstration order {self.demo_order!r}; choose one of {', '.join(DEMO_ORDERS)}")
         self._groups = [ex.group for ex in self.examples]
         if self.cache is None:
             self.cache = ScoreCache()
@@ -211,11 +221,13 @@ class Scorer:
     def demos_for(self, target: int, labeled: Sequence[tuple[int, bool]]) -> list[tuple[int, bool]]:
         demos = [(p, y) for p, y in labeled if self.visible(p, target)]
         cap = self.context_cap
-        if cap is None or len(demos) <= cap:
-            return demos
-        rank = self._ranking(target)
-        kept = sorted(demos, key=lambda d: rank[d[0]])[:cap]
-        return sorted(kept)  # position order: prompts keep sharing their prefixes
+        if cap is not None and len(demos) > cap:
+            rank = self._ranking(target)
+            demos = sorted(sorted(demos, key=lambda d: rank[d[0]])[:cap])
+        if self.demo_order == "labeled":
+            last = len(self.examples)
+            demos.sort(key=lambda d: (self.rank.get(d[0], last), d[0]))
+        return demos  # a fixed order: prompts keep sharing their prefixes
 
     def _ranking(self, target: int) -> list[int]:
         if not hasattr(self, "_rankings"):

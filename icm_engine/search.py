@@ -25,10 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .anchor import ANCHORS, agreement, likelihood_anchor
 from .backends.base import Backend, BackendStats
 from .consistency import Conflict, ConsistencyRule
 from .examples import Example
-from .scoring import CONTEXTS, READOUTS, ScoreCache, Scorer, centre, energy
+from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS, ScoreCache, Scorer, centre, energy
 from .tasks import Task
 from .util import rng_state, set_rng_state
 
@@ -59,6 +60,11 @@ class ICMConfig:
     calibrate: bool = False
     context_cap: int | None = None  # an approximation: at most this many demonstrations per target
     init: str = "random"  # random (the paper) | zero-shot: the K seeds' balanced labels follow zero-shot scores
+    # none (the paper) | likelihood: the K seeds' labels follow the claim-likelihood anchor, and a batch whose
+    # final labels disagree with the anchor overall is flipped (see anchor.py)
+    anchor: str = "none"
+    # position (the official code) | labeled: demonstrations in the order examples were first labeled
+    demo_order: str = "position"
     seed: int = 0
     cache_size: int = 20000
 
@@ -81,6 +87,14 @@ class ICMConfig:
             problems.append("boost must be >= 1")
         if self.init not in INITS:
             problems.append(f"init must be one of {', '.join(INITS)}")
+        if self.anchor not in ANCHORS:
+            problems.append(f"anchor must be one of {', '.join(ANCHORS)}")
+        elif self.anchor != "none" and self.init != "random":
+            problems.append("anchor likelihood labels the K seeds itself: leave init random")
+        if self.demo_order not in DEMO_ORDERS:
+            problems.append(f"demo_order must be one of {', '.join(DEMO_ORDERS)}")
+        elif self.demo_order != "position" and self.mode == "reference":
+            problems.append("reference mode keeps the official code's demonstration order (position)")
         if self.context not in CONTEXTS:
             problems.append(f"context must be one of {', '.join(CONTEXTS)}")
         if self.readout not in READOUTS:
@@ -148,6 +162,7 @@ class ICMResult:
     accepted: int
     rejected: int
     cache_hits: int = 0
+    flipped_batches: list[int] = field(default_factory=list)
 
 
 def accept_probability(delta: float, temperature: float) -> float:
@@ -220,6 +235,12 @@ class ICMSearch:
         self.flips_in_batch = 0
         self.initialized = False
         self.U = 0.0
+        # The likelihood anchor of each example (computed once per batch, kept for the final orientation)
+        # and the batches whose labels the orientation flipped.
+        self.anchor: list[float | None] = [None] * n
+        self.flipped_batches: list[int] = []
+        # Examples in the order they were first labeled (demo_order "labeled" orders prompts by it).
+        self.labeled_order: list[int] = []
         self.cache = ScoreCache(self.config.cache_size)
         self.rule: ConsistencyRule | None = None  # the current batch's (set up by _batch_setup)
         self.rng = random.Random()
@@ -253,6 +274,9 @@ class ICMSearch:
             "flips_in_batch": self.flips_in_batch,
             "initialized": self.initialized,
             "U": self.U,
+            "anchor": list(self.anchor),
+            "flipped_batches": list(self.flipped_batches),
+            "labeled_order": list(self.labeled_order),
             "rng": rng_state(self.rng),
             "cache": self.cache.state(),
             "stats": self.stats().as_dict(),
@@ -264,7 +288,8 @@ class ICMSearch:
             raise ValueError("checkpoint version not supported")
         if ck["fingerprint"] != self.fingerprint:
             raise ValueError("checkpoint belongs to other examples or another task")
-        if ck["config"] != self.config.as_dict():
+        # Checkpoints older than a hyperparameter hold no value for it: the default applies.
+        if ICMConfig.from_dict(ck["config"]).as_dict() != self.config.as_dict():
             raise ValueError("checkpoint was made with other hyperparameters")
         if list(ck.get("batch_range", [0, len(self.batches)])) != list(self.batch_range):
             raise ValueError("checkpoint belongs to another range of batches")
@@ -278,6 +303,9 @@ class ICMSearch:
         self.flips_in_batch = ck["flips_in_batch"]
         self.initialized = ck["initialized"]
         self.U = ck["U"]
+        self.anchor = list(ck.get("anchor") or self.anchor)
+        self.flipped_batches = list(ck.get("flipped_batches") or [])
+        self.labeled_order = list(ck.get("labeled_order") or [])
         set_rng_state(self.rng, ck["rng"])
         self.cache = ScoreCache(self.config.cache_size, ck["cache"])
         self.stats_base = BackendStats(**ck["stats"])
@@ -301,7 +329,10 @@ class ICMSearch:
         self.rule = ConsistencyRule([self.examples[u] for u in uids], self.task.consistency)
         self.scorer = Scorer(self.task, self.backend, [self.examples[u] for u in uids],
                              readout=self.config.readout, reference=self.reference, cache=self.cache,
-                             context_policy=self.config.context, context_cap=self.config.context_cap)
+                             context_policy=self.config.context, context_cap=self.config.context_cap,
+                             demo_order=self.config.demo_order)
+        local = {u: p for p, u in enumerate(uids)}
+        self.scorer.rank = {local[u]: r for r, u in enumerate(u for u in self.labeled_order if u in local)}
 
     def _local(self) -> list[bool | None]:
         return [self.labels[u] for u in self.uids]
@@ -397,6 +428,14 @@ class ICMSearch:
             values = [False] * k
             for r in ranked[: k // 2]:
                 values[r] = True
+        if self.config.anchor == "likelihood":
+            # The model's own zero-shot preference between the claims of a group names the classes: the
+            # seeds keep the paper's balance, the half the anchor leans True on is labeled True.
+            anchor = self._batch_anchor()
+            ranked = sorted(range(k), key=lambda r: (-anchor[positions[r]], r))
+            values = [False] * k
+            for r in ranked[: k // 2]:
+                values[r] = True
         labels: list[bool | None] = [None] * n
         for p, y in zip(positions, values, strict=True):
             labels[p] = y
@@ -414,9 +453,39 @@ class ICMSearch:
         self.initialized = True
         self._emit("init")
 
+    def _batch_anchor(self) -> list[float]:
+        if any(self.anchor[u] is None for u in self.uids):
+            values = likelihood_anchor(self.task, self.backend, [self.examples[u] for u in self.uids])
+            for u, v in zip(self.uids, values, strict=True):
+                self.anchor[u] = v
+        return [float(self.anchor[u]) for u in self.uids]
+
+    def _orient(self) -> list[tuple[Any, bool | None]]:
+        """Flip the batch's labels (and scores) when they disagree with the anchor overall.
+
+        A label set and its mirror image are equally consistent, and nearly equally predictable under a
+        symmetric readout; the anchor decides which of the two is meant. Only the naming of the two
+        classes changes: the search's partition stays as found.
+        """
+        labels = self._local()
+        if agreement(labels, self._batch_anchor()) >= 0:
+            return []
+        changed = []
+        for u in self.uids:
+            if self.labels[u] is not None:
+                self.labels[u] = not self.labels[u]
+                changed.append((self.examples[u].id, self.labels[u]))
+            if self.scores[u] is not None:
+                self.scores[u] = -self.scores[u]
+        self.flipped_batches.append(self.batch_index)
+        return changed
+
     def _store(self, labels, scores) -> list[tuple[Any, bool | None]]:
         changed = []
         for p, u in enumerate(self.uids):
+            if self.labels[u] is None and labels[p] is not None:
+                self.scorer.rank[p] = len(self.scorer.rank)
+                self.labeled_order.append(u)
             if self.labels[u] != labels[p]:
                 changed.append((self.examples[u].id, labels[p]))
             self.labels[u] = labels[p]
@@ -481,7 +550,8 @@ class ICMSearch:
             for u in self.uids:
                 if self.scores[u] is not None:
                     self.scores[u] -= offset
-        self._emit("batch_done")
+        changed = self._orient() if self.config.anchor == "likelihood" else []
+        self._emit("batch_done", changed=changed)
         self.batch_index += 1
         self.iteration = 0
         self.flips_in_batch = 0
@@ -519,5 +589,5 @@ class ICMSearch:
         return ICMResult(
             labels=list(self.labels), scores=list(self.scores), stats=st, wall_s=self.elapsed(),
             complete=not stopped, iterations=self.total_iterations, accepted=self.accepted, rejected=self.rejected,
-            cache_hits=self.cache.hits,
+            cache_hits=self.cache.hits, flipped_batches=list(self.flipped_batches),
         )

@@ -25,7 +25,8 @@ class Task:
 
     `template` renders the verdict prompt; the model's next token after it is read for
     `label_words` (index 0 means True). The channel readout renders `channel_prefix` with
-    `{verbalizer}` and scores the likelihood of `channel_target` after it.
+    `{verbalizer}` and scores the likelihood of `channel_target` after it. The likelihood anchor
+    scores `channel_target` after `likelihood_prefix` (no label, no demonstrations).
 
     Consistency (label-free, never from gold):
     - `none`: no rule.
@@ -42,6 +43,7 @@ class Task:
     channel_target: str = " {choice}"
     verbalizers: tuple[str, str] = ("True", "False")
     split_header: str = "{verbalizer} statements:\n"
+    likelihood_prefix: str = "Question: {question}\nAnswer:"
     consistency: str = "none"
     key_field: str | None = None
     strip_newlines: tuple[str, ...] = ()
@@ -66,6 +68,11 @@ class Task:
         values["verbalizer"] = self.verbalizers[0 if label else 1]
         return self.channel_prefix.format_map(values), self.channel_target.format_map(values)
 
+    def render_likelihood(self, ex: Example) -> tuple[str, str]:
+        """The claim after a label-free prefix: what the likelihood anchor scores."""
+        values = self._values(ex)
+        return self.likelihood_prefix.format_map(values), self.channel_target.format_map(values)
+
     def consistency_key(self, ex: Example) -> str | None:
         """The label-free key the rule compares; computed from the example's own text only."""
         if self.consistency == "key":
@@ -84,11 +91,13 @@ class Task:
     def fields_for_order(self) -> tuple[str, str]:
         return ("choice", "choice_2")
 
-    def required_fields(self, readout: str = "verdict") -> tuple[str, ...]:
-        """The fields every row must have for this task and readout."""
+    def required_fields(self, readout: str = "verdict", anchor: bool = False) -> tuple[str, ...]:
+        """The fields every row must have for this task and readout (and the likelihood anchor)."""
         needed = list(template_fields(self.template))
         if readout in ("channel", "split"):
             needed += template_fields(self.channel_prefix) + template_fields(self.channel_target)
+        if anchor:
+            needed += template_fields(self.likelihood_prefix) + template_fields(self.channel_target)
         if self.key_field:
             needed.append(self.key_field)
         if self.consistency == "asymmetric":
@@ -106,6 +115,7 @@ class Task:
             "channel_target": self.channel_target,
             "verbalizers": list(self.verbalizers),
             "split_header": self.split_header,
+            "likelihood_prefix": self.likelihood_prefix,
         }
 
 
@@ -148,6 +158,7 @@ PRESETS: dict[str, Task] = {
         channel_prefix="Human: {question}\nResponse 2: {choice_2}\n{verbalizer} better response:",
         channel_target=" {choice}",
         verbalizers=("Better", "Worse"),
+        likelihood_prefix="Human: {question}\nAssistant:",
         consistency="asymmetric",
         strip_newlines=("choice", "choice_2"),
     ),
@@ -176,6 +187,7 @@ def get_task(
     label_words: Sequence[str] | None = None,
     channel_prefix: str | None = None,
     channel_target: str | None = None,
+    likelihood_prefix: str | None = None,
 ) -> Task:
     """A preset, optionally customised (`claims` takes any template over any fields).
 
@@ -192,6 +204,8 @@ def get_task(
         changes["channel_prefix"] = channel_prefix.replace("\\n", "\n")
     if channel_target is not None:
         changes["channel_target"] = channel_target.replace("\\n", "\n")
+    if likelihood_prefix is not None:
+        changes["likelihood_prefix"] = likelihood_prefix.replace("\\n", "\n")
     if label_words is not None:
         if len(label_words) != 2:
             raise ValueError("label words are two: the True word, then the False word")
@@ -210,13 +224,14 @@ def get_task(
 
 
 def load_dataset(
-    path: str | Path, task: Task, limit: int | None = None, data: bytes | None = None, readout: str = "verdict"
+    path: str | Path, task: Task, limit: int | None = None, data: bytes | None = None, readout: str = "verdict",
+    anchor: bool = False,
 ) -> LoadedData:
     """Load a file for a task: validate the task's fields, then attach label-free consistency keys."""
     name = Path(path).name
     rows = read_rows(path, data)
     # A key field must be present but may be empty (the released GSM8K file has a solution with no answer).
-    loaded = build_examples(rows, name, task.required_fields(readout), may_be_empty=[task.key_field or ""])
+    loaded = build_examples(rows, name, task.required_fields(readout, anchor), may_be_empty=[task.key_field or ""])
     loaded = limit_examples(loaded, limit)
     keyed = [replace(ex, key=task.consistency_key(ex)) for ex in loaded.examples]
     if task.consistency == "asymmetric":

@@ -69,7 +69,15 @@ class FakeBackend:
         return out
 
     def continuation_logprobs(self, prefixes: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
-        raise NotImplementedError
+        """Only what the likelihood anchor asks (a claim after a label-free prefix): the model "knows" the
+        marker, so a "pos" claim is likelier, with the same per-text wobble and a length penalty."""
+        self.stats.calls += 1
+        self.stats.prompts += len(prefixes)
+        tokens = sum(len((p + c).split()) for p, c in zip(prefixes, continuations, strict=True))
+        self.stats.prompt_tokens += tokens
+        self.stats.computed_tokens += tokens
+        return np.array([_sign(c) + self.noise * math.sin(sum(map(ord, c))) - 0.5 * len(c.split())
+                         for c in continuations])
 
 
 class TableBackend:

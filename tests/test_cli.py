@@ -41,6 +41,18 @@ def test_missing_field_names_row(tmp_path: Path, capsys):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_the_likelihood_anchor_needs_its_prefix_fields(tmp_path: Path, capsys):
+    f = tmp_path / "claims.csv"
+    f.write_text("choice\nThe sky is blue.\nThe sky is green.\n")
+    common = ["--task", "claims", "--template", "Claim: {choice}\\nI think this claim is"]
+    rc = main(["label", str(f), *common, "--anchor", "likelihood", "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 2
+    assert "claims.csv: row 1, field 'question': required field is missing or empty" in capsys.readouterr().err
+    rc = main(["baseline", str(f), *common, "--method", "likelihood", "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 2 and "field 'question'" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_invalid_hyperparameter_and_unknown_task(tmp_path: Path, capsys):
     good = tmp_path / "good.jsonl"
     good.write_text('{"question": "q", "choice": "c"}\n')

@@ -132,6 +132,24 @@ def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend)
     assert auroc["gold-icl"] >= auroc["random-icl"] + 0.15
 
 
+def test_the_likelihood_anchor_knows_which_claim_of_a_group_is_true(real_backend):
+    """The anchor's finding on the dev half it was chosen on (measured: 0.90 of the 70 groups, AUROC 0.79,
+    where the split readout's own zero-shot is at chance): no labels, one model call."""
+    from icm_engine.baselines import run_baseline
+    from icm_engine.metrics import label_metrics
+
+    task = get_task("claims", consistency="key:answer")
+    data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=40, readout="split", anchor=True)
+    gold = data.gold_list()
+    res = run_baseline("likelihood", data.examples, task, real_backend)
+    assert res.stats.calls == 1
+    pairs = {}
+    for ex, y in zip(data.examples, res.labels, strict=True):
+        pairs.setdefault(ex.group, []).append(y)
+    assert all(sorted(ys) == [False, True] for ys in pairs.values())  # centred per group: one of each
+    assert label_metrics(res.labels, gold, res.scores)["accuracy"] >= 0.75
+
+
 @pytest.fixture(scope="module")
 def float32_backend():
     from icm_engine.backends import get_backend
@@ -162,6 +180,39 @@ def test_shared_prefixes_give_the_same_scores_for_fewer_tokens(float32_backend):
         np.testing.assert_allclose(shared[0], full[0], atol=1e-3)  # float32: rounding only
         assert shared[2] == full[2] and full[1] == full[2]
         assert shared[1] < 0.75 * full[1]  # leave-one-out prompts share long prefixes
+
+
+def test_prompts_that_extend_earlier_ones_compute_only_their_new_tokens(float32_backend):
+    """Demonstrations in labeling order: a new label joins every prompt at its end, so the prefix store
+    holds the rest of each prompt from the evaluation before; scores equal unshared ones (float32)."""
+    b = float32_backend
+    task = get_task("claims", consistency="key:answer")
+    data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=12)
+    scorer = Scorer(task, b, data.examples, demo_order="labeled")
+    labels: list = [None] * 12
+    for p in (4, 0, 9, 2, 7):
+        labels[p] = p % 2 == 0
+        scorer.rank[p] = len(scorer.rank)
+    targets = [p for p, y in enumerate(labels) if y is not None]
+    b.share_prefixes = True
+    b.reset_prefix_cache()
+    scorer.loo(labels, targets)
+    grown = list(labels)
+    grown[5] = True  # a new label, unranked: it comes last in every prompt
+    before = b.stats.copy()
+    shared = scorer.loo(grown, [*targets, 5])
+    delta = b.stats.minus(before)
+    b.share_prefixes = False
+    fresh = Scorer(task, b, data.examples, demo_order="labeled", rank=dict(scorer.rank))
+    full = fresh.loo(grown, [*targets, 5])
+    b.share_prefixes = True
+    np.testing.assert_allclose(shared, full, atol=1e-3)
+    # Each old target computed about the new demonstration and its own claim, not its whole context.
+    assert delta.computed_tokens < 0.4 * delta.prompt_tokens
+    prompt = fresh.context([(4, True), (0, True), (9, False), (2, True), (7, False)]) + task.render(data.examples[5])
+    assert fresh.prompt_key(fresh.demos_for(5, [(p, bool(y)) for p, y in enumerate(grown) if y is not None]), 5) == \
+        fresh.prompt_key([(4, True), (0, True), (9, False), (2, True), (7, False)], 5)
+    assert prompt.index("Claim: " + data.examples[4].fields["choice"]) < prompt.index(data.examples[0].fields["choice"])
 
 
 def test_bench_prints_both_modes_and_the_ratios():

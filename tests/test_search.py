@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 
 import pytest
 
@@ -14,7 +15,8 @@ from icm_engine.tasks import get_task, load_dataset
 
 from .fakes import TEMPLATE, WORDS, FakeBackend, TableBackend
 
-TASK = get_task("claims", template=TEMPLATE, label_words=WORDS, consistency="key:answer")
+TASK = get_task("claims", template=TEMPLATE, label_words=WORDS, consistency="key:answer", channel_target=" {text}",
+                likelihood_prefix="Item:")
 
 
 def make_examples(n_groups: int = 8, per_group: int = 2, seed: int = 1) -> tuple[list[Example], list[bool]]:
@@ -352,3 +354,112 @@ def test_backend_stats_arithmetic_covers_every_counter():
     assert list(a.as_dict()) == names and list(a.as_dict().values()) == list(range(10, 10 + len(names)))
     assert a.minus(b) == BackendStats(*[9] * len(names))
     assert a.plus(b).minus(b) == a and a.copy() == a and a.copy() is not a
+
+
+def _accuracy(labels, gold) -> float:
+    return sum(y == g for y, g in zip(labels, gold, strict=True) if y is not None) / len(gold)
+
+
+def test_likelihood_anchor_seeds_follow_the_models_preference_within_each_group():
+    examples, gold = make_examples(8)
+    search = ICMSearch(examples, TASK, FakeBackend(noise=0.0), ICMConfig(iterations=0, anchor="likelihood", num_seed=6))
+    search._batch_setup()
+    search.rng.seed("0:0")
+    search._init_batch()
+    seeded = [(y, g) for y, g in zip(search.labels, gold, strict=True) if y is not None]
+    assert len(seeded) == 6 and sum(y for y, _ in seeded) == 3
+    assert all(y == g for y, g in seeded)
+    # Centred per group: each pair's two anchors are opposite, whatever the claims' lengths.
+    for g in range(8):
+        a, b = (search.anchor[p] for p, ex in enumerate(examples) if ex.group == f"g{g}")
+        assert a == pytest.approx(-b)
+
+
+def _finished(examples, labels, anchor: str):
+    """A search whose batch has the given labels and no iterations left: run() only finishes the batch."""
+    search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, seed=0, anchor=anchor))
+    search._batch_setup()
+    search.labels = list(labels)
+    search.initialized = True
+    return search.run()
+
+
+def test_the_anchor_names_the_classes_of_a_mirror_image():
+    examples, gold = make_examples(10)
+    mirror = [not g for g in gold]
+    mirror[3] = None  # an example the search never labeled stays unlabeled, its score flips with the rest
+    plain = _finished(examples, mirror, "none")
+    oriented = _finished(examples, mirror, "likelihood")
+    assert plain.flipped_batches == [] and plain.labels == mirror
+    assert oriented.flipped_batches == [0]
+    assert oriented.labels == [None if y is None else not y for y in mirror]
+    assert plain.scores[3] is not None and oriented.scores[3] == pytest.approx(-plain.scores[3])
+    # The truth itself is left as it is.
+    assert _finished(examples, gold, "likelihood").flipped_batches == []
+
+
+def test_an_anchored_run_ends_the_right_way_round_and_resumes_exactly():
+    examples, gold = make_examples(12)
+    cfg = ICMConfig(iterations=60, seed=5, batch_size=12, anchor="likelihood")
+    full, _ = run(examples, cfg)
+    assert _accuracy(full.labels, gold) >= 0.9
+    for stop_at in (0, 1, 30, 60):
+        count = [0]
+
+        def stop(count=count, stop_at=stop_at):
+            count[0] += 1
+            return count[0] > stop_at
+
+        search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+        search.run(should_stop=stop)
+        checkpoint = json.loads(json.dumps(search.checkpoint()))
+        resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
+        assert resumed.labels == full.labels and resumed.scores == full.scores
+        assert resumed.flipped_batches == full.flipped_batches
+
+
+def test_a_checkpoint_from_before_the_anchor_option_still_resumes():
+    examples, _ = make_examples(6)
+    cfg = ICMConfig(iterations=20, seed=2)
+    search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+    search.run(should_stop=lambda: search.iteration >= 5)
+    checkpoint = json.loads(json.dumps(search.checkpoint()))
+    for key in ("anchor", "flipped_batches"):
+        del checkpoint[key]
+    del checkpoint["config"]["anchor"]
+    resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
+    assert resumed.labels == run(examples, cfg)[0].labels
+
+
+def test_anchor_and_zero_shot_init_are_exclusive():
+    with pytest.raises(ValueError, match="anchor"):
+        ICMConfig(anchor="likelihood", init="zero-shot").validate()
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        ICMConfig(anchor="gold").validate()
+
+
+def test_labeled_demo_order_puts_demonstrations_in_the_order_they_were_labeled():
+    examples, _ = make_examples(10)
+    cfg = ICMConfig(iterations=40, seed=2, demo_order="labeled")
+    search = ICMSearch(examples, TASK, FakeBackend(record=True), cfg)
+    result = search.run()
+    order = search.labeled_order
+    assert sorted(order) == [u for u, y in enumerate(result.labels) if y is not None]
+    assert order != sorted(order)  # the search labeled them out of position order, so the test can tell
+    rank = {u: r for r, u in enumerate(order)}
+    shown = 0
+    for prompt in search.backend.prompts:
+        uids = [int(m) for m in re.findall(r"item (\d+)", prompt)[:-1]]  # the last one is the target
+        known = [u for u in uids if u in rank]
+        # Labeled examples come in labeling order; one not yet ranked (the candidate's new label) comes last.
+        assert known == sorted(known, key=rank.get)
+        assert uids[: len(known)] == known
+        shown += len(uids) > 2
+    assert shown > 10
+    resumed_at = ICMSearch(examples, TASK, FakeBackend(), cfg)
+    resumed_at.run(should_stop=lambda: resumed_at.iteration >= 15)
+    resumed = ICMSearch(examples, TASK, FakeBackend(), cfg,
+                        checkpoint=json.loads(json.dumps(resumed_at.checkpoint()))).run()
+    assert resumed.labels == result.labels and resumed.scores == result.scores
+    with pytest.raises(ValueError, match="reference mode"):
+        ICMConfig(mode="reference", demo_order="labeled").validate()

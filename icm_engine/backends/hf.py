@@ -15,7 +15,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import copy
 import inspect
 import logging
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..util import cache_dir, file_lock
 from .base import BackendError, BackendStats
+from .prefix_store import Node, PrefixStore
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ class TransformersBackend:
         max_batch_tokens: int = 8192,
         share_prefixes: bool = True,
         share_continuations: bool = False,
+        prefix_cache_gb: float | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -175,9 +176,9 @@ class TransformersBackend:
         # transformers 5.x renamed the forward's `past_key_values` argument to `cache`.
         params = inspect.signature(self._body.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        # The prefix cache kept between calls: the tokens it holds and their KV states.
-        self._chain_tokens: list[int] = []
-        self._chain_cache = None
+        # KV states of earlier prompts' prefixes, kept between calls (ICM_PREFIX_CACHE_GB, default 2).
+        gb = float(os.environ.get("ICM_PREFIX_CACHE_GB", "2")) if prefix_cache_gb is None else prefix_cache_gb
+        self._store = PrefixStore(int(gb * 2**30))
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model_name, "dtype": self.dtype}
@@ -234,22 +235,107 @@ class TransformersBackend:
         return out.last_hidden_state
 
     # -- shared prefixes ---------------------------------------------------------------------------
-    def _shared_hidden(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[list, int]:
-        """Hidden states of positions first_read[k] .. len-1 of every sequence, computing each shared
-        prefix once. Returns the per-sequence tensors and the number of tokens actually computed.
+    def _cache_for(self, path: Sequence[Node]):
+        """A fresh KV cache holding the path's prefix."""
+        from transformers import DynamicCache
 
-        Sequences are visited in token order. One KV cache follows a chain through them, cropped back
-        to the prefix the next one shares; siblings that branch off the same prefix (consecutive
-        sequences with equal pairwise common prefixes, e.g. targets that share a whole context) run
-        as one batch over copies of that prefix's cache.
+        torch = self._torch
+        if not path:
+            return DynamicCache()
+        layers = []
+        for li in range(len(path[0].kv)):
+            keys = [n.kv[li][0] for n in path]
+            values = [n.kv[li][1] for n in path]
+            k = torch.cat(keys, dim=-2) if len(keys) > 1 else keys[0]
+            v = torch.cat(values, dim=-2) if len(values) > 1 else values[0]
+            layers.append((k, v))
+        # Plain (non-sliding) layers: the model's own masks still apply each layer's sliding window.
+        return DynamicCache(ddp_cache_data=layers)
+
+    def _repeated(self, cache, rows: int):
+        from transformers import DynamicCache
+
+        return DynamicCache(ddp_cache_data=[(layer.keys.repeat_interleave(rows, dim=0),
+                                             layer.values.repeat_interleave(rows, dim=0)) for layer in cache.layers])
+
+    def _keep(self, seq: list[int], cache, row: int = 0) -> None:
+        """Store the KV of whatever part of `seq` the store lacks, from a cache that holds all of seq."""
+        path, have = self._store.match(seq)
+        if have >= len(seq):
+            return
+        kv = [(layer.keys[row:row + 1, :, have:len(seq)].clone(), layer.values[row:row + 1, :, have:len(seq)].clone())
+              for layer in cache.layers]
+        self._store.insert(path[-1] if path else None, seq[have:], kv)
+
+    def _extend(self, seqs: Sequence[list[int]], starts: Sequence[int], paths: Sequence[Sequence[Node]]):
+        """Run seq[start:] of each sequence over its stored prefix (the path), all in one batch.
+
+        Prefixes of different lengths are left-padded to the longest, their pads masked: distances between
+        real tokens stay as they are, so each layer's sliding window sees what it would unpadded.
+        Returns the hidden states [rows, width], the cache and the prefix width (where new tokens start).
         """
         from transformers import DynamicCache
 
         torch = self._torch
-        # A cache with plain (non-sliding) layers: it can be cropped back to any length, and the model's
-        # own masks still apply each layer's sliding window.
-        cache = self._chain_cache if self._chain_cache is not None else DynamicCache()
-        held = list(self._chain_tokens)
+        rows = len(seqs)
+        past = max(starts)
+        width = max(len(s) - st for s, st in zip(seqs, starts, strict=True))
+        ids = torch.full((rows, width), self._pad, dtype=torch.long)
+        mask = torch.zeros((rows, past + width), dtype=torch.long)
+        positions = torch.zeros((rows, width), dtype=torch.long)
+        for r, (seq, st) in enumerate(zip(seqs, starts, strict=True)):
+            tail = seq[st:]
+            ids[r, : len(tail)] = torch.tensor(tail, dtype=torch.long)
+            mask[r, past - st: past + len(tail)] = 1
+            positions[r] = torch.arange(st, st + width)
+        layers = []
+        if past:
+            template = next(n.kv for p in paths for n in p)
+            for li, (k0, v0) in enumerate(template):
+                keys = k0.new_zeros((rows, k0.shape[1], past, k0.shape[3]))
+                values = v0.new_zeros((rows, v0.shape[1], past, v0.shape[3]))
+                for r, (path, st) in enumerate(zip(paths, starts, strict=True)):
+                    at = past - st
+                    for node in path:
+                        n = node.kv[li][0].shape[2]
+                        keys[r, :, at:at + n] = node.kv[li][0][0]
+                        values[r, :, at:at + n] = node.kv[li][1][0]
+                        at += n
+                layers.append((keys, values))
+        cache = DynamicCache(ddp_cache_data=layers) if layers else DynamicCache()
+        hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **{self._cache_arg: cache}).last_hidden_state
+        return hidden, cache, past
+
+    def _keep_tail(self, seq: list[int], start: int, cache, row: int, offset: int) -> None:
+        """Store what the store lacks of `seq`, from a batch cache where seq[start:] begins at `offset`."""
+        path, have = self._store.match(seq)
+        if have >= len(seq):
+            return
+        a, b = offset + have - start, offset + len(seq) - start
+        kv = [(layer.keys[row:row + 1, :, a:b].clone(), layer.values[row:row + 1, :, a:b].clone())
+              for layer in cache.layers]
+        self._store.insert(path[-1] if path else None, seq[have:], kv)
+
+    def _forward(self, ids, start: int, cache):
+        torch = self._torch
+        width = ids.shape[1]
+        return self._body(
+            input_ids=ids, use_cache=True, **{self._cache_arg: cache},
+            position_ids=torch.arange(start, start + width, dtype=torch.long)[None].expand(ids.shape[0], -1),
+        ).last_hidden_state
+
+    def _shared_hidden(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[list, int]:
+        """Hidden states of positions first_read[k] .. len-1 of every sequence, computing only what the
+        prefix store does not hold. Returns the per-sequence tensors and the number of tokens computed.
+
+        Sequences are visited in token order, so each finds its longest shared prefix in the store (put
+        there by an earlier call or by the sequence before it). Siblings that branch off the same prefix
+        (consecutive sequences with equal pairwise common prefixes, e.g. targets that share a whole
+        context) run as one batch over that prefix.
+        """
+        torch = self._torch
+        store = self._store
         out: list = [None] * len(seqs)
         computed = 0
 
@@ -260,23 +346,36 @@ class TransformersBackend:
                 i += 1
             return i
 
-        def advance(target: list[int], length: int):
-            """Make the chain cache hold target[:length]; return the hidden states of what it computed."""
-            nonlocal cache, held, computed
-            common = min(lcp(held, target), length)
-            if common == 0:
-                cache = DynamicCache()
-            elif common < len(held):
-                cache.crop(common - len(held))
-            held = list(target[:length])
-            if length == common:
-                return None, common
-            computed += length - common
-            hidden = self._body(
-                input_ids=torch.tensor([target[common:length]], dtype=torch.long), use_cache=True,
-                position_ids=torch.arange(common, length, dtype=torch.long)[None], **{self._cache_arg: cache},
-            ).last_hidden_state[0]
-            return hidden, common
+        def prefix_cache(seq: list[int], length: int):
+            """A cache holding seq[:length], computing (and storing) what the store lacks."""
+            nonlocal computed
+            path, have = store.match(seq, length)
+            cache = self._cache_for(path)
+            if have < length:
+                self._forward(torch.tensor([seq[have:length]], dtype=torch.long), have, cache)
+                computed += length - have
+                self._keep(seq[:length], cache)
+            return cache
+
+        pending: list[tuple[int, int]] = []  # (sequence, position to compute from), not yet run
+
+        def flush() -> None:
+            """Run the pending sequences as one batch, each over its own stored prefix."""
+            nonlocal computed
+            if not pending:
+                return
+            paths = []
+            for r, (k, start) in enumerate(pending):
+                path, have = store.match(seqs[k], start)
+                paths.append(path)
+                pending[r] = (k, have)  # `have` < start only if the store dropped part of it meanwhile
+            hidden, cache, width = self._extend([seqs[k] for k, _ in pending], [st for _, st in pending], paths)
+            for r, (k, start) in enumerate(pending):
+                out[k] = hidden[r, first_read[k] - start: len(seqs[k]) - start]
+                computed += len(seqs[k]) - start
+            for r, (k, start) in enumerate(pending):
+                self._keep_tail(seqs[k], start, cache, r, width)
+            pending.clear()
 
         order = sorted(range(len(seqs)), key=lambda k: seqs[k])
         i = 0
@@ -286,38 +385,44 @@ class TransformersBackend:
             while j < len(order) and lcp(seqs[order[j - 1]], seqs[order[j]]) == c:
                 j += 1
             run = order[i:j]
-            shared = min([c, *(first_read[k] for k in run)]) if len(run) > 1 else -1
-            if shared < 1:
-                for k in run:  # one sequence (or nothing worth sharing): follow the chain through it
-                    hidden, common = advance(seqs[k], len(seqs[k]))
-                    out[k] = hidden[first_read[k] - common:]
+            shared = max(0, min([c, *(first_read[k] for k in run)]))
+            # Everything before the first position read may come from the store.
+            starts = {k: min(store.match(seqs[k])[1], first_read[k]) for k in run}
+            if len(run) == 1 or shared < 1 or max(starts.values()) > shared:
+                for k in run:  # alone, or each holds more in the store than the run shares
+                    if pending and lcp(seqs[pending[-1][0]], seqs[k]) > starts[k]:
+                        # The sequence before it (not stored yet) shares more: store that first.
+                        flush()
+                        starts[k] = min(store.match(seqs[k])[1], first_read[k])
+                    pending.append((k, starts[k]))
+                    if len(pending) * max(seqs[q].__len__() for q, _ in pending) > self.max_batch_tokens * 4 \
+                            or sum(len(seqs[q]) - st for q, st in pending) > self.max_batch_tokens // 4:
+                        flush()
                 i = j
                 continue
-            advance(seqs[run[0]], shared)
+            flush()
+            base = prefix_cache(seqs[run[0]], shared)
             width = max(len(seqs[k]) - shared for k in run)
             rows = max(1, self.max_batch_tokens // (shared + width))
             for b in range(0, len(run), rows):
                 part = run[b:b + rows]
-                branch = copy.deepcopy(cache)
-                branch.batch_repeat_interleave(len(part))
+                branch = self._repeated(base, len(part))
                 ids = torch.full((len(part), width), self._pad, dtype=torch.long)
                 for r, k in enumerate(part):
                     tail = seqs[k][shared:]
                     ids[r, : len(tail)] = torch.tensor(tail, dtype=torch.long)
                 # Right padding: pads follow the real tokens, which causal attention keeps from seeing them.
-                hidden = self._body(
-                    input_ids=ids, use_cache=True, **{self._cache_arg: branch},
-                    position_ids=torch.arange(shared, shared + width, dtype=torch.long)[None].expand(len(part), -1),
-                ).last_hidden_state
+                hidden = self._forward(ids, shared, branch)
                 for r, k in enumerate(part):
                     out[k] = hidden[r, first_read[k] - shared: len(seqs[k]) - shared]
                     computed += len(seqs[k]) - shared
+                    self._keep(seqs[k], branch, r)
             i = j
-        self._chain_cache, self._chain_tokens = cache, held
+        flush()
         return out, computed
 
     def reset_prefix_cache(self) -> None:
-        self._chain_cache, self._chain_tokens = None, []
+        self._store.clear()
 
     def _count(self, seqs: Sequence[list[int]], computed: int) -> None:
         self.stats.calls += 1

@@ -15,14 +15,15 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from webapp.datasets.models import LabelSet, Membership, Role
+from webapp.datasets.services import create_dataset
 from webapp.runs import embedded
 from webapp.runs.execution import execute_run
 from webapp.runs.models import Run, RunStatus
 from webapp.runs.selectors import runs_of
 from webapp.runs.services import create_run
 
-from .conftest import api_client
-from .runs_helpers import FAKE, ICM_FAST, fake_dataset, labels_of, wait_for
+from .conftest import api_client, jsonl
+from .runs_helpers import FAKE, ICM_FAST, TEMPLATE, fake_dataset, fake_rows, labels_of, wait_for
 
 # The run's heartbeat thread has its own database connection: it must see the test's rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,6 +136,35 @@ def test_baseline_runs(owner, owner_api):
         assert run.config["batch_size"] == 64
     gold_icl = Run.objects.get(method="gold-icl")
     assert gold_icl.progress["gold_agreement"] is not None
+
+
+def test_a_run_whose_readout_or_anchor_lacks_a_field_is_refused(owner, owner_api):
+    ds = fake_dataset(owner)  # fields: text only
+    for params, field in (({"anchor": "likelihood"}, "question"), ({"readout": "split"}, "choice")):
+        resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST | params, baselines=True)
+        assert resp.status_code == 400, resp.content
+        message = resp.json()["hyperparameters"][0]
+        assert f"field '{field}'" in message and "'e0' (row 1)" in message
+    resp = _post_run(owner_api, ds, method="likelihood")
+    assert resp.status_code == 400 and "the likelihood anchor needs the field 'question'" in resp.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api):
+    rows = [r | {"question": "Which item?", "choice": r["text"]} for r in fake_rows()]
+    ds = create_dataset(owner=owner, filename="anchored.jsonl", data=jsonl(rows), task="claims", name="Anchored",
+                        template=TEMPLATE, consistency="none")
+    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST | {"anchor": "likelihood"}, baselines=True)
+    assert resp.status_code == 201, resp.content
+    assert sorted(Run.objects.values_list("method", flat=True)) == [
+        "gold-icl", "icm", "likelihood", "random-icl", "zero-shot"]
+    for method in ("icm", "likelihood"):
+        run = Run.objects.get(method=method)
+        assert execute_run(run.pk) == "succeeded"
+        run.refresh_from_db()
+        # The fake backend "knows" each claim's marker: the anchor alone and ICM with it both follow gold.
+        assert run.progress["gold_agreement"] >= 0.9, (method, run.progress)
+    assert Run.objects.get(method="icm").label_set.configuration["config"]["anchor"] == "likelihood"
 
 
 def test_cancel_a_queued_run(owner, owner_api):
@@ -531,6 +561,13 @@ def test_run_pages(client, owner):
         "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
         "init": "random", "rounds": 3})
     assert resp.status_code == 400 and "unknown model" in resp.content.decode()
+    resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
+        "method": "icm", "backend": "transformers", "seed": 0, "readout": "verdict", "context": "all",
+        "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
+        "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
+        "init": "random", "anchor": "likelihood", "with_baselines": "on", "rounds": 3})
+    assert resp.status_code == 400 and "the likelihood anchor needs the field &#x27;question&#x27;" in \
+        resp.content.decode()
     assert Run.objects.count() == 0
     run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
     execute_run(run.pk)

@@ -176,7 +176,8 @@ class RunCreateSerializer(serializers.Serializer):
                   "fix_steps, boost, batch_size, mode, readout, context, calibrate, init (paper defaults). "
                   "Baselines: readout, context, calibrate, shots, rounds, batch_size.")
     baselines = serializers.BooleanField(
-        default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs")
+        default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs "
+                                "(and the zero-shot likelihood when hyperparameters.anchor is likelihood)")
     shards = serializers.IntegerField(
         required=False, allow_null=True, min_value=1,
         help_text="ICM: split the batches into this many runs that workers execute in parallel; their labels "

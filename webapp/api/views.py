@@ -273,7 +273,8 @@ class RunListView(generics.GenericAPIView):
                                           shards=d.get("shards"), **common)
             if d["baselines"] and d["method"] == "icm":
                 shared = {k: v for k, v in d["hyperparameters"].items() if k in run_services.BASELINE_KEYS}
-                for method in run_views.baseline_methods("icm", True, run_services.has_full_gold(dataset)):
+                for method in run_views.baseline_methods("icm", True, run_services.has_full_gold(dataset),
+                                                         d["hyperparameters"].get("anchor", "none")):
                     run_services.create_run(method=method, hyperparameters=shared, **common)
         return Response(run_selectors.snapshot(run), status=status.HTTP_201_CREATED)
 

@@ -1,7 +1,8 @@
 from django import forms
 
+from icm_engine.anchor import ANCHORS
 from icm_engine.backends import BACKENDS
-from icm_engine.scoring import CONTEXTS, READOUTS
+from icm_engine.scoring import CONTEXTS, DEMO_ORDERS, READOUTS
 from icm_engine.search import INITS, MODES, SCHEDULES, ICMConfig
 
 from .models import RunMethod
@@ -36,6 +37,15 @@ class RunForm(forms.Form):
     boost = forms.FloatField(initial=D.boost)
     mode = forms.ChoiceField(choices=[(m, m) for m in MODES], initial=D.mode)
     init = forms.ChoiceField(choices=[(i, i) for i in INITS], initial=D.init)
+    demo_order = forms.ChoiceField(
+        choices=[(o, o) for o in DEMO_ORDERS], initial=D.demo_order, required=False, label="Demonstration order",
+        help_text="fast mode: position (the official code) or labeled (in the order examples were labeled: a new "
+                  "label joins each prompt at its end, so the model reuses the rest of every prompt).")
+    anchor = forms.ChoiceField(
+        choices=[(a, a) for a in ANCHORS], initial=D.anchor, required=False,
+        help_text="likelihood: the initial labels follow the model's zero-shot likelihood of each claim (compared "
+                  "within its group), and a label set that disagrees with it overall is flipped. Names the classes "
+                  "under the split and channel readouts, which cannot tell a labeling from its mirror image.")
     context_cap = forms.IntegerField(
         required=False, min_value=1,
         help_text="Approximation, off when empty: each target sees at most N demonstrations (a fixed choice per "
@@ -49,7 +59,7 @@ class RunForm(forms.Form):
 
     ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
-                  "init", "context_cap")
+                  "init", "anchor", "demo_order", "context_cap")
     BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
 
     def hyperparameters(self, method: str) -> dict:
@@ -57,5 +67,7 @@ class RunForm(forms.Form):
         if method == RunMethod.ICM:
             params = {k: d[k] for k in self.ICM_FIELDS}
             params["schedule"] = params["schedule"] or None
+            params["anchor"] = params["anchor"] or D.anchor
+            params["demo_order"] = params["demo_order"] or D.demo_order
             return params
         return {k: d[k] for k in self.BASELINE_FIELDS}

@@ -27,6 +27,7 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 class RunMethod(models.TextChoices):
     ICM = "icm", "ICM"
     ZERO_SHOT = "zero-shot", "Zero-shot"
+    LIKELIHOOD = "likelihood", "Zero-shot likelihood"
     RANDOM_ICL = "random-icl", "Random-label ICL"
     GOLD_ICL = "gold-icl", "Golden-label ICL"
     BOOTSTRAP = "bootstrap", "Bootstrap"

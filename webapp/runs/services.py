@@ -17,6 +17,7 @@ from django.utils import timezone
 from icm_engine.baselines import METHODS as BASELINE_METHODS
 from icm_engine.scoring import CONTEXTS, READOUTS
 from icm_engine.search import ICMConfig, make_batches
+from icm_engine.tasks import get_task
 from webapp.datasets import permissions
 from webapp.datasets.models import Dataset, Example, Label
 from webapp.datasets.selectors import latest_gold, role_of
@@ -28,6 +29,23 @@ log = logging.getLogger(__name__)
 
 BASELINE_KEYS = {"readout", "context", "calibrate", "shots", "rounds", "batch_size"}
 ICM_KEYS = {f for f in ICMConfig().as_dict() if f != "seed"}
+
+
+def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None:
+    """The readout's and the anchor's fields must be on every example: a run that would fail at its first
+    prompt is refused, naming the first example without the field."""
+    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+    anchor = method == RunMethod.LIKELIHOOD or config.get("anchor", "none") != "none"
+    needed = [f for f in task.required_fields(config.get("readout", "verdict"), anchor) if f != task.key_field]
+    examples = Example.objects.filter(dataset=dataset)
+    for name in needed:
+        lacking = examples.filter(~Q(fields__has_key=name) | Q(**{f"fields__{name}": ""})).order_by("position")
+        first = lacking.values_list("position", "external_id").first()
+        if first is not None:
+            what = "the likelihood anchor" if anchor and name not in task.required_fields(
+                config.get("readout", "verdict")) else f"the {config.get('readout', 'verdict')} readout"
+            raise ValidationError({"hyperparameters": f"{what} needs the field {name!r}, which example "
+                                                      f"{first[1]!r} (row {first[0] + 1}) does not have"})
 
 
 def _validate_config(method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +113,7 @@ def create_run(
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValidationError({"limit": "limit must be a positive integer"})
     config = _validate_config(method, dict(hyperparameters or {}))
+    _check_fields(dataset, method, config)
     backend_options = dict(backend_options or {})
     check_backend(backend, model, backend_options)
     if not Example.objects.filter(dataset=dataset).exists():

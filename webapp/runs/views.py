@@ -44,10 +44,13 @@ def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
     })
 
 
-def baseline_methods(method: str, with_baselines: bool, has_full_gold: bool) -> list[str]:
+def baseline_methods(method: str, with_baselines: bool, has_full_gold: bool, anchor: str = "none") -> list[str]:
     if method != RunMethod.ICM or not with_baselines:
         return []
     out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
+    if anchor == "likelihood":
+        # The anchor labels on its own too: ICM is shown beside what its anchor alone would give.
+        out.append(RunMethod.LIKELIHOOD)
     if has_full_gold:
         out.append(RunMethod.GOLD_ICL)
     return out
@@ -68,7 +71,8 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
             with transaction.atomic():
                 run = services.create_run(method=d["method"], hyperparameters=form.hyperparameters(d["method"]),
                                           shards=d["shards"], **common)
-                for method in baseline_methods(d["method"], d["with_baselines"], services.has_full_gold(dataset)):
+                for method in baseline_methods(d["method"], d["with_baselines"], services.has_full_gold(dataset),
+                                               d["anchor"] or "none"):
                     services.create_run(method=method, hyperparameters=form.hyperparameters(method), **common)
             messages.success(request, f"Run {run.pk} is queued.")
             return redirect("runs:detail", pk=run.pk)
