@@ -150,7 +150,7 @@ def test_a_run_whose_readout_or_anchor_lacks_a_field_is_refused(owner, owner_api
     assert not Run.objects.exists()
 
 
-def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api):
+def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api, client):
     rows = [r | {"question": "Which item?", "choice": r["text"]} for r in fake_rows()]
     ds = create_dataset(owner=owner, filename="anchored.jsonl", data=jsonl(rows), task="claims", name="Anchored",
                         template=TEMPLATE, consistency="none")
@@ -164,7 +164,12 @@ def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api)
         run.refresh_from_db()
         # The fake backend "knows" each claim's marker: the anchor alone and ICM with it both follow gold.
         assert run.progress["gold_agreement"] >= 0.9, (method, run.progress)
-    assert Run.objects.get(method="icm").label_set.configuration["config"]["anchor"] == "likelihood"
+    icm = Run.objects.get(method="icm")
+    assert icm.label_set.configuration["config"]["anchor"] == "likelihood"
+    assert icm.progress["flipped_batches"] in ([], [0])
+    Run.objects.filter(pk=icm.pk).update(progress=icm.progress | {"flipped_batches": [0, 2]})
+    client.force_login(owner)
+    assert "Flipped by the anchor</dt><dd>batches 1, 3</dd>" in client.get(f"/runs/{icm.pk}/").content.decode()
 
 
 def test_cancel_a_queued_run(owner, owner_api):

@@ -427,7 +427,7 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
              "size": len(mine), "model_calls": result.stats.calls, "prompts": result.stats.prompts,
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
-             "accepted": result.accepted, "rejected": result.rejected}
+             "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches}
     kept = [examples[u] for u in mine]
     labels, scores = [result.labels[u] for u in mine], [result.scores[u] for u in mine]
     prov = _described(prov, backend)
