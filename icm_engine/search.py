@@ -173,6 +173,15 @@ def accept_probability(delta: float, temperature: float) -> float:
     return 0.0 if x < -700 else math.exp(x)
 
 
+def _higher_half(scores: Sequence[float]) -> list[bool]:
+    """The paper's balanced initial labels, with the higher-scored half True (ties: the earlier one)."""
+    ranked = sorted(range(len(scores)), key=lambda r: (-scores[r], r))
+    values = [False] * len(scores)
+    for r in ranked[: len(scores) // 2]:
+        values[r] = True
+    return values
+
+
 def make_batches(examples: Sequence[Example], batch_size: int) -> list[list[int]]:
     """Split into batches of whole consistency groups (in order of first appearance), groups contiguous."""
     groups: dict[str, list[int]] = {}
@@ -423,19 +432,11 @@ class ICMSearch:
         if self.config.init == "zero-shot" and k:
             # Same balance, but the half the model scores higher zero-shot is labeled True: anchors the
             # polarity that a readout symmetric under a global label flip cannot anchor by itself.
-            zero = self.scorer.score([([], p) for p in positions])
-            ranked = sorted(range(k), key=lambda r: (-zero[r], r))
-            values = [False] * k
-            for r in ranked[: k // 2]:
-                values[r] = True
-        if self.config.anchor == "likelihood":
-            # The model's own zero-shot preference between the claims of a group names the classes: the
-            # seeds keep the paper's balance, the half the anchor leans True on is labeled True.
+            values = _higher_half(self.scorer.score([([], p) for p in positions]))
+        if self.config.anchor == "likelihood" and k:
+            # The model's own zero-shot preference between the claims of a group names the classes.
             anchor = self._batch_anchor()
-            ranked = sorted(range(k), key=lambda r: (-anchor[positions[r]], r))
-            values = [False] * k
-            for r in ranked[: k // 2]:
-                values[r] = True
+            values = _higher_half([anchor[p] for p in positions])
         labels: list[bool | None] = [None] * n
         for p, y in zip(positions, values, strict=True):
             labels[p] = y
