@@ -258,12 +258,14 @@ class TransformersBackend:
         return DynamicCache(ddp_cache_data=[(layer.keys.repeat_interleave(rows, dim=0),
                                              layer.values.repeat_interleave(rows, dim=0)) for layer in cache.layers])
 
-    def _keep(self, seq: list[int], cache, row: int = 0) -> None:
-        """Store the KV of whatever part of `seq` the store lacks, from a cache that holds all of seq."""
+    def _keep(self, seq: list[int], cache, row: int = 0, shift: int = 0) -> None:
+        """Store whatever part of `seq` the store lacks, from a cache that holds all of seq (position p of
+        seq at index p + shift of row `row`)."""
         path, have = self._store.match(seq)
         if have >= len(seq):
             return
-        kv = [(layer.keys[row:row + 1, :, have:len(seq)].clone(), layer.values[row:row + 1, :, have:len(seq)].clone())
+        a, b = have + shift, len(seq) + shift
+        kv = [(layer.keys[row:row + 1, :, a:b].clone(), layer.values[row:row + 1, :, a:b].clone())
               for layer in cache.layers]
         self._store.insert(path[-1] if path else None, seq[have:], kv)
 
@@ -272,7 +274,8 @@ class TransformersBackend:
 
         Prefixes of different lengths are left-padded to the longest, their pads masked: distances between
         real tokens stay as they are, so each layer's sliding window sees what it would unpadded.
-        Returns the hidden states [rows, width], the cache and the prefix width (where new tokens start).
+        Returns the hidden states [rows, width], the cache, and the padded prefix length `past` (row r's
+        position p is at cache index p + past - starts[r]).
         """
         from transformers import DynamicCache
 
@@ -306,16 +309,6 @@ class TransformersBackend:
         hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                             **{self._cache_arg: cache}).last_hidden_state
         return hidden, cache, past
-
-    def _keep_tail(self, seq: list[int], start: int, cache, row: int, offset: int) -> None:
-        """Store what the store lacks of `seq`, from a batch cache where seq[start:] begins at `offset`."""
-        path, have = self._store.match(seq)
-        if have >= len(seq):
-            return
-        a, b = offset + have - start, offset + len(seq) - start
-        kv = [(layer.keys[row:row + 1, :, a:b].clone(), layer.values[row:row + 1, :, a:b].clone())
-              for layer in cache.layers]
-        self._store.insert(path[-1] if path else None, seq[have:], kv)
 
     def _forward(self, ids, start: int, cache):
         torch = self._torch
@@ -369,12 +362,12 @@ class TransformersBackend:
                 path, have = store.match(seqs[k], start)
                 paths.append(path)
                 pending[r] = (k, have)  # `have` < start only if the store dropped part of it meanwhile
-            hidden, cache, width = self._extend([seqs[k] for k, _ in pending], [st for _, st in pending], paths)
+            hidden, cache, past = self._extend([seqs[k] for k, _ in pending], [st for _, st in pending], paths)
             for r, (k, start) in enumerate(pending):
                 out[k] = hidden[r, first_read[k] - start: len(seqs[k]) - start]
                 computed += len(seqs[k]) - start
             for r, (k, start) in enumerate(pending):
-                self._keep_tail(seqs[k], start, cache, r, width)
+                self._keep(seqs[k], cache, r, past - start)
             pending.clear()
 
         order = sorted(range(len(seqs)), key=lambda k: seqs[k])
@@ -395,8 +388,10 @@ class TransformersBackend:
                         flush()
                         starts[k] = min(store.match(seqs[k])[1], first_read[k])
                     pending.append((k, starts[k]))
-                    if len(pending) * max(seqs[q].__len__() for q, _ in pending) > self.max_batch_tokens * 4 \
-                            or sum(len(seqs[q]) - st for q, st in pending) > self.max_batch_tokens // 4:
+                    # Bounded by the padded prefixes' memory and by the tokens to compute.
+                    longest = max(len(seqs[q]) for q, _ in pending)
+                    if len(pending) * longest > 4 * self.max_batch_tokens or \
+                            sum(len(seqs[q]) - st for q, st in pending) > self.max_batch_tokens // 4:
                         flush()
                 i = j
                 continue
