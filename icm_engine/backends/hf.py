@@ -176,8 +176,9 @@ class TransformersBackend:
         # transformers 5.x renamed the forward's `past_key_values` argument to `cache`.
         params = inspect.signature(self._body.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        # KV states of earlier prompts' prefixes, kept between calls (ICM_PREFIX_CACHE_GB, default 2).
-        gb = float(os.environ.get("ICM_PREFIX_CACHE_GB", "2")) if prefix_cache_gb is None else prefix_cache_gb
+        # KV states of earlier prompts' prefixes, kept between calls (ICM_PREFIX_CACHE_GB, default 1.75: with
+        # the model and a call's working memory, a process stays under 4 GB).
+        gb = float(os.environ.get("ICM_PREFIX_CACHE_GB", "1.75")) if prefix_cache_gb is None else prefix_cache_gb
         self._store = PrefixStore(int(gb * 2**30))
 
     def describe(self) -> dict[str, Any]:
@@ -242,21 +243,23 @@ class TransformersBackend:
         torch = self._torch
         if not path:
             return DynamicCache()
-        layers = []
+        # Plain (non-sliding) layers: the model's own masks still apply each layer's sliding window. Filled
+        # a layer at a time, so at most one layer exists twice (ours and the cache's copy).
+        cache = DynamicCache()
         for li in range(len(path[0].kv)):
             keys = [n.kv[li][0] for n in path]
             values = [n.kv[li][1] for n in path]
-            k = torch.cat(keys, dim=-2) if len(keys) > 1 else keys[0]
-            v = torch.cat(values, dim=-2) if len(values) > 1 else values[0]
-            layers.append((k, v))
-        # Plain (non-sliding) layers: the model's own masks still apply each layer's sliding window.
-        return DynamicCache(ddp_cache_data=layers)
+            cache.update(torch.cat(keys, dim=-2) if len(keys) > 1 else keys[0],
+                         torch.cat(values, dim=-2) if len(values) > 1 else values[0], li)
+        return cache
 
     def _repeated(self, cache, rows: int):
         from transformers import DynamicCache
 
-        return DynamicCache(ddp_cache_data=[(layer.keys.repeat_interleave(rows, dim=0),
-                                             layer.values.repeat_interleave(rows, dim=0)) for layer in cache.layers])
+        out = DynamicCache()
+        for li, layer in enumerate(cache.layers):
+            out.update(layer.keys.repeat_interleave(rows, dim=0), layer.values.repeat_interleave(rows, dim=0), li)
+        return out
 
     def _keep(self, seq: list[int], cache, row: int = 0, shift: int = 0) -> None:
         """Store whatever part of `seq` the store lacks, from a cache that holds all of seq (position p of
@@ -291,10 +294,10 @@ class TransformersBackend:
             ids[r, : len(tail)] = torch.tensor(tail, dtype=torch.long)
             mask[r, past - st: past + len(tail)] = 1
             positions[r] = torch.arange(st, st + width)
-        layers = []
+        cache = DynamicCache()
         if past:
             template = next(n.kv for p in paths for n in p)
-            for li, (k0, v0) in enumerate(template):
+            for li, (k0, v0) in enumerate(template):  # a layer at a time: see _cache_for
                 keys = k0.new_zeros((rows, k0.shape[1], past, k0.shape[3]))
                 values = v0.new_zeros((rows, v0.shape[1], past, v0.shape[3]))
                 for r, (path, st) in enumerate(zip(paths, starts, strict=True)):
@@ -304,8 +307,7 @@ class TransformersBackend:
                         keys[r, :, at:at + n] = node.kv[li][0][0]
                         values[r, :, at:at + n] = node.kv[li][1][0]
                         at += n
-                layers.append((keys, values))
-        cache = DynamicCache(ddp_cache_data=layers) if layers else DynamicCache()
+                cache.update(keys, values, li)
         hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                             **{self._cache_arg: cache}).last_hidden_state
         return hidden, cache, past
@@ -390,7 +392,7 @@ class TransformersBackend:
                     pending.append((k, starts[k]))
                     # Bounded by the padded prefixes' memory and by the tokens to compute.
                     longest = max(len(seqs[q]) for q, _ in pending)
-                    if len(pending) * longest > 4 * self.max_batch_tokens or \
+                    if len(pending) * longest > 2 * self.max_batch_tokens or \
                             sum(len(seqs[q]) - st for q, st in pending) > self.max_batch_tokens // 4:
                         flush()
                 i = j
