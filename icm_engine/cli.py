@@ -20,7 +20,7 @@ from .anchor import ANCHORS
 from .baselines import METHODS
 from .examples import DataError, LoadedData, load_labels, match_ids
 from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
-from .search import INITS, MODES, SCHEDULES, ICMConfig
+from .search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
 from .tasks import PRESETS, get_task, load_dataset
 
 EXIT_INPUT = 2
@@ -91,6 +91,14 @@ def _io_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _orders(text: str) -> list[str]:
+    orders = [o.strip() for o in text.split(",") if o.strip()]
+    bad = [o for o in orders if o not in DEMO_ORDERS]
+    if not orders or bad:
+        raise argparse.ArgumentTypeError(f"demonstration orders are {', '.join(DEMO_ORDERS)} (comma-separated)")
+    return orders
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icm", description="Internal Coherence Maximization: label data "
                                      "with a pretrained language model and no human labels.")
@@ -119,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="approximation: at most N demonstrations per target, a fixed random choice per target")
     hp.add_argument("--init", choices=INITS, default=d.init,
                     help="initial K labels: random (paper) or balanced by zero-shot ranking")
+    hp.add_argument("--semantics", choices=SEMANTICS, default=None,
+                    help="the search's choices: paper (fast's default) or code (the official code's; reference's)")
     hp.add_argument("--demo-order", choices=DEMO_ORDERS, default=d.demo_order,
                     help="fast mode: demonstrations by position (the official code) or in the order they were "
                          "labeled (a new label joins each prompt at its end, so earlier prompts' KV is reused)")
@@ -139,8 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=d.batch_size)
     bench.add_argument("--context-cap", type=int, default=None,
                        help="approximation, fast mode only: at most N demonstrations per target")
-    bench.add_argument("--demo-order", choices=DEMO_ORDERS, default=d.demo_order,
-                       help="fast mode only (reference keeps the official code's position order)")
+    bench.add_argument("--demo-order", default=d.demo_order, type=_orders,
+                       help="fast mode's demonstration order(s), comma-separated (position,labeled): each runs "
+                            "against the same reference run (which keeps the official code's position order)")
+    bench.add_argument("--semantics", choices=SEMANTICS, default="code",
+                       help="fast mode's search choices: code (default: the reference's own, so only the scorer "
+                            "differs) or paper (what icm label runs by default)")
     bench.add_argument("--report", help="write the final JSON here too")
 
     base = sub.add_parser("baseline", help="run a baseline labeler")
@@ -250,7 +264,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
         fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
         readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
-        context_cap=args.context_cap, anchor=args.anchor, demo_order=args.demo_order,
+        context_cap=args.context_cap, anchor=args.anchor, demo_order=args.demo_order, semantics=args.semantics,
     ).validate()
     backend = _make_backend(args)
     checkpoint = None
@@ -303,10 +317,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     config = ICMConfig(iterations=args.iterations, num_seed=args.num_seed, batch_size=args.batch_size,
                        readout=args.readout, context=args.context, calibrate=args.calibrate,
-                       context_cap=args.context_cap, demo_order=args.demo_order).validate()
+                       context_cap=args.context_cap, demo_order=args.demo_order[0],
+                       semantics=args.semantics).validate()
     backend = _make_backend(args)
     result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
-                   log=lambda line: print(line, flush=True))
+                   log=lambda line: print(line, flush=True), orders=args.demo_order)
     result["backend"] = backend.describe()
     if args.report:
         _atomic_write(args.report, json.dumps(result, indent=2) + "\n")

@@ -88,6 +88,9 @@ class Scorer:
     examples: Sequence[Example]
     readout: str = "verdict"
     reference: bool = False
+    # The official code's floor on each label log-probability (1e-5); on in reference mode and under the
+    # code's semantics.
+    floor: bool | None = None
     cache: ScoreCache | None = None
     context_policy: str = "all"
     # An approximation, off by default: each target sees at most this many demonstrations, always the
@@ -191,7 +194,7 @@ class Scorer:
         if self.readout == "verdict":
             prompts = [self.context(d) + self._verdict[t] for d, t in items]
             lp = self.backend.label_logprobs(prompts, list(self.task.label_words), **options)
-            if self.reference:
+            if self.reference if self.floor is None else self.floor:
                 lp = np.maximum(lp, LOG_FLOOR)
             return lp[:, 0] - lp[:, 1]
         prefixes: list[str] = []

@@ -36,6 +36,7 @@ from .util import rng_state, set_rng_state
 MODES = ("fast", "reference")
 MODE_ALIASES = {"batched": "fast"}
 SCHEDULES = ("paper", "code", "exp")
+SEMANTICS = ("paper", "code")
 INITS = ("random", "zero-shot")
 CHECKPOINT_VERSION = 1
 
@@ -48,7 +49,11 @@ class ICMConfig:
     initial_temperature: float = 10.0
     final_temperature: float = 0.01
     cooling: float = 0.99
-    schedule: str | None = None  # paper | code | exp; None = the mode's own (fast: paper, reference: code)
+    schedule: str | None = None  # paper | code | exp; None = the semantics' own (paper: paper, code: code)
+    # The search's choices: paper (§1.4's recommendations) | code (the official code's: first K seeded, its
+    # ConsistencyFix, its schedule, log-probs floored at 1e-5); None = the mode's own (fast: paper,
+    # reference: code). `fast` with `code` is the official algorithm on the fast scorer.
+    semantics: str | None = None
     num_seed: int = 8
     iterations: int = 3000
     fix_steps: int = 10
@@ -73,6 +78,10 @@ class ICMConfig:
         self.mode = MODE_ALIASES.get(self.mode, self.mode)
         if self.mode not in MODES:
             problems.append(f"mode must be one of {', '.join(MODES)}")
+        if self.semantics is not None and self.semantics not in SEMANTICS:
+            problems.append(f"semantics must be one of {', '.join(SEMANTICS)}")
+        elif self.semantics == "paper" and self.mode == "reference":
+            problems.append("reference mode is the official code's semantics")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
         if not self.alpha > 0:
@@ -109,7 +118,11 @@ class ICMConfig:
 
     @property
     def effective_schedule(self) -> str:
-        return self.schedule or ("code" if self.mode == "reference" else "paper")
+        return self.schedule or self.effective_semantics
+
+    @property
+    def effective_semantics(self) -> str:
+        return self.semantics or ("code" if self.mode == "reference" else "paper")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,7 +237,8 @@ class ICMSearch:
         self.backend = backend
         self.config = (config or ICMConfig()).validate()
         self.on_event = on_event
-        self.reference = self.config.mode == "reference"
+        self.reference = self.config.mode == "reference"  # the official code's cost
+        self.code = self.config.effective_semantics == "code"  # the official code's choices
         self.batches = make_batches(self.examples, self.config.batch_size)
         # A shard of a larger run searches only batches [lo, hi). Batches are independent (each has its
         # own seeded stream), so shards run anywhere and in any order give the labels of one whole run.
@@ -337,7 +351,8 @@ class ICMSearch:
         self.uids = uids
         self.rule = ConsistencyRule([self.examples[u] for u in uids], self.task.consistency)
         self.scorer = Scorer(self.task, self.backend, [self.examples[u] for u in uids],
-                             readout=self.config.readout, reference=self.reference, cache=self.cache,
+                             readout=self.config.readout, reference=self.reference, floor=self.code,
+                             cache=self.cache,
                              context_policy=self.config.context, context_cap=self.config.context_cap,
                              demo_order=self.config.demo_order)
         local = {u: p for p, u in enumerate(uids)}
@@ -426,7 +441,7 @@ class ICMSearch:
     def _init_batch(self) -> None:
         n = len(self.uids)
         k = min(self.config.num_seed, n)
-        positions = list(range(k)) if self.reference else sorted(self.rng.sample(range(n), k))
+        positions = list(range(k)) if self.code else sorted(self.rng.sample(range(n), k))
         values = [True] * (k // 2) + [False] * (k - k // 2)
         self.rng.shuffle(values)
         if self.config.init == "zero-shot" and k:
@@ -442,7 +457,7 @@ class ICMSearch:
             labels[p] = y
         U, scores, conflicts = self._evaluate(labels)
         if conflicts:
-            if self.reference:
+            if self.code:
                 fixed, adopted = self._fix_code(labels, U)
                 if adopted is not None:
                     labels = fixed
@@ -517,7 +532,7 @@ class ICMSearch:
             return
         new = list(labels)
         new[pos] = proposal
-        if self.reference:
+        if self.code:
             # The code repairs with a dummy metric (the first option found is adopted), then re-scores.
             new, _ = self._fix_code(new, -math.inf)
             new_u, new_scores, _ = self._evaluate(new)

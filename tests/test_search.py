@@ -463,3 +463,17 @@ def test_labeled_demo_order_puts_demonstrations_in_the_order_they_were_labeled()
     assert resumed.labels == result.labels and resumed.scores == result.scores
     with pytest.raises(ValueError, match="reference mode"):
         ICMConfig(mode="reference", demo_order="labeled").validate()
+
+
+def test_the_fast_scorer_under_the_codes_semantics_finds_the_references_labels():
+    """Only the scorer differs: the same prompts get the same scores, so the search takes the same path."""
+    examples, _ = make_examples(10, per_group=3)
+    for seed in (0, 1, 2):
+        ref, ref_backend = run(examples, ICMConfig(iterations=60, seed=seed, mode="reference"))
+        fast, fast_backend = run(examples, ICMConfig(iterations=60, seed=seed, semantics="code"))
+        assert fast.labels == ref.labels and fast.accepted == ref.accepted and fast.rejected == ref.rejected
+        assert fast.scores == pytest.approx(ref.scores)
+        assert fast_backend.stats.calls < ref_backend.stats.calls
+        assert fast_backend.stats.prompts < ref_backend.stats.prompts  # scores cached by prompt content
+    with pytest.raises(ValueError, match="semantics"):
+        ICMConfig(mode="reference", semantics="paper").validate()
