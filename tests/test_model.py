@@ -218,7 +218,8 @@ def test_prompts_that_extend_earlier_ones_compute_only_their_new_tokens(float32_
 def test_bench_prints_both_modes_and_the_ratios():
     proc = subprocess.run(
         [sys.executable, "-m", "icm_engine.cli", "bench", str(SANITY / "claims_dev.jsonl"), "--task", "claims",
-         "--consistency", "key:answer", "--limit", "6", "--iterations", "3", "--num-seed", "2"],
+         "--consistency", "key:answer", "--limit", "6", "--iterations", "3", "--num-seed", "2",
+         "--demo-order", "position,labeled"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -228,3 +229,6 @@ def test_bench_prints_both_modes_and_the_ratios():
     for key in ("token_ratio", "time_ratio", "acc_reference", "acc_fast", "peak_tokens_per_s"):
         assert key in final
     assert final["token_ratio"] > 0 and final["peak_tokens_per_s"] > 0
+    # Both orders ran against the one reference run, under the reference's own search choices.
+    assert set(final["by_order"]) == {"position", "labeled"} and final["semantics"] == "code"
+    assert sum(" fast labeled " in line for line in lines) == 1
