@@ -3,7 +3,7 @@ from django import forms
 from icm_engine.anchor import ANCHORS
 from icm_engine.backends import BACKENDS
 from icm_engine.scoring import CONTEXTS, DEMO_ORDERS, READOUTS
-from icm_engine.search import INITS, MODES, SCHEDULES, ICMConfig
+from icm_engine.search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
 
 from .models import RunMethod
 
@@ -36,6 +36,10 @@ class RunForm(forms.Form):
     fix_steps = forms.IntegerField(min_value=0, initial=D.fix_steps)
     boost = forms.FloatField(initial=D.boost)
     mode = forms.ChoiceField(choices=[(m, m) for m in MODES], initial=D.mode)
+    semantics = forms.ChoiceField(
+        choices=[("", "the mode's own")] + [(s, s) for s in SEMANTICS], required=False,
+        help_text="The search's choices: paper (fast's own) or code (the official code's: the first K seeded, its "
+                  "repair and schedule). Fast with code is the official algorithm on the fast scorer.")
     init = forms.ChoiceField(choices=[(i, i) for i in INITS], initial=D.init)
     demo_order = forms.ChoiceField(
         choices=[(o, o) for o in DEMO_ORDERS], initial=D.demo_order, required=False, label="Demonstration order",
@@ -59,7 +63,7 @@ class RunForm(forms.Form):
 
     ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
-                  "init", "anchor", "demo_order", "context_cap")
+                  "semantics", "init", "anchor", "demo_order", "context_cap")
     BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
 
     def hyperparameters(self, method: str) -> dict:
@@ -67,6 +71,7 @@ class RunForm(forms.Form):
         if method == RunMethod.ICM:
             params = {k: d[k] for k in self.ICM_FIELDS}
             params["schedule"] = params["schedule"] or None
+            params["semantics"] = params["semantics"] or None
             params["anchor"] = params["anchor"] or D.anchor
             params["demo_order"] = params["demo_order"] or D.demo_order
             return params
