@@ -105,23 +105,28 @@ def test_no_gold_reaches_prompts_keys_or_init(tmp_path):
     assert runs[0][1:] == runs[1][1:]
 
 
+def _stopped_and_resumed(examples, cfg, stop_at: int):
+    """A run stopped after `stop_at` stop checks, and the run resumed from its checkpoint (as plain data)."""
+    count = [0]
+
+    def stop():
+        count[0] += 1
+        return count[0] > stop_at
+
+    search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+    partial = search.run(should_stop=stop)
+    checkpoint = json.loads(json.dumps(search.checkpoint()))
+    return partial, ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
+
+
 def test_resume_equals_uninterrupted():
     examples, _ = make_examples(12)
     cfg = ICMConfig(iterations=60, seed=5, batch_size=12)
     events: list = []
     full, _ = run(examples, cfg, on_event=events.append)
     for stop_at in (1, 17, 60, 75):
-        count = [0]
-
-        def stop(count=count, stop_at=stop_at):
-            count[0] += 1
-            return count[0] > stop_at
-
-        search = ICMSearch(examples, TASK, FakeBackend(), cfg)
-        partial = search.run(should_stop=stop)
+        partial, resumed = _stopped_and_resumed(examples, cfg, stop_at)
         assert not partial.complete
-        checkpoint = json.loads(json.dumps(search.checkpoint()))  # plain data
-        resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
         assert resumed.complete
         assert resumed.labels == full.labels and resumed.scores == full.scores
         assert resumed.accepted == full.accepted and resumed.rejected == full.rejected
@@ -404,16 +409,7 @@ def test_an_anchored_run_ends_the_right_way_round_and_resumes_exactly():
     full, _ = run(examples, cfg)
     assert _accuracy(full.labels, gold) >= 0.9
     for stop_at in (0, 1, 30, 60):
-        count = [0]
-
-        def stop(count=count, stop_at=stop_at):
-            count[0] += 1
-            return count[0] > stop_at
-
-        search = ICMSearch(examples, TASK, FakeBackend(), cfg)
-        search.run(should_stop=stop)
-        checkpoint = json.loads(json.dumps(search.checkpoint()))
-        resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
+        _, resumed = _stopped_and_resumed(examples, cfg, stop_at)
         assert resumed.labels == full.labels and resumed.scores == full.scores
         assert resumed.flipped_batches == full.flipped_batches
 
@@ -456,10 +452,7 @@ def test_labeled_demo_order_puts_demonstrations_in_the_order_they_were_labeled()
         assert uids[: len(known)] == known
         shown += len(uids) > 2
     assert shown > 10
-    resumed_at = ICMSearch(examples, TASK, FakeBackend(), cfg)
-    resumed_at.run(should_stop=lambda: resumed_at.iteration >= 15)
-    resumed = ICMSearch(examples, TASK, FakeBackend(), cfg,
-                        checkpoint=json.loads(json.dumps(resumed_at.checkpoint()))).run()
+    _, resumed = _stopped_and_resumed(examples, cfg, 15)
     assert resumed.labels == result.labels and resumed.scores == result.scores
     with pytest.raises(ValueError, match="reference mode"):
         ICMConfig(mode="reference", demo_order="labeled").validate()
