@@ -150,6 +150,12 @@ def test_a_run_whose_readout_or_anchor_lacks_a_field_is_refused(owner, owner_api
         assert f"field '{field}'" in message and "'e0' (row 1)" in message
     resp = _post_run(owner_api, ds, method="likelihood")
     assert resp.status_code == 400 and "the likelihood anchor needs the field 'question'" in resp.content.decode()
+    # Present but empty counts as lacking it.
+    rows = [r | {"question": "" if i == 3 else "Which item?"} for i, r in enumerate(fake_rows())]
+    ds = create_dataset(owner=owner, filename="q.jsonl", data=jsonl(rows), task="claims", name="Q",
+                        template=TEMPLATE, consistency="none")
+    resp = _post_run(owner_api, ds, method="likelihood")
+    assert resp.status_code == 400 and "'e3' (row 4)" in resp.content.decode(), resp.content
     assert not Run.objects.exists()
 
 

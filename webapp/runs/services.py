@@ -12,6 +12,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from icm_engine.baselines import METHODS as BASELINE_METHODS
@@ -39,7 +41,10 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
     needed = [f for f in task.required_fields(config.get("readout", "verdict"), anchor) if f != task.key_field]
     examples = Example.objects.filter(dataset=dataset)
     for name in needed:
-        lacking = examples.filter(~Q(fields__has_key=name) | Q(**{f"fields__{name}": ""})).order_by("position")
+        # The key as a parameter, never as lookup syntax: a template field may be named like "a__contains".
+        # Empty by its length: SQLite's JSON comparison with "" fails ("malformed JSON").
+        lacking = examples.annotate(value=KeyTextTransform(name, "fields")).annotate(size=Length("value")).filter(
+            Q(value__isnull=True) | Q(size=0)).order_by("position")
         first = lacking.values_list("position", "external_id").first()
         if first is not None:
             what = "the likelihood anchor" if anchor and name not in task.required_fields(
