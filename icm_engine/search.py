@@ -5,11 +5,14 @@ Two modes:
   ../shared/icm-algorithm.md §1.4 (random K seeds, T = T0 / (1 + beta * ln n), every consistent
   option of a conflicting pair, strict improvement, best over a scan, stop when a scan finds none);
   all prompts of one U evaluation go to the backend in one call, scores are cached by content, a
-  proposal that changes nothing is not scored, and the backend computes each shared prompt prefix
-  once (the transformers backend's KV-cache chain; prefix caching in vLLM servers).
+  proposal that changes nothing is not scored, and the backend resumes each prompt from the longest
+  prefix it computed before (the transformers backend's prefix store; prefix caching in vLLM).
 - `reference`: the official code's semantics and cost (first K positions seeded, the code's
   temperature schedule by accepted flips, two repair options per pair type, first pair with U >= best,
   a dummy metric after a proposal, a full re-score after every fix, every prompt its own call).
+
+`semantics` chooses the search's choices apart from the cost: `fast` with `semantics="code"` is the
+official algorithm on the fast scorer (what `icm bench` compares with `reference` by default).
 
 The search never sees gold labels: it takes `Example`s, which do not carry them.
 """

@@ -119,12 +119,11 @@ class TransformersBackend:
 
     Two ways to run a call's prompts, with the same results up to float rounding:
 
-    - `share_prefixes=True` (the default; ICM's `fast` mode): prompts are visited in token order, so
-      each one shares the longest possible prefix with the one before; the KV cache of that shared
-      prefix is kept (cropped back to it) and only the rest of the prompt is computed. The cache
-      also survives between calls, so a call whose first prompt continues the last one's prefix
-      starts from it. ICM's leave-one-out prompts share long prefixes (demonstrations in a fixed
-      order; under `--context other-groups`, whole contexts), so this computes far fewer tokens.
+    - `share_prefixes=True` (the default; ICM's `fast` mode): every prompt resumes from the longest
+      prefix in the prefix store (prefix_store.py: KV states of earlier prompts, this call's and
+      earlier calls', bounded by ICM_PREFIX_CACHE_GB) and only the rest is computed, many prompts in
+      one batch. ICM's leave-one-out prompts share long prefixes within an evaluation and across
+      evaluations (demonstrations in a fixed order; under `--context other-groups`, whole contexts).
     - `share_prefixes=False` (the `reference` mode's cost): prompts sorted by length run in
       right-padded micro-batches, every token computed.
 
@@ -170,7 +169,7 @@ class TransformersBackend:
         self._label_ids: dict[str, int] = {}
         self.share_prefixes = share_prefixes
         # Continuation readouts read every token of the claim through the 262k-word vocabulary head, which
-        # dominates their cost; there the chain's many small forward passes measured slower than padded
+        # dominates their cost; there sharing (measured with a single KV chain) was slower than padded
         # batches (docs/engine.md), so they share prefixes only when asked.
         self.share_continuations = share_continuations
         # transformers 5.x renamed the forward's `past_key_values` argument to `cache`.
