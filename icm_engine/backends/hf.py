@@ -235,21 +235,28 @@ class TransformersBackend:
         return out.last_hidden_state
 
     # -- shared prefixes ---------------------------------------------------------------------------
-    def _cache_for(self, path: Sequence[Node]):
-        """A fresh KV cache holding the path's prefix."""
+    def _prefix_cache(self, paths: Sequence[Sequence[Node]], starts: Sequence[int]):
+        """A fresh KV cache holding each row's stored prefix (its path, `starts[r]` tokens), left-padded to
+        the longest. Plain (non-sliding) layers: the model's own masks still apply each layer's sliding
+        window. Filled a layer at a time, so at most one layer exists twice (ours and the cache's copy)."""
         from transformers import DynamicCache
 
-        torch = self._torch
-        if not path:
-            return DynamicCache()
-        # Plain (non-sliding) layers: the model's own masks still apply each layer's sliding window. Filled
-        # a layer at a time, so at most one layer exists twice (ours and the cache's copy).
         cache = DynamicCache()
-        for li in range(len(path[0].kv)):
-            keys = [n.kv[li][0] for n in path]
-            values = [n.kv[li][1] for n in path]
-            cache.update(torch.cat(keys, dim=-2) if len(keys) > 1 else keys[0],
-                         torch.cat(values, dim=-2) if len(values) > 1 else values[0], li)
+        past = max(starts)
+        if not past:
+            return cache
+        template = next(n.kv for p in paths for n in p)
+        for li, (k0, v0) in enumerate(template):
+            keys = k0.new_zeros((len(paths), k0.shape[1], past, k0.shape[3]))
+            values = v0.new_zeros((len(paths), v0.shape[1], past, v0.shape[3]))
+            for r, (path, st) in enumerate(zip(paths, starts, strict=True)):
+                at = past - st
+                for node in path:
+                    n = node.kv[li][0].shape[2]
+                    keys[r, :, at:at + n] = node.kv[li][0][0]
+                    values[r, :, at:at + n] = node.kv[li][1][0]
+                    at += n
+            cache.update(keys, values, li)
         return cache
 
     def _repeated(self, cache, rows: int):
@@ -279,8 +286,6 @@ class TransformersBackend:
         Returns the hidden states [rows, width], the cache, and the padded prefix length `past` (row r's
         position p is at cache index p + past - starts[r]).
         """
-        from transformers import DynamicCache
-
         torch = self._torch
         rows = len(seqs)
         past = max(starts)
@@ -293,20 +298,7 @@ class TransformersBackend:
             ids[r, : len(tail)] = torch.tensor(tail, dtype=torch.long)
             mask[r, past - st: past + len(tail)] = 1
             positions[r] = torch.arange(st, st + width)
-        cache = DynamicCache()
-        if past:
-            template = next(n.kv for p in paths for n in p)
-            for li, (k0, v0) in enumerate(template):  # a layer at a time: see _cache_for
-                keys = k0.new_zeros((rows, k0.shape[1], past, k0.shape[3]))
-                values = v0.new_zeros((rows, v0.shape[1], past, v0.shape[3]))
-                for r, (path, st) in enumerate(zip(paths, starts, strict=True)):
-                    at = past - st
-                    for node in path:
-                        n = node.kv[li][0].shape[2]
-                        keys[r, :, at:at + n] = node.kv[li][0][0]
-                        values[r, :, at:at + n] = node.kv[li][1][0]
-                        at += n
-                cache.update(keys, values, li)
+        cache = self._prefix_cache(paths, starts)
         hidden = self._body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                             **{self._cache_arg: cache}).last_hidden_state
         return hidden, cache, past
@@ -344,7 +336,7 @@ class TransformersBackend:
             """A cache holding seq[:length], computing (and storing) what the store lacks."""
             nonlocal computed
             path, have = store.match(seq, length)
-            cache = self._cache_for(path)
+            cache = self._prefix_cache([path], [have])
             if have < length:
                 self._forward(torch.tensor([seq[have:length]], dtype=torch.long), have, cache)
                 computed += length - have

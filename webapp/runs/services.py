@@ -38,7 +38,9 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
     prompt is refused, naming the first example without the field."""
     task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
     anchor = method == RunMethod.LIKELIHOOD or config.get("anchor", "none") != "none"
-    needed = [f for f in task.required_fields(config.get("readout", "verdict"), anchor) if f != task.key_field]
+    readout = config.get("readout", "verdict")
+    for_readout = task.required_fields(readout)
+    needed = [f for f in task.required_fields(readout, anchor) if f != task.key_field]
     examples = Example.objects.filter(dataset=dataset)
     for name in needed:
         # The key as a parameter, never as lookup syntax: a template field may be named like "a__contains".
@@ -47,8 +49,7 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
             Q(value__isnull=True) | Q(size=0)).order_by("position")
         first = lacking.values_list("position", "external_id").first()
         if first is not None:
-            what = "the likelihood anchor" if anchor and name not in task.required_fields(
-                config.get("readout", "verdict")) else f"the {config.get('readout', 'verdict')} readout"
+            what = f"the {readout} readout" if name in for_readout else "the likelihood anchor"
             raise ValidationError({"hyperparameters": f"{what} needs the field {name!r}, which example "
                                                       f"{first[1]!r} (row {first[0] + 1}) does not have"})
 
