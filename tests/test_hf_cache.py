@@ -1,0 +1,79 @@
+"""The transformers backend's KV reuse is exact where layers attend through a sliding window.
+
+A tiny random Gemma 3 (window 16, three sliding layers and one full one) makes every prompt far longer
+than the window, so the window-only caches of the sliding layers are exercised on every path: rows
+resumed from stored prefixes of different lengths in one batch, siblings over a shared prefix, a prefix
+split inside a stored segment, and prompts that extend earlier ones. Scores must equal those of the same
+prompts computed whole (float32).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from icm_engine.backends.hf import TransformersBackend, resolve_model_dir
+
+pytestmark = pytest.mark.model  # borrows the packaged model's tokenizer
+
+WINDOW = 16
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> TransformersBackend:
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    folder = tmp_path_factory.mktemp("tiny-gemma3")
+    source = resolve_model_dir("gemma3-270m")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(source / name, folder / name)
+    config = Gemma3TextConfig(
+        vocab_size=262144, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, sliding_window=WINDOW, max_position_embeddings=4096,
+        layer_types=["sliding_attention"] * 3 + ["full_attention"], initializer_range=0.5,
+    )
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(folder)
+    backend = TransformersBackend(model=str(folder), dtype="float32")
+    assert backend._sliding == [True, True, True, False] and backend._window == WINDOW
+    return backend
+
+
+def _scores(backend: TransformersBackend, calls: list[list[list[int]]], share: bool) -> list[np.ndarray]:
+    backend.reset_prefix_cache()
+    ids = [5, 17, 230, 4021]
+    return [backend.score_token_seqs(seqs, ids, share_prefixes=share) for seqs in calls]
+
+
+def test_window_only_caches_give_the_scores_of_whole_prompts(tiny):
+    rng = np.random.default_rng(0)
+
+    def tokens(n: int) -> list[int]:
+        return [int(t) for t in rng.integers(300, 20000, size=n)]
+
+    base, a, b, c = tokens(70), tokens(5), tokens(23), tokens(40)
+    calls = [
+        # Siblings off a 70-token prefix, one row branching at 30, one alone.
+        [[2, *base, *a], [2, *base, *b], [2, *base[:30], *c], [2, *tokens(50)]],
+        # Extensions of stored prompts (rows resume from different lengths in one batch), a split inside a
+        # stored segment (45 < 70), and a row sharing nothing.
+        [[2, *base, *a, *tokens(9)], [2, *base, *b, *tokens(31)], [2, *base[:45], *tokens(12)],
+         [2, *base[:30], *c, *tokens(3)], [2, *tokens(20)]],
+        # The same prompts again (whole prompts stored) plus longer extensions still.
+        [[2, *base, *a, *tokens(60)], [2, *base, *b], [2, *base[:45], *tokens(80)]],
+    ]
+    whole = _scores(tiny, calls, share=False)
+    before = tiny.stats.copy()
+    shared = _scores(tiny, calls, share=True)
+    saved = tiny.stats.minus(before)
+    assert saved.computed_tokens < 0.6 * saved.prompt_tokens  # most of it came from the store
+    for got, want in zip(shared, whole, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    # The scores depend on context beyond the window (the full layer reads it), so a cache that lost or
+    # misplaced positions would show: the same final 16 tokens after another beginning score differently.
+    tail = [*base, *a][-WINDOW:]
+    other = tiny.score_token_seqs([[2, *tokens(60), *tail]], [5, 17, 230, 4021], share_prefixes=False)
+    assert np.abs(other[0] - whole[0][0]).max() > 1e-3
