@@ -103,60 +103,78 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
 
 
 def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
-          base: ICMConfig, seeds: Sequence[int], log=print, orders: Sequence[str] | None = None) -> dict[str, Any]:
+          base: ICMConfig, seeds: Sequence[int], log=print, orders: Sequence[str] | None = None,
+          modes: Sequence[str] = ("reference", "fast")) -> dict[str, Any]:
     """`orders`: the demonstration orders to run `fast` with, each against the same reference run; the
-    summary's top-level figures are the first order's, `by_order` has them all."""
+    summary's top-level figures are the first order's, `by_order` has them all. `modes` may leave out
+    either mode (the ratios are then None)."""
     orders = list(orders or [base.demo_order])
     peak = peak_throughput(backend, task, examples)
     log(f"backend peak throughput: {peak:.0f} tokens/s on independent prompts")
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        runs: list[tuple[str, dict[str, Any]]] = [
+        runs: list[tuple[str, dict[str, Any]]] = []
+        if "reference" in modes:
             # The official code's semantics: every demonstration, always, in position order.
-            ("reference", {"mode": "reference", "context_cap": None, "demo_order": "position", "semantics": None}),
-            *((f"fast {order}", {"mode": "fast", "demo_order": order}) for order in orders),
-        ]
+            runs.append(("reference", {"mode": "reference", "context_cap": None, "demo_order": "position",
+                                       "semantics": None}))
+        if "fast" in modes:
+            runs.extend((f"fast {order}", {"mode": "fast", "demo_order": order}) for order in orders)
         for name, overrides in runs:
             cfg = ICMConfig(**{**base.as_dict(), **overrides, "seed": seed}).validate()
             row = run_mode(backend, task, examples, gold, cfg)
             row["variant"] = name
             row["demo_order"] = cfg.demo_order
             row["semantics"] = cfg.effective_semantics
+            row["peak_tokens_per_s"] = round(peak, 1)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
             rows.append(row)
             log(f"seed {seed} {name:14s} accuracy {row['accuracy']} calls {row['model_calls']} "
                 f"prompt tokens {row['prompt_tokens']} computed {row['computed_tokens']} wall {row['wall_s']} s "
                 f"peak RSS {row['peak_rss_mb']} MB sustained {row['tokens_per_s']:.0f} tok/s "
                 f"({100 * (row['share_of_peak'] or 0):.0f}% of peak)")
+    return {
+        **summarize(rows, orders),
+        "semantics": base.effective_semantics, "n": len(examples), "iterations": base.iterations,
+        "context_cap": base.context_cap, "threads": os.environ.get("ICM_THREADS") or os.cpu_count(),
+        "runs": rows,
+    }
 
-    def mean(variant: str, key: str) -> float:
-        values = [r[key] for r in rows if r["variant"] == variant and r[key] is not None]
-        return statistics.fmean(values) if values else float("nan")
+
+def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str, Any]:
+    """Means over seeds of what each mode cost, and the ratios; rows may come from several bench runs
+    (each row's share of peak is against the peak measured in its own run)."""
+
+    def mean(variant: str, key: str) -> float | None:
+        values = [r[key] for r in rows if r["variant"] == variant and r.get(key) is not None]
+        return statistics.fmean(values) if values else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a and b else None
 
     ref_tokens, ref_wall = mean("reference", "computed_tokens"), mean("reference", "wall_s")
 
     def figures(order: str) -> dict[str, Any]:
-        fast_tokens, fast_wall = mean(f"fast {order}", "computed_tokens"), mean(f"fast {order}", "wall_s")
+        variant = f"fast {order}"
         return {
-            "token_ratio": round(ref_tokens / fast_tokens, 3) if fast_tokens else None,
-            "time_ratio": round(ref_wall / fast_wall, 3) if fast_wall else None,
-            "acc_fast": mean(f"fast {order}", "accuracy"),
-            "fast_share_of_peak": mean(f"fast {order}", "share_of_peak"),
-            "fast_peak_rss_mb": max(r["peak_rss_mb"] for r in rows if r["variant"] == f"fast {order}"),
+            "token_ratio": ratio(ref_tokens, mean(variant, "computed_tokens")),
+            "time_ratio": ratio(ref_wall, mean(variant, "wall_s")),
+            "acc_fast": mean(variant, "accuracy"),
+            "fast_share_of_peak": mean(variant, "share_of_peak"),
+            "fast_peak_rss_mb": max((r["peak_rss_mb"] for r in rows if r["variant"] == variant), default=None),
         }
 
     by_order = {order: figures(order) for order in orders}
     first = by_order[orders[0]]
+    peaks = [r["peak_tokens_per_s"] for r in rows if r.get("peak_tokens_per_s")]
     return {
         "token_ratio": first["token_ratio"],
         "time_ratio": first["time_ratio"],
         "acc_reference": mean("reference", "accuracy"),
         "acc_fast": first["acc_fast"],
-        "peak_tokens_per_s": round(peak, 1),
+        "peak_tokens_per_s": round(statistics.fmean(peaks), 1) if peaks else None,
         "fast_share_of_peak": first["fast_share_of_peak"],
         "reference_share_of_peak": mean("reference", "share_of_peak"),
-        "demo_order": orders[0], "semantics": base.effective_semantics, "by_order": by_order,
-        "n": len(examples), "iterations": base.iterations, "seeds": list(seeds), "context_cap": base.context_cap,
-        "threads": os.environ.get("ICM_THREADS") or os.cpu_count(),
-        "runs": rows,
+        "demo_order": orders[0], "by_order": by_order,
+        "seeds": sorted({r["seed"] for r in rows}),
     }

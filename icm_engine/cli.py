@@ -99,6 +99,13 @@ def _orders(text: str) -> list[str]:
     return orders
 
 
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes or any(m not in ("reference", "fast") for m in modes):
+        raise argparse.ArgumentTypeError("modes are reference, fast (comma-separated)")
+    return modes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icm", description="Internal Coherence Maximization: label data "
                                      "with a pretrained language model and no human labels.")
@@ -155,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--semantics", choices=SEMANTICS, default="code",
                        help="fast mode's search choices: code (default: the reference's own, so only the scorer "
                             "differs) or paper (what icm label runs by default)")
+    bench.add_argument("--modes", default="reference,fast", type=_modes,
+                       help="which modes to run, comma-separated (default both; one alone: no ratios)")
     bench.add_argument("--report", help="write the final JSON here too")
+
+    summary = sub.add_parser("bench-summary", help="combine icm bench reports (e.g. one seed each) into one summary")
+    summary.add_argument("reports", nargs="+", help="JSON files written by icm bench --report")
 
     base = sub.add_parser("baseline", help="run a baseline labeler")
     base.add_argument("input")
@@ -321,12 +333,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        semantics=args.semantics).validate()
     backend = _make_backend(args)
     result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
-                   log=lambda line: print(line, flush=True), orders=args.demo_order)
+                   log=lambda line: print(line, flush=True), orders=args.demo_order, modes=args.modes)
     result["backend"] = backend.describe()
     if args.report:
         _atomic_write(args.report, json.dumps(result, indent=2) + "\n")
     summary = {k: v for k, v in result.items() if k != "runs"}
     print(json.dumps(summary))
+    return 0
+
+
+def cmd_bench_summary(args: argparse.Namespace) -> int:
+    from .bench import summarize
+    from .examples import Problem
+
+    rows: list[dict] = []
+    orders: list[str] = []
+    settings: set[tuple] = set()
+    for name in args.reports:
+        try:
+            report = json.loads(Path(name).read_text())
+            rows.extend(report["runs"])
+            settings.add((report["n"], report["iterations"], report.get("semantics"), report.get("context_cap")))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError([Problem(Path(name).name, None, None, f"not an icm bench report ({exc})")]) from exc
+        orders += [o for o in report.get("by_order") or [report.get("demo_order")] if o and o not in orders]
+    if len(settings) > 1:
+        raise DataError([Problem(", ".join(Path(n).name for n in args.reports), None, None,
+                                 f"the reports ran different settings (n, iterations, semantics, cap): "
+                                 f"{sorted(settings, key=str)}")])
+    for row in rows:
+        print(f"seed {row['seed']} {row['variant']:14s} accuracy {row['accuracy']} computed {row['computed_tokens']} "
+              f"wall {row['wall_s']} s peak RSS {row['peak_rss_mb']} MB "
+              f"({100 * (row.get('share_of_peak') or 0):.0f}% of peak)")
+    n, iterations, semantics, cap = settings.pop()
+    print(json.dumps({**summarize(rows, orders), "semantics": semantics, "n": n, "iterations": iterations,
+                      "context_cap": cap, "reports": list(args.reports)}))
     return 0
 
 
@@ -402,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .backends.base import BackendError
 
     args = build_parser().parse_args(argv)
-    handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "bench": cmd_bench}
+    handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "bench": cmd_bench,
+                "bench-summary": cmd_bench_summary}
     try:
         return handlers[args.command](args)
     except DataError as exc:

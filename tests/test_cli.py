@@ -157,3 +157,32 @@ def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, sma
     assert backends[-1].stats.calls == 0  # nothing searched again
     reference_calls = backends[0].stats.calls
     assert json.loads(report.read_text())["model_calls"] == reference_calls and not checkpoint.exists()
+
+
+def _bench_report(seed: int, ref: tuple[int, float, float], fast: tuple[int, float, float], n: int = 64) -> dict:
+    def row(variant: str, computed: int, wall: float, acc: float) -> dict:
+        return {"variant": variant, "seed": seed, "computed_tokens": computed, "wall_s": wall, "accuracy": acc,
+                "share_of_peak": 0.5, "peak_tokens_per_s": 300.0, "peak_rss_mb": 1000.0 + seed}
+    return {"n": n, "iterations": 64, "semantics": "code", "context_cap": None, "by_order": {"labeled": {}},
+            "runs": [row("reference", *ref), row("fast labeled", *fast)]}
+
+
+def test_bench_summary_combines_reports_of_separate_runs(tmp_path: Path, capsys):
+    """A bench seed can take an hour on 2 cores: seeds run apart combine into the means of one run."""
+    files = []
+    for seed, ref, fast in ((0, (1000, 100.0, 0.5), (100, 10.0, 0.6)), (1, (3000, 300.0, 0.7), (100, 30.0, 0.4))):
+        files.append(tmp_path / f"s{seed}.json")
+        files[-1].write_text(json.dumps(_bench_report(seed, ref, fast)))
+    assert main(["bench-summary", *map(str, files)]) == 0
+    final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert final["token_ratio"] == 20.0 and final["time_ratio"] == 10.0  # ratios of the means
+    assert final["acc_reference"] == pytest.approx(0.6) and final["acc_fast"] == pytest.approx(0.5)
+    assert final["seeds"] == [0, 1] and final["by_order"]["labeled"]["fast_peak_rss_mb"] == 1001.0
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(_bench_report(2, (1, 1.0, 0.5), (1, 1.0, 0.5), n=32)))
+    assert main(["bench-summary", str(files[0]), str(other)]) == 2
+    assert "ran different settings" in capsys.readouterr().err
+    (tmp_path / "junk.json").write_text("[]")
+    assert main(["bench-summary", str(tmp_path / "junk.json")]) == 2
+    assert "junk.json: not an icm bench report" in capsys.readouterr().err
