@@ -215,11 +215,12 @@ def test_prompts_that_extend_earlier_ones_compute_only_their_new_tokens(float32_
     assert prompt.index("Claim: " + data.examples[4].fields["choice"]) < prompt.index(data.examples[0].fields["choice"])
 
 
-def test_bench_prints_both_modes_and_the_ratios():
+def test_bench_prints_both_modes_and_the_ratios(tmp_path):
+    report = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "icm_engine.cli", "bench", str(SANITY / "claims_dev.jsonl"), "--task", "claims",
          "--consistency", "key:answer", "--limit", "6", "--iterations", "3", "--num-seed", "2",
-         "--demo-order", "position,labeled"],
+         "--demo-order", "position,labeled", "--report", str(report)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -232,3 +233,10 @@ def test_bench_prints_both_modes_and_the_ratios():
     # Both orders ran against the one reference run, under the reference's own search choices.
     assert set(final["by_order"]) == {"position", "labeled"} and final["semantics"] == "code"
     assert sum(" fast labeled " in line for line in lines) == 1
+    # Its report, summarized again (as seeds benched apart are), gives the same figures.
+    again = subprocess.run([sys.executable, "-m", "icm_engine.cli", "bench-summary", str(report)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    combined = json.loads(again.stdout.strip().splitlines()[-1])
+    for key in ("token_ratio", "time_ratio", "acc_reference", "acc_fast", "by_order", "seeds"):
+        assert combined[key] == final[key]
