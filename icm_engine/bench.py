@@ -21,18 +21,7 @@ from .examples import Example
 from .metrics import label_metrics
 from .search import ICMConfig, ICMSearch
 from .tasks import Task
-
-
-def _rss_bytes() -> int:
-    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+from .util import rss_bytes
 
 
 class PeakMemory:
@@ -44,19 +33,19 @@ class PeakMemory:
         self._stop = threading.Event()
 
     def __enter__(self) -> PeakMemory:
-        self.peak = _rss_bytes()
+        self.peak = rss_bytes()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, _rss_bytes())
+            self.peak = max(self.peak, rss_bytes())
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
+        self.peak = max(self.peak, rss_bytes())
 
 
 def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], min_tokens: int = 6000) -> float:

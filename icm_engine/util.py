@@ -1,4 +1,4 @@
-"""Small shared helpers: cache folder, file lock, JSON-safe RNG state."""
+"""Small shared helpers: cache folder, file lock, JSON-safe RNG state, resident memory."""
 
 from __future__ import annotations
 
@@ -38,3 +38,12 @@ def rng_state(rng: random.Random) -> list[Any]:
 
 def set_rng_state(rng: random.Random, state: list[Any]) -> None:
     rng.setstate((state[0], tuple(state[1]), state[2]))
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

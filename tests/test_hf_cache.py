@@ -77,3 +77,17 @@ def test_window_only_caches_give_the_scores_of_whole_prompts(tiny):
     tail = [*base, *a][-WINDOW:]
     other = tiny.score_token_seqs([[2, *tokens(60), *tail]], [5, 17, 230, 4021], share_prefixes=False)
     assert np.abs(other[0] - whole[0][0]).max() > 1e-3
+
+
+def test_the_store_shrinks_to_the_memory_target_and_scores_stay_exact(tiny, monkeypatch):
+    """Under a memory target the process already exceeds, the store keeps only its 64 MB floor: prompts
+    recompute more, scores do not change."""
+    rng = np.random.default_rng(1)
+    seqs = [[2, *[int(t) for t in rng.integers(300, 20000, size=40)]] for _ in range(3)]
+    calls = [seqs, [[*s, *[int(t) for t in rng.integers(300, 20000, size=30)]] for s in seqs]]
+    whole = _scores(tiny, calls, share=False)
+    monkeypatch.setattr(tiny, "_memory_target", 0)
+    shared = _scores(tiny, calls, share=True)
+    assert tiny._store.capacity == 2**26
+    for got, want in zip(shared, whole, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4)

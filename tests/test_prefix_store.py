@@ -50,3 +50,17 @@ def test_least_recently_used_leaves_go_first_and_the_budget_holds():
     root = big.insert(None, [5, 5], kv_for([5, 5]))
     big.insert(root, [6, 6], kv_for([6, 6]))
     assert big.match([5, 5, 6, 6])[1] == 4
+
+
+def test_resizing_drops_least_recently_used_leaves_at_once():
+    one = sum(k.numel() * 4 + v.numel() * 4 for k, v in kv_for([0, 0]))
+    store = PrefixStore(10 * one)
+    a = store.insert(None, [1, 1], kv_for([1, 1]))
+    store.insert(a, [2, 2], kv_for([2, 2]))
+    store.insert(a, [3, 3], kv_for([3, 3]))
+    store.match([1, 1, 3, 3])  # [3, 3] used more recently than [2, 2]
+    store.resize(2 * one)
+    assert store.bytes <= 2 * one and store.capacity == 2 * one
+    assert store.match([1, 1, 2, 2])[1] == 2 and store.match([1, 1, 3, 3])[1] == 4
+    store.resize(0)
+    assert store.bytes == 0 and store.match([1, 1])[1] == 0

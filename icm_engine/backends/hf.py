@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..util import cache_dir, file_lock
+from ..util import cache_dir, file_lock, rss_bytes
 from .base import BackendError, BackendStats
 from .prefix_store import Node, PrefixStore
 
@@ -201,7 +201,12 @@ class TransformersBackend:
         # KV states of earlier prompts' prefixes, kept between calls (ICM_PREFIX_CACHE_GB, default 1.75). A
         # smaller store costs recomputation: 64 TruthfulQA claims in float32 computed 2.7x the tokens with 1.25.
         gb = float(os.environ.get("ICM_PREFIX_CACHE_GB", "1.75")) if prefix_cache_gb is None else prefix_cache_gb
-        self._store = PrefixStore(int(gb * 2**30))
+        self._store_capacity = int(gb * 2**30)
+        self._store = PrefixStore(self._store_capacity)
+        # The process's resident memory the store may fill up to (ICM_MEMORY_GB, default 3.5: a call's
+        # working memory comes on top, and the issue's bound is 4 GB).
+        self._memory_target = int(float(os.environ.get("ICM_MEMORY_GB", "3.5")) * 2**30)
+        self._warned_memory = False
         self._sliding = self._sliding_layers()
 
     def describe(self) -> dict[str, Any]:
@@ -399,6 +404,7 @@ class TransformersBackend:
         context) run as one batch over that prefix.
         """
         torch = self._torch
+        self._fit_store()
         store = self._store
         out: list = [None] * len(seqs)
         computed = 0
@@ -490,8 +496,23 @@ class TransformersBackend:
     def reset_prefix_cache(self) -> None:
         self._store.clear()
 
+    def _fit_store(self) -> None:
+        """Before a call: the store gets what the memory target leaves beside everything else resident
+        (the weights, the runtime, what the heap still holds), up to its own budget. In float32 the rest
+        is about 2 GB, so the store gets about 1.5 GB there and its full budget in bfloat16."""
+        release_freed_memory()
+        rss = rss_bytes()
+        if not rss:
+            return
+        room = self._memory_target - (rss - self._store.bytes)
+        if room < 2**26 and not self._warned_memory:
+            log.warning("the prefix store has almost no room under ICM_MEMORY_GB=%.1f (%.1f GB resident besides "
+                        "it): prompts are recomputed; raise ICM_MEMORY_GB", self._memory_target / 2**30,
+                        (rss - self._store.bytes) / 2**30)
+            self._warned_memory = True
+        self._store.resize(min(self._store_capacity, max(2**26, room)))
+
     def _count(self, seqs: Sequence[list[int]], computed: int) -> None:
-        release_freed_memory()  # once per call: cheap next to the forward passes
         self.stats.calls += 1
         self.stats.prompts += len(seqs)
         self.stats.prompt_tokens += sum(len(s) for s in seqs)

@@ -99,7 +99,12 @@ class PrefixStore:
         self._evict(keep=node)
         return node
 
-    def _evict(self, keep: Node) -> None:
+    def resize(self, capacity: int) -> None:
+        """Set the budget; least recently used leaves go at once until the store fits it."""
+        self.capacity = max(0, capacity)
+        self._evict(keep=None)
+
+    def _evict(self, keep: Node | None) -> None:
         if self.bytes <= self.capacity:
             return
         protected = set()
