@@ -48,7 +48,10 @@ def _scores(backend: TransformersBackend, calls: list[list[list[int]]], share: b
     return [backend.score_token_seqs(seqs, ids, share_prefixes=share) for seqs in calls]
 
 
-def test_window_only_caches_give_the_scores_of_whole_prompts(tiny):
+@pytest.mark.parametrize("chunk", [1024, 7])
+def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, monkeypatch):
+    """With 7-token chunks, long new stretches also run in several passes over the cache."""
+    monkeypatch.setattr(tiny, "chunk_tokens", chunk)
     rng = np.random.default_rng(0)
 
     def tokens(n: int) -> list[int]:

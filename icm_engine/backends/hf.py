@@ -207,6 +207,7 @@ class TransformersBackend:
         # working memory comes on top, and the issue's bound is 4 GB).
         self._memory_target = int(float(os.environ.get("ICM_MEMORY_GB", "3.5")) * 2**30)
         self._warned_memory = False
+        self.chunk_tokens = 1024  # the most positions one forward pass over a cache computes
         self._sliding = self._sliding_layers()
 
     def describe(self) -> dict[str, Any]:
@@ -387,12 +388,20 @@ class TransformersBackend:
         return hidden, cache, past
 
     def _forward(self, ids, start: int, cache):
+        """Run ids (right-padded rows) over the cache, at most `chunk_tokens` positions per pass: attention's
+        scores grow with the square of a pass's length (a 4,500-token prompt in one pass briefly took over
+        1 GB), and causal attention gives each position the same result either way."""
         torch = self._torch
         width = ids.shape[1]
-        return self._body(
-            input_ids=ids, use_cache=True, **{self._cache_arg: cache},
-            position_ids=torch.arange(start, start + width, dtype=torch.long)[None].expand(ids.shape[0], -1),
-        ).last_hidden_state
+        hidden = []
+        for a in range(0, width, self.chunk_tokens):
+            part = ids[:, a:a + self.chunk_tokens]
+            positions = torch.arange(start + a, start + a + part.shape[1], dtype=torch.long)
+            hidden.append(self._body(
+                input_ids=part, use_cache=True, **{self._cache_arg: cache},
+                position_ids=positions[None].expand(ids.shape[0], -1),
+            ).last_hidden_state)
+        return hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=1)
 
     def _shared_hidden(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[list, int]:
         """Hidden states of positions first_read[k] .. len-1 of every sequence, computing only what the
@@ -463,6 +472,11 @@ class TransformersBackend:
                     if pending and lcp(seqs[pending[-1][0]], seqs[k]) > starts[k]:
                         # The sequence before it (not stored yet) shares more: store that first.
                         flush()
+                        starts[k] = min(store.match(seqs[k])[1], first_read[k])
+                    if first_read[k] - starts[k] > self.chunk_tokens:
+                        # A long new stretch runs alone, in chunks, and is stored; the batch computes the rest.
+                        flush()
+                        prefix_cache(seqs[k], first_read[k])
                         starts[k] = min(store.match(seqs[k])[1], first_read[k])
                     pending.append((k, starts[k]))
                     # Bounded by the padded prefixes' memory and by the tokens to compute.
