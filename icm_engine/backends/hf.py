@@ -203,9 +203,11 @@ class TransformersBackend:
         gb = float(os.environ.get("ICM_PREFIX_CACHE_GB", "1.75")) if prefix_cache_gb is None else prefix_cache_gb
         self._store_capacity = int(gb * 2**30)
         self._store = PrefixStore(self._store_capacity)
-        # The process's resident memory the store may fill up to (ICM_MEMORY_GB, default 3.5: a call's
-        # working memory comes on top, and the issue's bound is 4 GB).
-        self._memory_target = int(float(os.environ.get("ICM_MEMORY_GB", "3.5")) * 2**30)
+        # The process's resident memory the store may fill up to (ICM_MEMORY_GB; unset: the store's budget
+        # alone). Opt-in: in float32 it shrinks the store, and a smaller store recomputes (above), while a
+        # 3.5 GB target did not bring a float32 run's peak under 4 GB (docs/engine.md).
+        setting = os.environ.get("ICM_MEMORY_GB")
+        self._memory_target = int(float(setting) * 2**30) if setting else None
         self._warned_memory = False
         self.chunk_tokens = 1024  # the most positions one forward pass over a cache computes
         self._sliding = self._sliding_layers()
@@ -511,11 +513,11 @@ class TransformersBackend:
         self._store.clear()
 
     def _fit_store(self) -> None:
-        """Before a call: the store gets what the memory target leaves beside everything else resident
-        (the weights, the runtime, what the heap still holds), up to its own budget. In float32 the rest
-        is about 2 GB, so the store gets about 1.5 GB there and its full budget in bfloat16."""
+        """Before a call: freed heap pages go back to the OS and, under a memory target, the store gets
+        what it leaves beside everything else resident (the weights, the runtime, what the heap still
+        holds), up to its own budget. In float32 the rest is about 2 GB."""
         release_freed_memory()
-        rss = rss_bytes()
+        rss = rss_bytes() if self._memory_target is not None else 0
         if not rss:
             return
         room = self._memory_target - (rss - self._store.bytes)
