@@ -118,16 +118,21 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
             row["peak_tokens_per_s"] = round(peak, 1)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
             rows.append(row)
-            log(f"seed {seed} {name:14s} accuracy {row['accuracy']} calls {row['model_calls']} "
-                f"prompt tokens {row['prompt_tokens']} computed {row['computed_tokens']} wall {row['wall_s']} s "
-                f"peak RSS {row['peak_rss_mb']} MB sustained {row['tokens_per_s']:.0f} tok/s "
-                f"({100 * (row['share_of_peak'] or 0):.0f}% of peak)")
+            log(row_line(row))
     return {
         **summarize(rows, orders),
         "semantics": base.effective_semantics, "n": len(examples), "iterations": base.iterations,
         "context_cap": base.context_cap, "threads": os.environ.get("ICM_THREADS") or os.cpu_count(),
         "runs": rows,
     }
+
+
+def row_line(row: dict[str, Any]) -> str:
+    """One run's figures on one line."""
+    return (f"seed {row['seed']} {row['variant']:14s} accuracy {row['accuracy']} calls {row['model_calls']} "
+            f"prompt tokens {row['prompt_tokens']} computed {row['computed_tokens']} wall {row['wall_s']} s "
+            f"peak RSS {row['peak_rss_mb']} MB sustained {row['tokens_per_s'] or 0:.0f} tok/s "
+            f"({100 * (row.get('share_of_peak') or 0):.0f}% of peak)")
 
 
 def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str, Any]:

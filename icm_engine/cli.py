@@ -91,19 +91,20 @@ def _io_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _orders(text: str) -> list[str]:
-    orders = [o.strip() for o in text.split(",") if o.strip()]
-    bad = [o for o in orders if o not in DEMO_ORDERS]
-    if not orders or bad:
-        raise argparse.ArgumentTypeError(f"demonstration orders are {', '.join(DEMO_ORDERS)} (comma-separated)")
-    return orders
+def _comma_list(choices: Sequence[str], noun: str):
+    """An argparse type: a comma-separated list of some of `choices`."""
+
+    def parse(text: str) -> list[str]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items or any(x not in choices for x in items):
+            raise argparse.ArgumentTypeError(f"{noun} are {', '.join(choices)} (comma-separated)")
+        return items
+
+    return parse
 
 
-def _modes(text: str) -> list[str]:
-    modes = [m.strip() for m in text.split(",") if m.strip()]
-    if not modes or any(m not in ("reference", "fast") for m in modes):
-        raise argparse.ArgumentTypeError("modes are reference, fast (comma-separated)")
-    return modes
+_orders = _comma_list(DEMO_ORDERS, "demonstration orders")
+_modes = _comma_list(("reference", "fast"), "modes")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,7 +344,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_summary(args: argparse.Namespace) -> int:
-    from .bench import summarize
+    from .bench import row_line, summarize
     from .examples import Problem
 
     rows: list[dict] = []
@@ -362,9 +363,7 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
                                  f"the reports ran different settings (n, iterations, semantics, cap): "
                                  f"{sorted(settings, key=str)}")])
     for row in rows:
-        print(f"seed {row['seed']} {row['variant']:14s} accuracy {row['accuracy']} computed {row['computed_tokens']} "
-              f"wall {row['wall_s']} s peak RSS {row['peak_rss_mb']} MB "
-              f"({100 * (row.get('share_of_peak') or 0):.0f}% of peak)")
+        print(row_line(row))
     n, iterations, semantics, cap = settings.pop()
     print(json.dumps({**summarize(rows, orders), "semantics": semantics, "n": n, "iterations": iterations,
                       "context_cap": cap, "reports": list(args.reports)}))

@@ -162,6 +162,7 @@ def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, sma
 def _bench_report(seed: int, ref: tuple[int, float, float], fast: tuple[int, float, float], n: int = 64) -> dict:
     def row(variant: str, computed: int, wall: float, acc: float) -> dict:
         return {"variant": variant, "seed": seed, "computed_tokens": computed, "wall_s": wall, "accuracy": acc,
+                "model_calls": 3, "prompt_tokens": 2 * computed, "tokens_per_s": computed / wall,
                 "share_of_peak": 0.5, "peak_tokens_per_s": 300.0, "peak_rss_mb": 1000.0 + seed}
     return {"n": n, "iterations": 64, "semantics": "code", "context_cap": None, "by_order": {"labeled": {}},
             "runs": [row("reference", *ref), row("fast labeled", *fast)]}

@@ -83,8 +83,8 @@ def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, monkey
 
 
 def test_the_store_shrinks_to_the_memory_target_and_scores_stay_exact(tiny, monkeypatch):
-    """Under a memory target the process already exceeds, the store keeps only its 64 MB floor: prompts
-    recompute more, scores do not change."""
+    """Under a memory target the process already exceeds, the store is cut to its 64 MB floor; scores do
+    not change."""
     rng = np.random.default_rng(1)
     seqs = [[2, *[int(t) for t in rng.integers(300, 20000, size=40)]] for _ in range(3)]
     calls = [seqs, [[*s, *[int(t) for t in rng.integers(300, 20000, size=30)]] for s in seqs]]

@@ -210,7 +210,7 @@ class TransformersBackend:
         self._memory_target = int(float(setting) * 2**30) if setting else None
         self._warned_memory = False
         self.chunk_tokens = 1024  # the most positions one forward pass over a cache computes
-        self._sliding = self._sliding_layers()
+        self._sliding, self._window = self._sliding_layers()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model_name, "dtype": self.dtype}
@@ -267,24 +267,24 @@ class TransformersBackend:
         return out.last_hidden_state
 
     # -- shared prefixes ---------------------------------------------------------------------------
-    def _sliding_layers(self) -> list[bool] | None:
-        """Which layers attend only to a sliding window (Gemma 3: 15 of 18, window 512), where this
-        transformers' cache can hold those layers' last window alone; None: every layer keeps it all."""
+    def _sliding_layers(self) -> tuple[list[bool] | None, int]:
+        """Which layers attend only to a sliding window (Gemma 3: 15 of 18, window 512), and the window,
+        where this transformers' cache can hold those layers' last window alone; None: every layer keeps
+        it all."""
         try:
             from transformers import DynamicCache
 
             layers = DynamicCache(config=self.model.config).layers
         except Exception:  # an older cache API: keep full copies, which are exact too
-            return None
+            return None, 0
         sliding = [bool(getattr(layer, "is_sliding", False)) for layer in layers]
         windows = {getattr(layer, "sliding_window", None) for layer, s in zip(layers, sliding, strict=True) if s}
         usable = len(windows) == 1 and None not in windows and all(
             hasattr(layer, "activate_past_recording") and hasattr(layer, "cumulative_length")
             for layer, s in zip(layers, sliding, strict=True) if s)
         if not (any(sliding) and usable):
-            return None
-        self._window = int(windows.pop())
-        return sliding
+            return None, 0
+        return sliding, int(windows.pop())
 
     def _new_cache(self, kv: Sequence[tuple[Any, Any]], past: int):
         """A KV cache for `past` positions from one (keys, values) pair per layer, each covering the last
@@ -520,11 +520,12 @@ class TransformersBackend:
         rss = rss_bytes() if self._memory_target is not None else 0
         if not rss:
             return
-        room = self._memory_target - (rss - self._store.bytes)
+        others = rss - self._store.bytes
+        room = self._memory_target - others
         if room < 2**26 and not self._warned_memory:
             log.warning("the prefix store has almost no room under ICM_MEMORY_GB=%.1f (%.1f GB resident besides "
                         "it): prompts are recomputed; raise ICM_MEMORY_GB", self._memory_target / 2**30,
-                        (rss - self._store.bytes) / 2**30)
+                        others / 2**30)
             self._warned_memory = True
         self._store.resize(min(self._store_capacity, max(2**26, room)))
 
