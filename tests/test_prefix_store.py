@@ -64,3 +64,21 @@ def test_resizing_drops_least_recently_used_leaves_at_once():
     assert store.match([1, 1, 2, 2])[1] == 2 and store.match([1, 1, 3, 3])[1] == 4
     store.resize(0)
     assert store.bytes == 0 and store.match([1, 1])[1] == 0
+
+
+def test_clearing_frees_the_tensors_without_waiting_for_the_cycle_collector():
+    import gc
+    import weakref
+
+    store = PrefixStore(1 << 20)
+    a = store.insert(None, [1, 1], kv_for([1, 1]))
+    store.insert(a, [2, 2], kv_for([2, 2]))
+    keys = weakref.ref(store.match([1, 1, 2, 2])[0][-1].kv[0][0])
+    del a
+    gc.disable()  # nodes point at their parents and children: only the cyclic collector would free them
+    try:
+        store.clear()
+        assert keys() is None
+    finally:
+        gc.enable()
+    assert store.bytes == 0 and store.match([1, 1])[1] == 0

@@ -133,5 +133,9 @@ class PrefixStore:
         node.kv = []
 
     def clear(self) -> None:
+        # Nodes and their parents form reference cycles, which only the cyclic collector would free:
+        # drop the tensors now.
+        for node in list(self._nodes()):
+            node.kv, node.children, node.parent = [], {}, None
         self.root = Node([], [])
         self.bytes = 0
