@@ -82,3 +82,18 @@ def test_clearing_frees_the_tensors_without_waiting_for_the_cycle_collector():
     finally:
         gc.enable()
     assert store.bytes == 0 and store.match([1, 1])[1] == 0
+
+
+def test_making_room_before_a_copy_keeps_the_store_and_the_copy_within_the_budget():
+    one = sum(k.numel() * 4 + v.numel() * 4 for k, v in kv_for([0, 0]))
+    store = PrefixStore(3 * one)
+    a = store.insert(None, [1, 1], kv_for([1, 1]))
+    b = store.insert(a, [2, 2], kv_for([2, 2]))
+    store.insert(a, [3, 3], kv_for([3, 3]))
+    store.match([1, 1, 2, 2])  # [3, 3] is now the least recently used leaf
+    store.make_room(one, keep=b)
+    assert store.bytes + one <= store.capacity
+    assert store.match([1, 1, 3, 3])[1] == 2 and store.match([1, 1, 2, 2])[1] == 4
+    # The entry being extended and its ancestors stay, even when that leaves too little room.
+    store.make_room(3 * one, keep=b)
+    assert store.match([1, 1, 2, 2])[1] == 4

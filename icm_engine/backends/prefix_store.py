@@ -104,8 +104,14 @@ class PrefixStore:
         self.capacity = max(0, capacity)
         self._evict(keep=None)
 
-    def _evict(self, keep: Node | None) -> None:
-        if self.bytes <= self.capacity:
+    def make_room(self, nbytes: int, keep: Node | None) -> None:
+        """Drop least recently used leaves (never `keep` or its ancestors) until `nbytes` more fit. Called
+        before a new entry's tensors are copied, so the store and that copy never exceed the budget together
+        (a recomputed 4,000-token prefix is about 150 MB in float32)."""
+        self._evict(keep, room=nbytes)
+
+    def _evict(self, keep: Node | None, room: int = 0) -> None:
+        if self.bytes + room <= self.capacity:
             return
         protected = set()
         n: Node | None = keep
@@ -114,7 +120,7 @@ class PrefixStore:
             n = n.parent
         leaves = sorted((x for x in self._nodes() if not x.children and id(x) not in protected),
                         key=lambda x: x.used)
-        while self.bytes > self.capacity and leaves:
+        while self.bytes + room > self.capacity and leaves:
             leaf = leaves.pop(0)
             self._drop(leaf)
             parent = leaf.parent
