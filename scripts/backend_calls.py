@@ -1,0 +1,86 @@
+"""Record the transformers backend's scoring calls during an `icm` command, and replay them alone.
+
+Usage:
+  python scripts/backend_calls.py record CALLS.json.gz -- label INPUT --task truthfulqa --limit 64 ...
+  python scripts/backend_calls.py replay CALLS.json.gz [--limit N] [--dtype float32] [--scores OUT.json.gz]
+
+A replay runs the same token sequences through a fresh backend in the same order, without the search, and
+prints one JSON line a call (computed tokens, wall, resident and peak memory, store size) and a total:
+the way to compare two versions of the backend on one run's exact workload (docs/engine.md). `--scores`
+writes the label log-probs, so two versions' scores can be compared for exactness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+
+
+def record(path: str, argv: list[str]) -> int:
+    from icm_engine import cli
+    from icm_engine.backends import hf
+
+    calls: list[dict] = []
+    shared_hidden = hf.TransformersBackend._shared_hidden
+
+    def recording(self, seqs, first_read):
+        calls.append({"seqs": [list(s) for s in seqs], "first_read": list(first_read)})
+        return shared_hidden(self, seqs, first_read)
+
+    hf.TransformersBackend._shared_hidden = recording
+    try:
+        return cli.main(argv)
+    finally:
+        with gzip.open(path, "wt") as handle:
+            json.dump(calls, handle)
+        print(f"{len(calls)} calls recorded in {path}", file=sys.stderr)
+
+
+def replay(path: str, limit: int | None, dtype: str, scores_path: str | None) -> int:
+    from icm_engine.backends.hf import TransformersBackend
+    from icm_engine.bench import PeakMemory
+    from icm_engine.util import rss_bytes
+
+    with gzip.open(path, "rt") as handle:
+        calls = json.load(handle)[:limit]
+    backend = TransformersBackend(dtype=dtype)
+    ids = [backend.label_token_id(" True"), backend.label_token_id(" False")]
+    scores = []
+    start = time.perf_counter()
+    with PeakMemory(0.02) as peak:
+        for i, call in enumerate(calls):
+            before, t = backend.stats.computed_tokens, time.perf_counter()
+            scores.append(backend.score_token_seqs(call["seqs"], ids).tolist())
+            computed = backend.stats.computed_tokens - before
+            print(json.dumps({"call": i, "prompts": len(call["seqs"]), "computed": computed,
+                              "wall_s": round(time.perf_counter() - t, 2), "rss_mb": rss_bytes() >> 20,
+                              "peak_mb": peak.peak >> 20, "store_mb": backend._store.bytes >> 20}), flush=True)
+    print(json.dumps({"calls": len(calls), "prompt_tokens": backend.stats.prompt_tokens,
+                      "computed_tokens": backend.stats.computed_tokens,
+                      "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak.peak >> 20}))
+    if scores_path:
+        with gzip.open(scores_path, "wt") as handle:
+            json.dump(scores, handle)
+    return 0
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "record":
+        if "--" not in sys.argv:
+            sys.exit("usage: backend_calls.py record CALLS.json.gz -- <icm arguments>")
+        return record(sys.argv[2], sys.argv[sys.argv.index("--") + 1:])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["replay"])
+    parser.add_argument("calls")
+    parser.add_argument("--limit", type=int)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--scores")
+    args = parser.parse_args()
+    return replay(args.calls, args.limit, args.dtype, args.scores)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
