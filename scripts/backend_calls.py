@@ -1,4 +1,5 @@
-"""Record the transformers backend's scoring calls during an `icm` command, and replay them alone.
+"""Record the transformers backend's shared-prefix scoring calls (the `fast` mode's) during an `icm`
+command, and replay them alone.
 
 Usage:
   python scripts/backend_calls.py record CALLS.json.gz -- label INPUT --task truthfulqa --limit 64 ...
@@ -7,7 +8,8 @@ Usage:
 A replay runs the same token sequences through a fresh backend in the same order, without the search, and
 prints one JSON line a call (computed tokens, wall, resident and peak memory, store size) and a total:
 the way to compare two versions of the backend on one run's exact workload (docs/engine.md). `--scores`
-writes the label log-probs, so two versions' scores can be compared for exactness.
+writes the log-probs of " True" and " False" after each prompt (the truthfulqa preset's label words),
+so two versions' scores can be compared for exactness.
 """
 
 from __future__ import annotations

@@ -455,6 +455,10 @@ class TransformersBackend:
                 self._keep(seq[:length], cache)
             return cache
 
+        def stored(k: int) -> int:
+            """Where sequence k's computation starts: the end of its stored prefix, at most its first read."""
+            return min(store.match(seqs[k])[1], first_read[k])
+
         pending: list[tuple[int, int]] = []  # (sequence, position to compute from), not yet run
 
         def flush() -> None:
@@ -487,19 +491,19 @@ class TransformersBackend:
             run = order[i:j]
             shared = max(0, min([c, *(first_read[k] for k in run)]))
             # Everything before the first position read may come from the store.
-            starts = {k: min(store.match(seqs[k])[1], first_read[k]) for k in run}
+            starts = {k: stored(k) for k in run}
             if len(run) == 1 or shared < 1 or max(starts.values()) > shared:
                 for k in run:  # alone, or each holds more in the store than the run shares
                     if pending and lcp(seqs[pending[-1][0]], seqs[k]) > starts[k]:
                         # The sequence before it (not stored yet) shares more: store that first.
                         flush()
-                        starts[k] = min(store.match(seqs[k])[1], first_read[k])
+                        starts[k] = stored(k)
                     if first_read[k] - starts[k] > self.chunk_tokens:
                         # A long new stretch runs alone, in chunks, and is stored; the batch computes the rest.
                         flush()
                         prefix_cache(seqs[k], first_read[k])
                         release_freed_memory()
-                        starts[k] = min(store.match(seqs[k])[1], first_read[k])
+                        starts[k] = stored(k)
                     pending.append((k, starts[k]))
                     # Bounded by the padded prefixes' memory and by the tokens to compute.
                     longest = max(len(seqs[q]) for q, _ in pending)
@@ -540,8 +544,10 @@ class TransformersBackend:
         what it leaves beside everything else resident (the weights, the runtime, what the heap still
         holds), up to its own budget. In float32 the rest is about 2 GB."""
         release_freed_memory()
-        rss = rss_bytes() if self._memory_target is not None else 0
-        if not rss:
+        if self._memory_target is None:
+            return
+        rss = rss_bytes()
+        if not rss:  # no /proc here: nothing to measure against
             return
         others = rss - self._store.bytes
         room = self._memory_target - others
