@@ -81,6 +81,8 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
                    help="transformers (auto: bfloat16 where the CPU has native bf16, else float32) and vllm "
                         "(auto: the model's own) backends")
+    p.add_argument("--device", default=None,
+                   help="transformers backend: torch device, e.g. cuda or cuda:1 (default $ICM_DEVICE, else cpu)")
     p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -205,6 +207,8 @@ def _make_backend(args: argparse.Namespace):
     options: dict[str, Any] = {}
     if args.backend in ("transformers", "vllm"):
         options["dtype"] = args.dtype
+        if args.backend == "transformers" and args.device:
+            options["device"] = args.device
     elif args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
     return get_backend(args.backend, args.model, **options)

@@ -74,6 +74,19 @@ def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+@pytest.mark.model
+@pytest.mark.parametrize("device", ["gpu0", "cuda:7"])
+def test_an_unusable_device_is_a_clear_error(tmp_path: Path, capsys, device: str):
+    """Not a torch device, or a CUDA device this torch cannot reach (the CPU build reaches none)."""
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "q", "choice": "c"}\n')
+    rc = main(["baseline", str(good), "--task", "truthfulqa", "--method", "zero-shot", "--device", device,
+               "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 3
+    assert f"device {device!r}" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_gold_icl_needs_gold(tmp_path: Path, capsys):
     f = tmp_path / "nogold.jsonl"
     f.write_text('{"question": "q", "choice": "c", "label": 1}\n{"question": "q", "choice": "d"}\n')

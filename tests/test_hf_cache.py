@@ -24,7 +24,7 @@ WINDOW = 16
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> TransformersBackend:
     import torch
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import DynamicCache, Gemma3ForCausalLM, Gemma3TextConfig
 
     folder = tmp_path_factory.mktemp("tiny-gemma3")
     source = resolve_model_dir("gemma3-270m")
@@ -38,7 +38,12 @@ def tiny(tmp_path_factory) -> TransformersBackend:
     torch.manual_seed(0)
     Gemma3ForCausalLM(config).save_pretrained(folder)
     backend = TransformersBackend(model=str(folder), dtype="float32")
-    assert backend._sliding == [True, True, True, False] and backend._window == WINDOW
+    if backend._sliding is None:
+        # This transformers cannot run a window-only cache over several passes (the probe below); the
+        # backend keeps every position in every layer, which the tests below check instead.
+        assert not TransformersBackend._recording_returns_window(DynamicCache(config=config).layers[0])
+    else:
+        assert backend._sliding == [True, True, True, False] and backend._window == WINDOW
     return backend
 
 
@@ -48,10 +53,17 @@ def _scores(backend: TransformersBackend, calls: list[list[list[int]]], share: b
     return [backend.score_token_seqs(seqs, ids, share_prefixes=share) for seqs in calls]
 
 
+@pytest.mark.parametrize("windows", [True, False], ids=["window-only", "whole-layers"])
 @pytest.mark.parametrize("chunk", [1024, 7])
-def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, monkeypatch):
-    """With 7-token chunks, long new stretches also run in several passes over the cache."""
+def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, windows, monkeypatch):
+    """With 7-token chunks, long new stretches also run in several passes over the cache. The whole-layers
+    variant is the path taken where this transformers cannot keep sliding layers window-only."""
     monkeypatch.setattr(tiny, "chunk_tokens", chunk)
+    if not windows:
+        monkeypatch.setattr(tiny, "_sliding", None)
+        monkeypatch.setattr(tiny, "_window", 0)
+    elif tiny._sliding is None:
+        pytest.skip("this transformers cannot keep sliding layers window-only")
     rng = np.random.default_rng(0)
 
     def tokens(n: int) -> list[int]:
@@ -94,3 +106,30 @@ def test_the_store_shrinks_to_the_memory_target_and_scores_stay_exact(tiny, monk
     assert tiny._store.capacity == 2**26
     for got, want in zip(shared, whole, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+class _RecordingLayer:
+    """A sliding layer that records its past as transformers 5.17's did: `update` returns every recorded
+    state, more than the mask covers once a prompt runs in several passes."""
+
+    def __init__(self, window: int, slice_visible: bool):
+        self.sliding_window, self.slice_visible = window, slice_visible
+
+    def activate_past_recording(self) -> None:
+        pass
+
+    def lazy_initialization(self, keys, values) -> None:
+        pass
+
+    def update(self, keys, values):
+        import torch
+
+        self.keys = torch.cat([self.keys, keys], dim=-2)
+        self.values = torch.cat([self.values, values], dim=-2)
+        visible = self.sliding_window - 1 + keys.shape[-2] if self.slice_visible else self.keys.shape[-2]
+        return self.keys[:, :, -visible:], self.values[:, :, -visible:]
+
+
+def test_the_window_probe_tells_recording_layers_apart():
+    assert TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=True))
+    assert not TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=False))

@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import contextlib
 import inspect
 import logging
 import shutil
@@ -167,6 +168,7 @@ class TransformersBackend:
         share_prefixes: bool = True,
         share_continuations: bool = False,
         prefix_cache_gb: float | None = None,
+        device: str | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -185,8 +187,19 @@ class TransformersBackend:
         torch.set_num_threads(threads or int(os.environ.get("ICM_THREADS", "0")) or (os.cpu_count() or 1))
         folder = resolve_model_dir(model)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype))
+        self.device = device or os.environ.get("ICM_DEVICE", "cpu")
+        try:
+            place = torch.device(self.device)
+        except RuntimeError as exc:
+            raise BackendError(f"device {self.device!r}: {exc}") from None
+        if place.type == "cuda" and (index := place.index or 0) >= torch.cuda.device_count():
+            raise BackendError(f"device {self.device!r}: this torch sees {torch.cuda.device_count()} CUDA "
+                               f"device(s), so no device {index}")
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).to(place)
         self.model.eval()
+        # On an accelerator, every tensor the backend makes is made there. On the CPU no device mode is
+        # entered: a torch function mode adds Python work to every operation of the model.
+        self._place = (lambda: torch.device(place)) if place.type != "cpu" else contextlib.nullcontext
         self._torch = torch
         self._body = getattr(self.model, self.model.base_model_prefix)
         self._head = self.model.get_output_embeddings()
@@ -219,7 +232,10 @@ class TransformersBackend:
         self._sliding, self._window = self._sliding_layers()
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model_name, "dtype": self.dtype}
+        info = {"backend": self.name, "model": self.model_name, "dtype": self.dtype}
+        if self.device != "cpu":
+            info["device"] = self.device
+        return info
 
     # -- tokenization -------------------------------------------------------------------------
     def label_token_id(self, word: str) -> int:
@@ -294,9 +310,29 @@ class TransformersBackend:
         usable = len(windows) == 1 and None not in windows and all(
             hasattr(layer, "activate_past_recording") and hasattr(layer, "cumulative_length")
             for layer, s in zip(layers, sliding, strict=True) if s)
-        if not (any(sliding) and usable):
+        if not (any(sliding) and usable and self._recording_returns_window(
+                next(layer for layer, s in zip(layers, sliding, strict=True) if s))):
             return None, 0
         return sliding, int(windows.pop())
+
+    @staticmethod
+    def _recording_returns_window(layer) -> bool:
+        """Whether a sliding layer that records its past returns only the states its mask covers, as
+        `_new_cache` needs when a prompt runs in several forward passes. transformers 5.17 returned every
+        recorded state, which the masks do not cover (a shape error in attention); there every layer keeps
+        all its positions instead, which is exact too."""
+        import torch
+
+        window = layer.sliding_window
+        layer.activate_past_recording()
+        layer.cumulative_length = window + 8
+        past = torch.zeros(1, 1, window - 1, 1)
+        layer.lazy_initialization(past, past)
+        layer.keys, layer.values = past, past
+        new = torch.zeros(1, 1, 2, 1)
+        layer.update(new, new)
+        keys, _ = layer.update(new, new)
+        return keys.shape[2] == window - 1 + 2
 
     def _new_cache(self, kv: Sequence[tuple[Any, Any]], past: int):
         """A KV cache for `past` positions from one (keys, values) pair per layer, each covering the last
@@ -575,18 +611,18 @@ class TransformersBackend:
         out = np.zeros((len(seqs), len(label_ids)), dtype=np.float64)
         share = self.share_prefixes if share_prefixes is None else share_prefixes
         if share:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._place():
                 hidden, computed = self._shared_hidden(seqs, [len(s) - 1 for s in seqs])
-                out[:] = self._label_logprobs(torch.stack([x[-1] for x in hidden]), label_ids).double().numpy()
+                out[:] = self._label_logprobs(torch.stack([x[-1] for x in hidden]), label_ids).double().cpu().numpy()
             self._count(seqs, computed)
             return out
-        with torch.inference_mode():
+        with torch.inference_mode(), self._place():
             for batch in self._batches([len(s) for s in seqs]):
                 sub = [seqs[k] for k in batch]
                 hidden = self._hidden(sub)
                 last = torch.tensor([len(s) - 1 for s in sub])
                 h = hidden[torch.arange(len(sub)), last]
-                out[batch] = self._label_logprobs(h, label_ids).double().numpy()
+                out[batch] = self._label_logprobs(h, label_ids).double().cpu().numpy()
         self._count(seqs, sum(len(s) for s in seqs))
         return out
 
@@ -609,7 +645,7 @@ class TransformersBackend:
         share = (self.share_prefixes and self.share_continuations) if share_prefixes is None else share_prefixes
         if share:
             seqs = [s for s, _ in pairs]
-            with torch.inference_mode():
+            with torch.inference_mode(), self._place():
                 hidden, computed = self._shared_hidden(seqs, [start - 1 for _, start in pairs])
                 for k, ((seq, start), h) in enumerate(zip(pairs, hidden, strict=True)):
                     # h holds positions start-1 .. len-1; position t predicts token t+1.
@@ -618,7 +654,7 @@ class TransformersBackend:
                     out[k] = float(logp[torch.arange(len(target)), target].double().sum())
             self._count(seqs, computed)
             return out
-        with torch.inference_mode():
+        with torch.inference_mode(), self._place():
             for batch in self._batches([len(s) for s, _ in pairs]):
                 sub = [pairs[k] for k in batch]
                 hidden = self._hidden([s for s, _ in sub])
