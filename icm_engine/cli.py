@@ -205,9 +205,11 @@ def _make_backend(args: argparse.Namespace):
     from .backends import get_backend
 
     options: dict[str, Any] = {}
+    if args.device and args.backend != "transformers":
+        raise ValueError(f"--device is for the transformers backend; {args.backend} places the model itself")
     if args.backend in ("transformers", "vllm"):
         options["dtype"] = args.dtype
-        if args.backend == "transformers" and args.device:
+        if args.device:
             options["device"] = args.device
     elif args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
