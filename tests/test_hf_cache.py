@@ -53,17 +53,9 @@ def _scores(backend: TransformersBackend, calls: list[list[list[int]]], share: b
     return [backend.score_token_seqs(seqs, ids, share_prefixes=share) for seqs in calls]
 
 
-@pytest.mark.parametrize("windows", [True, False], ids=["window-only", "whole-layers"])
-@pytest.mark.parametrize("chunk", [1024, 7])
-def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, windows, monkeypatch):
-    """With 7-token chunks, long new stretches also run in several passes over the cache. The whole-layers
-    variant is the path taken where this transformers cannot keep sliding layers window-only."""
-    monkeypatch.setattr(tiny, "chunk_tokens", chunk)
-    if not windows:
-        monkeypatch.setattr(tiny, "_sliding", None)
-        monkeypatch.setattr(tiny, "_window", 0)
-    elif tiny._sliding is None:
-        pytest.skip("this transformers cannot keep sliding layers window-only")
+def _calls():
+    """Three calls of token sequences that exercise every reuse path, the token generator, and the last
+    WINDOW tokens of the first call's first prompt."""
     rng = np.random.default_rng(0)
 
     def tokens(n: int) -> list[int]:
@@ -80,6 +72,21 @@ def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, window
         # The same prompts again (whole prompts stored) plus longer extensions still.
         [[2, *base, *a, *tokens(60)], [2, *base, *b], [2, *base[:45], *tokens(80)]],
     ]
+    return calls, tokens, [*base, *a][-WINDOW:]
+
+
+@pytest.mark.parametrize("windows", [True, False], ids=["window-only", "whole-layers"])
+@pytest.mark.parametrize("chunk", [1024, 7])
+def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, windows, monkeypatch):
+    """With 7-token chunks, long new stretches also run in several passes over the cache. The whole-layers
+    variant is the path taken where this transformers cannot keep sliding layers window-only."""
+    monkeypatch.setattr(tiny, "chunk_tokens", chunk)
+    if not windows:
+        monkeypatch.setattr(tiny, "_sliding", None)
+        monkeypatch.setattr(tiny, "_window", 0)
+    elif tiny._sliding is None:
+        pytest.skip("this transformers cannot keep sliding layers window-only")
+    calls, tokens, tail = _calls()
     whole = _scores(tiny, calls, share=False)
     before = tiny.stats.copy()
     shared = _scores(tiny, calls, share=True)
@@ -89,7 +96,6 @@ def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, window
         np.testing.assert_allclose(got, want, atol=1e-4)
     # The scores depend on context beyond the window (the full layer reads it), so a cache that lost or
     # misplaced positions would show: the same final 16 tokens after another beginning score differently.
-    tail = [*base, *a][-WINDOW:]
     other = tiny.score_token_seqs([[2, *tokens(60), *tail]], [5, 17, 230, 4021], share_prefixes=False)
     assert np.abs(other[0] - whole[0][0]).max() > 1e-3
 
@@ -133,3 +139,22 @@ class _RecordingLayer:
 def test_the_window_probe_tells_recording_layers_apart():
     assert TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=True))
     assert not TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=False))
+
+
+def test_padded_prefix_caches_do_not_read_uninitialised_memory(tiny, monkeypatch):
+    """Rows resumed from prefixes of different lengths are left-padded; only the pads are zeroed. Fresh
+    tensors filled with NaN would turn any unzeroed pad (or unfilled position) into NaN scores."""
+    import torch
+
+    empty = torch.Tensor.new_empty
+
+    def poisoned(self, *args, **kwargs):
+        out = empty(self, *args, **kwargs)
+        return out.fill_(float("nan")) if out.is_floating_point() else out
+
+    calls, _, _ = _calls()
+    whole = _scores(tiny, calls, share=False)
+    monkeypatch.setattr(torch.Tensor, "new_empty", poisoned)
+    shared = _scores(tiny, calls, share=True)
+    for got, want in zip(shared, whole, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4)

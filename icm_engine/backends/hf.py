@@ -379,10 +379,16 @@ class TransformersBackend:
         for li, (k0, v0) in enumerate(template):
             n = self._kept(li, past)
             lo = past - n  # padded index of the first position this layer keeps
-            keys = k0.new_zeros((len(paths), k0.shape[1], n, k0.shape[3]))
-            values = v0.new_zeros((len(paths), v0.shape[1], n, v0.shape[3]))
+            keys = k0.new_empty((len(paths), k0.shape[1], n, k0.shape[3]))
+            values = v0.new_empty((len(paths), v0.shape[1], n, v0.shape[3]))
             for r, (path, st) in enumerate(zip(paths, starts, strict=True)):
                 at = past - st
+                # Only a row's left pads need zeros (masked, but uninitialised memory can hold NaN, and
+                # a masked weight of 0 times NaN is NaN); zero-filling whole caches cost 2.5% of a run.
+                pad = max(at, lo) - lo
+                if pad:
+                    keys[r, :, :pad].zero_()
+                    values[r, :, :pad].zero_()
                 for node in path:
                     m = node.kv[li][0].shape[2]
                     a = max(at, lo)
