@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="likelihood: seed labels follow the model's zero-shot claim likelihood (centred per "
                          "group), and a batch whose labels disagree with it overall is flipped (names the classes "
                          "that a flip-symmetric readout cannot)")
+    hp.add_argument("--anchor-weight", type=float, default=d.anchor_weight,
+                    help="with --anchor likelihood: weight of the anchor as a term of U (alpha * w * the anchor's "
+                         "mean signed by the labels, in the units of P); 0 = it only seeds and names the classes")
     lab.add_argument("--checkpoint", help="save the search state here every 10 s; resume from it if present")
 
     bench = sub.add_parser("bench", help="run reference and fast on the same data and seeds; print what each cost")
@@ -283,7 +286,8 @@ def cmd_label(args: argparse.Namespace) -> int:
         cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
         fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
         readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
-        context_cap=args.context_cap, anchor=args.anchor, demo_order=args.demo_order, semantics=args.semantics,
+        context_cap=args.context_cap, anchor=args.anchor, anchor_weight=args.anchor_weight, demo_order=args.demo_order,
+        semantics=args.semantics,
     ).validate()
     backend = _make_backend(args)
     checkpoint = None

@@ -274,7 +274,14 @@ def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None], c
 
 def energy(
     alpha: float, labels: Sequence[bool | None], scores: Sequence[float | None], conflicts: int,
-    calibrate: bool = False,
+    calibrate: bool = False, prior: Sequence[float] | None = None, prior_weight: float = 0.0,
 ) -> float:
-    """U = alpha * mean signed log-odds - number of inconsistent pairs (the official `get_energy`)."""
-    return alpha * signed_mean(labels, scores, calibrate) - conflicts
+    """U = alpha * mean signed log-odds - number of inconsistent pairs (the official `get_energy`).
+
+    With a label-free prior (one value per example, positive leaning True), alpha * prior_weight * its mean
+    signed by the labels is added: a term the labels cannot explain away by predicting each other.
+    """
+    u = alpha * signed_mean(labels, scores, calibrate) - conflicts
+    if prior is not None and prior_weight:
+        u += alpha * prior_weight * signed_mean(labels, prior)
+    return u

@@ -71,6 +71,9 @@ class ICMConfig:
     # none (the paper) | likelihood: the K seeds' labels follow the claim-likelihood anchor, and a batch whose
     # final labels disagree with the anchor overall is flipped (see anchor.py)
     anchor: str = "none"
+    # With the anchor: U gains alpha * anchor_weight * (mean over labeled examples of the anchor's value signed
+    # by the label), the same form and units (nats) as P. 0 (default): the anchor only seeds and names.
+    anchor_weight: float = 0.0
     # position (the official code) | labeled: demonstrations in the order examples were first labeled
     demo_order: str = "position"
     seed: int = 0
@@ -103,6 +106,10 @@ class ICMConfig:
             problems.append(f"anchor must be one of {', '.join(ANCHORS)}")
         elif self.anchor != "none" and self.init != "random":
             problems.append("anchor likelihood labels the K seeds itself: leave init random")
+        if not (math.isfinite(self.anchor_weight) and self.anchor_weight >= 0):
+            problems.append("anchor_weight must be a finite number >= 0")
+        elif self.anchor_weight and self.anchor != "likelihood":
+            problems.append("anchor_weight weighs the likelihood anchor: set anchor likelihood")
         if self.demo_order not in DEMO_ORDERS:
             problems.append(f"demo_order must be one of {', '.join(DEMO_ORDERS)}")
         elif self.demo_order != "position" and self.mode == "reference":
@@ -375,7 +382,10 @@ class ICMSearch:
         for p, v in zip(targets, values, strict=True):
             scores[p] = float(v)
         conflicts = self.rule.count(labels)
-        return energy(self.config.alpha, labels, scores, conflicts, self.config.calibrate), scores, conflicts
+        c = self.config
+        prior = self._batch_anchor() if c.anchor_weight else None
+        U = energy(c.alpha, labels, scores, conflicts, c.calibrate, prior=prior, prior_weight=c.anchor_weight)
+        return U, scores, conflicts
 
     def _emit(self, kind: str, accepted: bool | None = None, changed: list | None = None) -> None:
         if self.on_event is None:

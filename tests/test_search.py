@@ -470,3 +470,55 @@ def test_the_fast_scorer_under_the_codes_semantics_finds_the_references_labels()
         assert fast_backend.stats.prompts < ref_backend.stats.prompts  # scores cached by prompt content
     with pytest.raises(ValueError, match="semantics"):
         ICMConfig(mode="reference", semantics="paper").validate()
+
+
+class _WrongOnFirstGroups(FakeBackend):
+    """In-context verdicts that invert the truth on the first three groups (uids 0-5), while the likelihood
+    anchor (inherited) still prefers each group's true claim."""
+
+    def _odds(self, prompt: str) -> float:
+        target = prompt.split("\n\n")[-1]
+        uid = int(re.search(r"item (\d+)", target).group(1))
+        return -super()._odds(prompt) if uid < 6 else super()._odds(prompt)
+
+
+def test_the_anchor_weight_adds_the_anchors_signed_mean_to_u():
+    examples, gold = make_examples(6)
+    labels = list(gold)
+    labels[4] = None
+    labels[0] = labels[1] = True  # one group's two answers both True: a conflict
+    plain = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood"))
+    weighted = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood", anchor_weight=0.5))
+    for s in (plain, weighted):
+        s._batch_setup()
+    u0, scores0, conflicts = plain._evaluate(labels)
+    u1, scores1, _ = weighted._evaluate(labels)
+    assert scores1 == pytest.approx(scores0) and conflicts == 1
+    anchor = weighted._batch_anchor()
+    signed = [a if y else -a for y, a in zip(labels, anchor, strict=True) if y is not None]
+    assert u1 - u0 == pytest.approx(50.0 * 0.5 * sum(signed) / len(signed))
+    assert energy(50.0, labels, scores0, conflicts, prior=anchor, prior_weight=0.0) == pytest.approx(u0)
+
+
+def test_a_weighted_anchor_overrules_in_context_verdicts_that_contradict_it():
+    examples, gold = make_examples(12)
+    cfg = dict(iterations=150, seed=3, batch_size=24, anchor="likelihood")
+    unweighted, _ = run(examples, ICMConfig(**cfg), _WrongOnFirstGroups(noise=0.0))
+    weighted, _ = run(examples, ICMConfig(**cfg, anchor_weight=5.0), _WrongOnFirstGroups(noise=0.0))
+    first = range(6)
+    # Without the term the search follows the model's in-context verdicts on the first groups (wrong).
+    assert sum(unweighted.labels[p] == gold[p] for p in first) <= 2
+    # Weighted, the term rejects the wrong verdicts. It cannot propose the other label (proposals are the
+    # model's argmax), so some of those examples stay unlabeled; every one labeled is right.
+    labeled = [p for p in range(len(gold)) if weighted.labels[p] is not None]
+    assert all(weighted.labels[p] == gold[p] for p in labeled)
+    assert sum(p in first for p in labeled) >= 3 and len(labeled) >= 18
+
+
+def test_anchor_weight_is_validated():
+    with pytest.raises(ValueError, match="anchor_weight weighs the likelihood anchor"):
+        ICMConfig(anchor_weight=1.0).validate()
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="anchor_weight must be"):
+            ICMConfig(anchor="likelihood", anchor_weight=bad).validate()
+    assert ICMConfig.from_dict({"anchor": "likelihood", "anchor_weight": 2}).anchor_weight == 2

@@ -54,6 +54,7 @@ BAD_RUNS = [
     ({"hyperparameters": {"semantics": "clever"}}, "hyperparameters"),
     ({"hyperparameters": {"mode": "reference", "demo_order": "labeled"}}, "hyperparameters"),
     ({"hyperparameters": {"anchor": "gold"}}, "hyperparameters"),
+    ({"hyperparameters": {"anchor_weight": 2.0}}, "hyperparameters"),
     ({"backend": "transformers", "model": "no-such-model"}, "model"),
     ({"backend": "quantum"}, "backend"),
     ({"backend": "openai", "model": "m"}, "base_url"),

@@ -50,6 +50,10 @@ class RunForm(forms.Form):
         help_text="likelihood: the initial labels follow the model's zero-shot likelihood of each claim (compared "
                   "within its group), and a label set that disagrees with it overall is flipped. Names the classes "
                   "under the split and channel readouts, which cannot tell a labeling from its mirror image.")
+    anchor_weight = forms.FloatField(
+        required=False, min_value=0, initial=D.anchor_weight,
+        help_text="With the likelihood anchor: its weight as a term of U (alpha x weight x the anchor's mean signed "
+                  "by the labels, in the units of mutual predictability). 0: it only seeds and names the classes.")
     context_cap = forms.IntegerField(
         required=False, min_value=1,
         help_text="Approximation, off when empty: each target sees at most N demonstrations (a fixed choice per "
@@ -63,7 +67,7 @@ class RunForm(forms.Form):
 
     ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
-                  "semantics", "init", "anchor", "demo_order", "context_cap")
+                  "semantics", "init", "anchor", "anchor_weight", "demo_order", "context_cap")
     BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
 
     def hyperparameters(self, method: str) -> dict:
@@ -73,6 +77,7 @@ class RunForm(forms.Form):
             params["schedule"] = params["schedule"] or None
             params["semantics"] = params["semantics"] or None
             params["anchor"] = params["anchor"] or D.anchor
+            params["anchor_weight"] = params["anchor_weight"] or D.anchor_weight
             params["demo_order"] = params["demo_order"] or D.demo_order
             return params
         return {k: d[k] for k in self.BASELINE_FIELDS}
