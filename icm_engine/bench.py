@@ -76,6 +76,7 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
     if reset is not None:
         reset()
     before = backend.stats.copy()
+    start_rss = rss_bytes()
     with PeakMemory() as memory:
         start = time.perf_counter()
         result = ICMSearch(examples, task, backend, config).run()
@@ -87,6 +88,7 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
         "labeled": sum(y is not None for y in result.labels), "model_calls": stats.calls,
         "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens, "computed_tokens": stats.computed_tokens,
         "wall_s": round(wall, 3), "peak_rss_mb": round(memory.peak / 2**20, 1),
+        "start_rss_mb": round(start_rss / 2**20, 1),  # resident when the mode began (the model, the runtime)
         "tokens_per_s": stats.computed_tokens / wall if wall else None,
     }
 
@@ -131,7 +133,8 @@ def row_line(row: dict[str, Any]) -> str:
     """One run's figures on one line."""
     return (f"seed {row['seed']} {row['variant']:14s} accuracy {row['accuracy']} calls {row['model_calls']} "
             f"prompt tokens {row['prompt_tokens']} computed {row['computed_tokens']} wall {row['wall_s']} s "
-            f"peak RSS {row['peak_rss_mb']} MB sustained {row['tokens_per_s'] or 0:.0f} tok/s "
+            f"peak RSS {row['peak_rss_mb']} MB (from {row.get('start_rss_mb')} MB) "
+            f"sustained {row['tokens_per_s'] or 0:.0f} tok/s "
             f"({100 * (row.get('share_of_peak') or 0):.0f}% of peak)")
 
 

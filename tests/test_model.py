@@ -233,6 +233,9 @@ def test_bench_prints_both_modes_and_the_ratios(tmp_path):
     # Both orders ran against the one reference run, under the reference's own search choices.
     assert set(final["by_order"]) == {"position", "labeled"} and final["semantics"] == "code"
     assert sum(" fast labeled " in line for line in lines) == 1
+    # Each mode's peak is read beside what was resident when it began (after the store was emptied).
+    runs = json.loads(report.read_text())["runs"]
+    assert len(runs) == 3 and all(0 < r["start_rss_mb"] <= r["peak_rss_mb"] for r in runs)
     # Its report, summarized again (as seeds benched apart are), gives the same figures.
     again = subprocess.run([sys.executable, "-m", "icm_engine.cli", "bench-summary", str(report)],
                            cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import contextlib
+import gc
 import inspect
 import logging
 import shutil
@@ -582,7 +583,11 @@ class TransformersBackend:
         return out, computed
 
     def reset_prefix_cache(self) -> None:
+        """Forget every stored prefix and give the freed pages back, so the next run starts from the
+        memory a fresh process would have (the bench measures each mode's peak from there)."""
         self._store.clear()
+        gc.collect()
+        release_freed_memory()
 
     def _fit_store(self) -> None:
         """Before a call: freed heap pages go back to the OS and, under a memory target, the store gets
