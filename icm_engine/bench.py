@@ -96,6 +96,8 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
         "wall_s": round(wall, 3), "peak_rss_mb": round(memory.peak / 2**20, 1),
         "start_rss_mb": round(start_rss / 2**20, 1),  # resident when the mode began (the model, the runtime)
         "tokens_per_s": stats.computed_tokens / wall if wall else None,
+        # Kept so that runs of one seed can be compared label by label, also across reports.
+        "labels": list(result.labels),
     }
 
 
@@ -156,6 +158,14 @@ def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str
         return round(a / b, 3) if a and b else None
 
     ref_tokens, ref_wall = mean("reference", "computed_tokens"), mean("reference", "wall_s")
+    ref_labels = {r["seed"]: r["labels"] for r in rows if r["variant"] == "reference" and r.get("labels")}
+
+    def agreement(variant: str) -> float | None:
+        """Mean over seeds of the share of examples where `variant` gave the reference's label
+        (unlabeled counts as a label): 1.0 where the scorer changed nothing of what the search found."""
+        shares = [statistics.fmean(a == b for a, b in zip(ref_labels[r["seed"]], r["labels"], strict=True))
+                  for r in rows if r["variant"] == variant and r.get("labels") and r["seed"] in ref_labels]
+        return statistics.fmean(shares) if shares else None
 
     def figures(order: str) -> dict[str, Any]:
         variant = f"fast {order}"
@@ -163,6 +173,7 @@ def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str
             "token_ratio": ratio(ref_tokens, mean(variant, "computed_tokens")),
             "time_ratio": ratio(ref_wall, mean(variant, "wall_s")),
             "acc_fast": mean(variant, "accuracy"),
+            "label_agreement": agreement(variant),
             "fast_share_of_peak": mean(variant, "share_of_peak"),
             "fast_peak_rss_mb": max((r["peak_rss_mb"] for r in rows if r["variant"] == variant), default=None),
         }

@@ -182,24 +182,33 @@ def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, sma
     assert json.loads(report.read_text())["model_calls"] == reference_calls and not checkpoint.exists()
 
 
-def _bench_report(seed: int, ref: tuple[int, float, float], fast: tuple[int, float, float], n: int = 64) -> dict:
+def _bench_report(seed: int, ref: tuple[int, float, float], fast: tuple[int, float, float], n: int = 64,
+                  labels: tuple[list, list] | None = None) -> dict:
     def row(variant: str, computed: int, wall: float, acc: float) -> dict:
         return {"variant": variant, "seed": seed, "computed_tokens": computed, "wall_s": wall, "accuracy": acc,
                 "model_calls": 3, "prompt_tokens": 2 * computed, "tokens_per_s": computed / wall,
                 "share_of_peak": 0.5, "peak_tokens_per_s": 300.0, "peak_rss_mb": 1000.0 + seed}
+    runs = [row("reference", *ref), row("fast labeled", *fast)]
+    if labels:
+        for run, run_labels in zip(runs, labels, strict=True):
+            run["labels"] = run_labels
     return {"n": n, "iterations": 64, "semantics": "code", "context_cap": None, "by_order": {"labeled": {}},
-            "runs": [row("reference", *ref), row("fast labeled", *fast)]}
+            "runs": runs}
 
 
 def test_bench_summary_combines_reports_of_separate_runs(tmp_path: Path, capsys):
     """A bench seed can take an hour on 2 cores: seeds run apart combine into the means of one run."""
     files = []
+    labels = {0: ([True, False, None, True], [True, False, None, True]),  # the same labels: 1.0
+              1: ([True, False, True, False], [True, True, None, False])}  # 2 of 4 the same: 0.5
     for seed, ref, fast in ((0, (1000, 100.0, 0.5), (100, 10.0, 0.6)), (1, (3000, 300.0, 0.7), (100, 30.0, 0.4))):
         files.append(tmp_path / f"s{seed}.json")
-        files[-1].write_text(json.dumps(_bench_report(seed, ref, fast)))
+        files[-1].write_text(json.dumps(_bench_report(seed, ref, fast, labels=labels[seed])))
     assert main(["bench-summary", *map(str, files)]) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final["token_ratio"] == 20.0 and final["time_ratio"] == 10.0  # ratios of the means
+    # Label by label against the same seed's reference run, though they came from separate reports.
+    assert final["by_order"]["labeled"]["label_agreement"] == pytest.approx(0.75)
     assert final["acc_reference"] == pytest.approx(0.6) and final["acc_fast"] == pytest.approx(0.5)
     assert final["seeds"] == [0, 1] and final["by_order"]["labeled"]["fast_peak_rss_mb"] == 1001.0
 

@@ -236,6 +236,9 @@ def test_bench_prints_both_modes_and_the_ratios(tmp_path):
     # Each mode's peak is read beside what was resident when it began (after the store was emptied).
     runs = json.loads(report.read_text())["runs"]
     assert len(runs) == 3 and all(0 < r["start_rss_mb"] <= r["peak_rss_mb"] for r in runs)
+    # Every run keeps its labels, so each fast order is compared with the reference label by label.
+    assert all(len(r["labels"]) == 6 for r in runs)
+    assert all(0.0 <= final["by_order"][o]["label_agreement"] <= 1.0 for o in ("position", "labeled"))
     # Its report, summarized again (as seeds benched apart are), gives the same figures.
     again = subprocess.run([sys.executable, "-m", "icm_engine.cli", "bench-summary", str(report)],
                            cwd=ROOT, capture_output=True, text=True, timeout=120)
