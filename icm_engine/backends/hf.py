@@ -87,6 +87,7 @@ def _dequantized_dir(gguf_path: Path, name: str) -> Path:
             return target
         log.warning("dequantizing %s once into %s (about a minute)", gguf_path.name, target)
         tok = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        check_converted_tokenizer(tok, gguf_path)
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
         )
@@ -104,6 +105,28 @@ def _dequantized_dir(gguf_path: Path, name: str) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# A plain sentence that any subword tokenizer splits into words and word pieces (15 tokens for Gemma 3's).
+TOKENIZER_PROBE = "The capital of France is Paris, and the capital of Japan is Tokyo."
+
+
+def check_converted_tokenizer(tokenizer: Any, source: Path, cached: Path | None = None) -> None:
+    """Refuse a tokenizer that transformers built wrongly from a GGUF file. transformers 5.16 and 5.17
+    turn Gemma 3's GGUF tokenizer into one that splits words into one- and two-character pieces (31
+    tokens for the probe, 66 once saved and loaded again, against 15): the model then reads other text
+    than the prompt and every score is noise, with no error (found on a GPU machine with 5.17)."""
+    ids = tokenizer(TOKENIZER_PROBE, add_special_tokens=False).input_ids
+    if 3 * len(ids) <= len(TOKENIZER_PROBE):
+        return
+    import transformers
+
+    fix = "install transformers>=5.18" + (f", then delete {cached}" if cached else "")
+    raise BackendError(
+        f"{source}: the tokenizer that transformers {transformers.__version__} built from this GGUF file splits "
+        f"a plain sentence of {len(TOKENIZER_PROBE)} characters into {len(ids)} tokens (a working one: about "
+        f"15), so it converted the GGUF tokenizer wrongly (5.16 and 5.17 do); {fix}"
+    )
 
 
 def _glibc():
@@ -188,6 +211,9 @@ class TransformersBackend:
         torch.set_num_threads(threads or int(os.environ.get("ICM_THREADS", "0")) or (os.cpu_count() or 1))
         folder = resolve_model_dir(model)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        if folder.resolve().is_relative_to((cache_dir() / "models").resolve()):
+            # Converted from a GGUF file here, perhaps by an earlier transformers that got it wrong.
+            check_converted_tokenizer(self.tokenizer, Path(model), cached=folder)
         self.device = device or os.environ.get("ICM_DEVICE", "cpu")
         try:
             place = torch.device(self.device)
