@@ -160,20 +160,30 @@ def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str
     ref_tokens, ref_wall = mean("reference", "computed_tokens"), mean("reference", "wall_s")
     ref_labels = {r["seed"]: r["labels"] for r in rows if r["variant"] == "reference" and r.get("labels")}
 
-    def agreement(variant: str) -> float | None:
-        """Mean over seeds of the share of examples where `variant` gave the reference's label
-        (unlabeled counts as a label): 1.0 where the scorer changed nothing of what the search found."""
-        shares = [statistics.fmean(a == b for a, b in zip(ref_labels[r["seed"]], r["labels"], strict=True))
-                  for r in rows if r["variant"] == variant and r.get("labels") and r["seed"] in ref_labels]
-        return statistics.fmean(shares) if shares else None
+    def agreement(variant: str) -> tuple[float | None, float | None]:
+        """Over seeds, the mean share of the examples both runs labeled where `variant` gave the
+        reference's label, and the mean number of such examples. With an iteration budget that leaves
+        examples unlabeled, two search paths mostly differ in which examples they label, not how."""
+        shares, counts = [], []
+        for r in rows:
+            if r["variant"] != variant or not r.get("labels") or r["seed"] not in ref_labels:
+                continue
+            both = [(a, b) for a, b in zip(ref_labels[r["seed"]], r["labels"], strict=True)
+                    if a is not None and b is not None]
+            counts.append(len(both))
+            if both:
+                shares.append(statistics.fmean(a == b for a, b in both))
+        return (statistics.fmean(shares) if shares else None), (statistics.fmean(counts) if counts else None)
 
     def figures(order: str) -> dict[str, Any]:
         variant = f"fast {order}"
+        agree, both = agreement(variant)
         return {
             "token_ratio": ratio(ref_tokens, mean(variant, "computed_tokens")),
             "time_ratio": ratio(ref_wall, mean(variant, "wall_s")),
             "acc_fast": mean(variant, "accuracy"),
-            "label_agreement": agreement(variant),
+            "label_agreement": agree,
+            "both_labeled": both,
             "fast_share_of_peak": mean(variant, "share_of_peak"),
             "fast_peak_rss_mb": max((r["peak_rss_mb"] for r in rows if r["variant"] == variant), default=None),
         }

@@ -199,8 +199,8 @@ def _bench_report(seed: int, ref: tuple[int, float, float], fast: tuple[int, flo
 def test_bench_summary_combines_reports_of_separate_runs(tmp_path: Path, capsys):
     """A bench seed can take an hour on 2 cores: seeds run apart combine into the means of one run."""
     files = []
-    labels = {0: ([True, False, None, True], [True, False, None, True]),  # the same labels: 1.0
-              1: ([True, False, True, False], [True, True, None, False])}  # 2 of 4 the same: 0.5
+    labels = {0: ([True, False, None, True], [True, False, None, True]),  # the same 3 labels: 1.0
+              1: ([True, False, True, False], [True, True, None, False])}  # both labeled 3, 2 the same
     for seed, ref, fast in ((0, (1000, 100.0, 0.5), (100, 10.0, 0.6)), (1, (3000, 300.0, 0.7), (100, 30.0, 0.4))):
         files.append(tmp_path / f"s{seed}.json")
         files[-1].write_text(json.dumps(_bench_report(seed, ref, fast, labels=labels[seed])))
@@ -208,7 +208,8 @@ def test_bench_summary_combines_reports_of_separate_runs(tmp_path: Path, capsys)
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert final["token_ratio"] == 20.0 and final["time_ratio"] == 10.0  # ratios of the means
     # Label by label against the same seed's reference run, though they came from separate reports.
-    assert final["by_order"]["labeled"]["label_agreement"] == pytest.approx(0.75)
+    assert final["by_order"]["labeled"]["label_agreement"] == pytest.approx((1 + 2 / 3) / 2)
+    assert final["by_order"]["labeled"]["both_labeled"] == 3
     assert final["acc_reference"] == pytest.approx(0.6) and final["acc_fast"] == pytest.approx(0.5)
     assert final["seeds"] == [0, 1] and final["by_order"]["labeled"]["fast_peak_rss_mb"] == 1001.0
 
