@@ -21,11 +21,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from icm_engine.tasks import PRESETS  # noqa: E402
+
 SANITY = ROOT / "data" / "sanity"
 ICM = [sys.executable, "-m", "icm_engine.cli"]
-# The question-and-answer channel readout (docs/engine.md): chosen on the dev half before these runs.
+# The question-and-answer channel readout (docs/engine.md: the TruthfulQA preset's, over the claims'
+# fields), chosen on the dev half before these runs.
 CHANNEL_QA = ["--task", "claims", "--consistency", "key:answer", "--readout", "channel",
-              "--channel-prefix", "Question: {question}\n{verbalizer} answer:", "--context", "other-groups",
+              "--channel-prefix", PRESETS["truthfulqa"].channel_prefix, "--context", "other-groups",
               "--calibrate"]
 SEEDS = (0, 1, 2)
 
