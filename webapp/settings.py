@@ -123,6 +123,11 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded worker thread and the web server write concurrently: wait instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Tests against a live server need a file too: Django's default in-memory test database is shared
+    # between threads through SQLite's shared cache, whose table locks fail at once instead of waiting
+    # (a browser test's read during the server's write raised "database table is locked").
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / "test_db.sqlite3"))
 elif env_bool("DB_POOL", False):
     # Web processes: without a pool, every request opens a PostgreSQL connection (a server process forked
     # for each). A pooled connection is checked before it is handed out, so a restarted database costs a
