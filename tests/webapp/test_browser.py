@@ -42,32 +42,64 @@ def browser(monkeypatch):
         b.close()
 
 
-def judge(page, key: str) -> None:
-    """Press a verdict key, then wait until the answer has replaced the item. On the last item the next
-    one has the same heading; a key pressed before the swap reaches the old form, whose request htmx
-    still counts as in flight, and is dropped (this test failed so once in CI)."""
-    old = page.query_selector("#review-layout")
-    with page.expect_response(lambda r: "/review/verdict/" in r.url):
-        page.keyboard.press(key)
-    old.wait_for_element_state("hidden")  # detached
-
-
-def test_keyboard_review_then_the_dashboard_changes(browser, live_server, owner):
-    from playwright.sync_api import expect
-
+def audit_dataset(owner):
     ds = create_dataset(owner=owner, filename="qa.jsonl", data=jsonl(ROWS), task="claims", consistency="key:answer",
                         name="Browser audit")
     rows = [{"id": k, "label": v, "score": s if v else -s} for k, (v, s) in MODEL.items()]
     model = import_label_set(user=owner, dataset=ds, filename="icm.jsonl", data=jsonl(rows), kind="icm", name="icm")
-    gold = ds.label_sets.get(kind="gold")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ds, model, ds.label_sets.get(kind="gold")
 
+
+def signed_in(browser, live_server):
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("#id_username", "olivia")
     page.fill("#id_password", "olivia-Pa55word!")
     page.click("button[type=submit]")
     page.wait_for_url("**/datasets/")
+    return page
+
+
+def wait_until(page, condition, what: str, seconds: float = 10) -> None:
+    """Let the page run (route handlers, requests) until `condition()` holds."""
+    for _ in range(int(seconds * 20)):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def hold_first(page, pattern: str) -> list:
+    """Route requests matching `pattern`: the first is held (call .continue_() on it), the rest go through.
+    Returns the list of every request's route, in order."""
+    routes: list = []
+
+    def handle(route) -> None:
+        routes.append(route)
+        if len(routes) > 1:
+            route.continue_()
+
+    page.route(pattern, handle)
+    return routes
+
+
+def judge(page, key: str) -> None:
+    """Press a verdict key, then wait until the answer has replaced the item (on the last item the next
+    one has the same heading, so the heading cannot tell). The old item is marked and the wait is for an
+    unmarked one: a handle on the old element failed once when htmx's pushed address counted as a
+    navigation while it was detached."""
+    page.eval_on_selector("#review-layout", "el => el.setAttribute('data-answered', '')")
+    with page.expect_response(lambda r: "/review/verdict/" in r.url):
+        page.keyboard.press(key)
+    page.wait_for_selector("#review-layout:not([data-answered])")
+
+
+def test_keyboard_review_then_the_dashboard_changes(browser, live_server, owner):
+    from playwright.sync_api import expect
+
+    ds, model, gold = audit_dataset(owner)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = signed_in(browser, live_server)
 
     page.goto(f"{live_server.url}/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}")
     before = page.inner_text("#accuracy-table tbody tr td:nth-child(3)")
@@ -109,3 +141,48 @@ def test_keyboard_review_then_the_dashboard_changes(browser, live_server, owner)
     assert f"gold={new_gold.pk}" in page.url
     # The two items judged "gold wrong" were the model's most confident disagreements: both now agree.
     assert float(after) == pytest.approx(15 / 16, abs=1e-3) and float(after) > float(before)
+
+
+def test_a_verdict_key_typed_before_the_answer_lands_on_the_next_item(browser, live_server, owner):
+    """The second key is pressed while the first verdict's answer is held back: it must wait, then judge
+    the item the answer brings, not go to the item just judged (where htmx dropped it)."""
+    from playwright.sync_api import expect
+
+    ds, model, gold = audit_dataset(owner)
+    page = signed_in(browser, live_server)
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}&cell=TF")
+    page.wait_for_selector("#review-item")
+    held = hold_first(page, "**/review/verdict/**")
+    page.keyboard.press("1")  # gold wrong, on q5-1
+    wait_until(page, lambda: held, "the first verdict request")
+    page.keyboard.press("3")  # both wrong: meant for the next item, q1-1
+    page.wait_for_timeout(300)
+    assert len(held) == 1, "the key typed ahead was sent at once, against the item already judged"
+    held[0].continue_()
+    standing = Verdict.objects.filter(dataset=ds, retracted__isnull=True)
+    wait_until(page, lambda: standing.count() == 2, "two verdicts")
+    assert dict(standing.values_list("example__external_id", "verdict")) == {"q5-1": "gold_wrong",
+                                                                              "q1-1": "both_wrong"}
+    expect(page.locator("#review-item h2")).to_contain_text("Item 2 of 2 · q1-1")
+
+
+def test_a_label_key_typed_while_the_next_page_loads_labels_the_next_example(browser, live_server, owner):
+    """Blind labeling posts a whole page. A key pressed before the next page arrives used to post the old
+    example's form again, overwriting the label just given; it must label the next example instead."""
+    ds, _, _ = audit_dataset(owner)
+    page = signed_in(browser, live_server)
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/annotate/")
+    first = page.inner_text("#annotate-item h2")
+    held = hold_first(page, "**/annotate/label/")
+    page.keyboard.press("1")  # True
+    wait_until(page, lambda: held, "the first label's post")
+    page.keyboard.press("2")  # False: meant for the next example
+    page.keyboard.press("1")  # True: for the one after it (kept across two page loads)
+    page.wait_for_timeout(300)
+    assert len(held) == 1, "the key typed ahead posted the old example's form again"
+    held[0].continue_()
+    own = LabelSet.objects.filter(dataset=ds, annotator=owner)
+    wait_until(page, lambda: own.exists() and own.get().labels.count() == 3, "three labels")
+    labels = own.get().labels.order_by("example__position")
+    assert [(lab.example.position, lab.value) for lab in labels] == [(0, True), (1, False), (2, True)]
+    assert labels[0].example.external_id == first
