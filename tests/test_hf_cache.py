@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
-from icm_engine.backends.hf import TransformersBackend, resolve_model_dir
+from icm_engine.backends.hf import TransformersBackend, resolve_model_dir, width_groups
 
 pytestmark = pytest.mark.model  # borrows the packaged model's tokenizer
 
@@ -75,12 +75,15 @@ def _calls():
     return calls, tokens, [*base, *a][-WINDOW:]
 
 
+@pytest.mark.parametrize("overhead", [0, 10**6], ids=["split-by-width", "one-batch"])
 @pytest.mark.parametrize("windows", [True, False], ids=["window-only", "whole-layers"])
 @pytest.mark.parametrize("chunk", [1024, 7])
-def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, windows, monkeypatch):
+def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, windows, overhead, monkeypatch):
     """With 7-token chunks, long new stretches also run in several passes over the cache. The whole-layers
-    variant is the path taken where this transformers cannot keep sliding layers window-only."""
+    variant is the path taken where this transformers cannot keep sliding layers window-only. Rows resumed
+    from the store run in batches of similar width (split-by-width) or all in one padded batch."""
     monkeypatch.setattr(tiny, "chunk_tokens", chunk)
+    monkeypatch.setattr(tiny, "batch_overhead_tokens", overhead)
     if not windows:
         monkeypatch.setattr(tiny, "_sliding", None)
         monkeypatch.setattr(tiny, "_window", 0)
@@ -154,7 +157,41 @@ def test_padded_prefix_caches_do_not_read_uninitialised_memory(tiny, monkeypatch
 
     calls, _, _ = _calls()
     whole = _scores(tiny, calls, share=False)
+    monkeypatch.setattr(tiny, "batch_overhead_tokens", 10**6)  # rows of every width in one padded batch
     monkeypatch.setattr(torch.Tensor, "new_empty", poisoned)
     shared = _scores(tiny, calls, share=True)
     for got, want in zip(shared, whole, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def _partitions(items: list[int]):
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _partitions(rest):
+        yield [[first], *part]
+        for i in range(len(part)):
+            yield [*part[:i], [first, *part[i]], *part[i + 1:]]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_width_groups_cost_no_more_than_any_split(seed):
+    """Every row once, and no partition of the rows (brute force over all of them) computes fewer padded
+    positions plus per-batch overhead."""
+    rng = np.random.default_rng(seed)
+    widths = [int(w) for w in rng.integers(1, 400, size=int(rng.integers(1, 8)))]
+    overhead = int(rng.choice([0, 16, 64, 500]))
+
+    def cost(groups):
+        return sum(len(g) * max(widths[r] for r in g) + overhead for g in groups)
+
+    groups = width_groups(widths, overhead)
+    assert sorted(r for g in groups for r in g) == list(range(len(widths)))
+    assert cost(groups) == min(cost(p) for p in _partitions(list(range(len(widths)))))
+
+
+def test_width_groups_split_short_tails_from_long_ones():
+    assert width_groups([300, 10, 12, 290, 11], 64) == [[1, 4, 2], [3, 0]]
+    assert width_groups([300, 10, 12, 290, 11], 10**6) == [[1, 4, 2, 3, 0]]
+    assert width_groups([], 64) == []

@@ -129,6 +129,26 @@ def check_converted_tokenizer(tokenizer: Any, source: Path, cached: Path | None 
     )
 
 
+def width_groups(widths: Sequence[int], overhead: int) -> list[list[int]]:
+    """Split rows of these widths into batches, each padded to its widest row, at the least cost: the padded
+    positions computed plus `overhead` per batch. Rows are taken in width order (dynamic programming over
+    the cut points). Pads are computed like real tokens, and prefixes that diverge at different points
+    leave tails of very different lengths: one padded batch spent a third of its positions on pads."""
+    order = sorted(range(len(widths)), key=lambda r: (widths[r], r))
+    w = [widths[r] for r in order]
+    best = [0] + [0] * len(w)
+    cut = [0] * (len(w) + 1)
+    for j in range(1, len(w) + 1):
+        # order[i:j] in one batch costs (j - i) rows of width w[j - 1].
+        best[j], cut[j] = min((best[i] + (j - i) * w[j - 1] + overhead, i) for i in range(j))
+    groups = []
+    j = len(w)
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
 def _glibc():
     try:
         import ctypes
@@ -256,6 +276,9 @@ class TransformersBackend:
         self._memory_target = int(float(setting) * 2**30) if setting else None
         self._warned_memory = False
         self.chunk_tokens = 1024  # the most positions one forward pass over a cache computes
+        # What one more forward pass costs besides its tokens, in tokens (Python and launch overhead, about
+        # 10-20 ms a pass on 2 cores): batches are split by width where that saves more padding than this.
+        self.batch_overhead_tokens = 64
         self._sliding, self._window = self._sliding_layers()
 
     def describe(self) -> dict[str, Any]:
@@ -534,24 +557,24 @@ class TransformersBackend:
         pending: list[tuple[int, int]] = []  # (sequence, position to compute from), not yet run
 
         def flush() -> None:
-            """Run the pending sequences as one batch, each over its own stored prefix."""
+            """Run the pending sequences, each over its own stored prefix, in batches of similar width."""
             nonlocal computed
-            if not pending:
-                return
-            paths = []
-            for r, (k, start) in enumerate(pending):
-                path, have = store.match(seqs[k], start)
-                paths.append(path)
-                pending[r] = (k, have)  # `have` < start only if the store dropped part of it meanwhile
-            hidden, cache, past = self._extend([seqs[k] for k, _ in pending], [st for _, st in pending], paths)
-            for r, (k, start) in enumerate(pending):
-                out[k] = hidden[r, first_read[k] - start: len(seqs[k]) - start]
-                computed += len(seqs[k]) - start
-            for r, (k, start) in enumerate(pending):
-                self._keep(seqs[k], cache, r, past - start)
+            for group in width_groups([len(seqs[k]) - start for k, start in pending], self.batch_overhead_tokens):
+                part = []
+                paths = []
+                for k, start in (pending[r] for r in group):
+                    path, have = store.match(seqs[k], start)
+                    paths.append(path)
+                    part.append((k, have))  # `have` < start only if the store dropped part of it meanwhile
+                hidden, cache, past = self._extend([seqs[k] for k, _ in part], [st for _, st in part], paths)
+                for r, (k, start) in enumerate(part):
+                    out[k] = hidden[r, first_read[k] - start: len(seqs[k]) - start]
+                    computed += len(seqs[k]) - start
+                for r, (k, start) in enumerate(part):
+                    self._keep(seqs[k], cache, r, past - start)
+                del cache, hidden
+                release_freed_memory()
             pending.clear()
-            del cache
-            release_freed_memory()
 
         order = sorted(range(len(seqs)), key=lambda k: seqs[k])
         i = 0
