@@ -3,13 +3,14 @@ command, and replay them alone.
 
 Usage:
   python scripts/backend_calls.py record CALLS.json.gz -- label INPUT --task truthfulqa --limit 64 ...
-  python scripts/backend_calls.py replay CALLS.json.gz [--limit N] [--dtype float32] [--scores OUT.json.gz]
+  python scripts/backend_calls.py replay CALLS.json.gz [--limit N] [--dtype float32] [--scores OUT.json.gz] [--pads]
 
 A replay runs the same token sequences through a fresh backend in the same order, without the search, and
 prints one JSON line a call (computed tokens, wall, resident and peak memory, store size) and a total:
 the way to compare two versions of the backend on one run's exact workload (docs/engine.md). `--scores`
 writes the log-probs of " True" and " False" after each prompt (the truthfulqa preset's label words),
-so two versions' scores can be compared for exactness.
+so two versions' scores can be compared for exactness. `--pads` adds the model's forward passes, the
+positions they computed, how many were pads, and their time to the total.
 """
 
 from __future__ import annotations
@@ -41,7 +42,27 @@ def record(path: str, argv: list[str]) -> int:
         print(f"{len(calls)} calls recorded in {path}", file=sys.stderr)
 
 
-def replay(path: str, limit: int | None, dtype: str, scores_path: str | None) -> int:
+def count_pads(backend) -> dict[str, float]:
+    """Wrap the model's forward to count the positions it computes, the pad positions among them, and its
+    time: where padded batches waste work."""
+    body, pad = backend._body, backend._pad
+    counts = {"forward_passes": 0, "forward_positions": 0, "pad_positions": 0, "forward_s": 0.0}
+
+    def counted(**kwargs):
+        ids = kwargs["input_ids"]
+        counts["forward_passes"] += 1
+        counts["forward_positions"] += ids.numel()
+        counts["pad_positions"] += int((ids == pad).sum())
+        start = time.perf_counter()
+        out = body(**kwargs)
+        counts["forward_s"] += time.perf_counter() - start
+        return out
+
+    backend._body = counted
+    return counts
+
+
+def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pads: bool = False) -> int:
     from icm_engine.backends.hf import TransformersBackend
     from icm_engine.bench import PeakMemory
     from icm_engine.util import rss_bytes
@@ -49,6 +70,7 @@ def replay(path: str, limit: int | None, dtype: str, scores_path: str | None) ->
     with gzip.open(path, "rt") as handle:
         calls = json.load(handle)[:limit]
     backend = TransformersBackend(dtype=dtype)
+    counts = count_pads(backend) if pads else {}
     ids = [backend.label_token_id(" True"), backend.label_token_id(" False")]
     scores = []
     start = time.perf_counter()
@@ -62,7 +84,8 @@ def replay(path: str, limit: int | None, dtype: str, scores_path: str | None) ->
                               "peak_mb": peak.peak >> 20, "store_mb": backend._store.bytes >> 20}), flush=True)
     print(json.dumps({"calls": len(calls), "prompt_tokens": backend.stats.prompt_tokens,
                       "computed_tokens": backend.stats.computed_tokens,
-                      "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak.peak >> 20}))
+                      "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak.peak >> 20,
+                      **{k: round(v, 1) for k, v in counts.items()}}))
     if scores_path:
         with gzip.open(scores_path, "wt") as handle:
             json.dump(scores, handle)
@@ -80,8 +103,10 @@ def main() -> int:
     parser.add_argument("--limit", type=int)
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--scores")
+    parser.add_argument("--pads", action="store_true",
+                        help="also count the model's forward passes, positions, pad positions and time")
     args = parser.parse_args()
-    return replay(args.calls, args.limit, args.dtype, args.scores)
+    return replay(args.calls, args.limit, args.dtype, args.scores, args.pads)
 
 
 if __name__ == "__main__":
