@@ -136,7 +136,7 @@ def width_groups(widths: Sequence[int], overhead: int) -> list[list[int]]:
     leave tails of very different lengths: one padded batch spent a third of its positions on pads."""
     order = sorted(range(len(widths)), key=lambda r: (widths[r], r))
     w = [widths[r] for r in order]
-    best = [0] + [0] * len(w)
+    best = [0] * (len(w) + 1)  # best[j]: the least cost of the j narrowest rows
     cut = [0] * (len(w) + 1)
     for j in range(1, len(w) + 1):
         # order[i:j] in one batch costs (j - i) rows of width w[j - 1].

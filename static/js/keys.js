@@ -13,7 +13,6 @@
   var STORE = "icm-keys-ahead";
   var MAX_AHEAD = 8;
   var KEEP_MS = 10000;
-  var HTMX = "[hx-get],[hx-post],[hx-put],[hx-patch],[hx-delete]";
   var requests = []; // htmx requests sent and not yet answered
   var queue = [];
   var timer = null;
@@ -93,13 +92,14 @@
   document.addEventListener("htmx:beforeSend", function (event) {
     if (event.detail && event.detail.xhr) requests.push(event.detail.xhr);
   });
-  // Bubble phase on window: htmx has already cancelled the submits and clicks it turns into requests.
+  // Bubble phase on window: htmx has already cancelled the submits and clicks it turns into requests, so
+  // whatever is left loads a page (also an hx- form or link where htmx itself failed to load).
   window.addEventListener("submit", function (event) {
-    if (!event.defaultPrevented && !(event.target.matches && event.target.matches(HTMX))) leave();
+    if (!event.defaultPrevented) leave();
   });
   window.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[href]");
-    if (link && !event.defaultPrevented && !link.matches(HTMX) && !link.hasAttribute("download")
+    if (link && !event.defaultPrevented && !link.hasAttribute("download")
         && link.target !== "_blank" && link.origin === location.origin && !link.getAttribute("href").startsWith("#")) {
       leave();
     }
