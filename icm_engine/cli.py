@@ -84,6 +84,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None,
                    help="transformers backend: torch device, e.g. cuda or cuda:1 (default $ICM_DEVICE, else cpu)")
     p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
+    p.add_argument("--share-continuations", action="store_true",
+                   help="transformers backend: continuation readouts (split, channel) resume prompts from the prefix "
+                        "store too (exact; off by default, docs/engine.md)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -216,6 +219,10 @@ def _make_backend(args: argparse.Namespace):
             options["device"] = args.device
     elif args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
+    if args.share_continuations:
+        if args.backend != "transformers":
+            raise ValueError("--share-continuations is for the transformers backend")
+        options["share_continuations"] = True
     return get_backend(args.backend, args.model, **options)
 
 

@@ -182,6 +182,32 @@ def test_shared_prefixes_give_the_same_scores_for_fewer_tokens(float32_backend):
         assert shared[1] < 0.75 * full[1]  # leave-one-out prompts share long prefixes
 
 
+def test_continuation_logprobs_are_the_models_own_per_token_logprobs(float32_backend):
+    """The vocabulary head reads the rows of many continuations together, in chunks that straddle them:
+    each sum must still be its own continuation's, as the model's plain forward pass gives it."""
+    import torch
+
+    b = float32_backend
+    prefixes = ["Question: What is the capital of France?\nTrue answer:", "The sky is", "Two plus two is",
+                "Question: Which ocean is largest?\nFalse answer:"]
+    claims = [" Paris is the capital of France.", " green", " four, as everyone knows", " The Pacific Ocean."]
+    expected = []
+    with torch.inference_mode():
+        for p, c in zip(prefixes, claims, strict=True):
+            seq, start = b.encode_pair(p, c)
+            logp = torch.log_softmax(b.model(input_ids=torch.tensor([seq])).logits[0].float(), dim=-1)
+            expected.append(sum(float(logp[t - 1, seq[t]]) for t in range(start, len(seq))))
+    rows = b.head_rows
+    try:
+        for head_rows, share in ((5, False), (5, True), (64, False)):
+            b.head_rows = head_rows
+            b.reset_prefix_cache()
+            got = b.continuation_logprobs(prefixes, claims, share_prefixes=share)
+            np.testing.assert_allclose(got, expected, atol=1e-3)
+    finally:
+        b.head_rows = rows
+
+
 def test_prompts_that_extend_earlier_ones_compute_only_their_new_tokens(float32_backend):
     """Demonstrations in labeling order: a new label joins every prompt at its end, so the prefix store
     holds the rest of each prompt from the evaluation before; scores equal unshared ones (float32)."""
