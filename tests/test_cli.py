@@ -97,6 +97,16 @@ def test_device_is_only_for_the_transformers_backend(tmp_path: Path, capsys):
     assert not (tmp_path / "o.jsonl").exists()
 
 
+def test_share_continuations_is_only_for_the_transformers_backend(tmp_path: Path, capsys):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"question": "q", "choice": "c"}\n')
+    rc = main(["baseline", str(good), "--task", "truthfulqa", "--method", "zero-shot", "--backend", "openai",
+               "--share-continuations", "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 2
+    assert "--share-continuations is for the transformers backend" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
 def test_gold_icl_needs_gold(tmp_path: Path, capsys):
     f = tmp_path / "nogold.jsonl"
     f.write_text('{"question": "q", "choice": "c", "label": 1}\n{"question": "q", "choice": "d"}\n')
