@@ -711,25 +711,21 @@ class TransformersBackend:
             with torch.inference_mode(), self._place():
                 hidden, computed = self._shared_hidden(seqs, [start - 1 for _, start in pairs])
                 # h holds positions start-1 .. len-1; position t predicts token t+1.
-                self._sum_logprobs([h[:-1] for h in hidden], [seq[start:] for seq, start in pairs], out)
+                out[:] = self._sum_logprobs([h[:-1] for h in hidden], [seq[start:] for seq, start in pairs])
             self._count(seqs, computed)
             return out
         with torch.inference_mode(), self._place():
             for batch in self._batches([len(s) for s, _ in pairs]):
                 sub = [pairs[k] for k in batch]
                 hidden = self._hidden([s for s, _ in sub])
-                # Position t predicts token t+1: read positions start-1 .. len-2. Copied out of the batch's
-                # hidden states so those are freed before the next batch runs.
-                reads = [hidden[r, start - 1: len(seq) - 1].clone() for r, (seq, start) in enumerate(sub)]
-                del hidden
-                part = np.zeros(len(sub), dtype=np.float64)
-                self._sum_logprobs(reads, [seq[start:] for seq, start in sub], part)
-                out[batch] = part
+                # Position t predicts token t+1: read positions start-1 .. len-2.
+                reads = [hidden[r, start - 1: len(seq) - 1] for r, (seq, start) in enumerate(sub)]
+                out[batch] = self._sum_logprobs(reads, [seq[start:] for seq, start in sub])
         self._count([s for s, _ in pairs], sum(len(s) for s, _ in pairs))
         return out
 
-    def _sum_logprobs(self, reads: Sequence[Any], targets: Sequence[list[int]], out: np.ndarray) -> None:
-        """out[k] = the sum of log P(targets[k][i]) over the rows of reads[k] (hidden states [len, dim]).
+    def _sum_logprobs(self, reads: Sequence[Any], targets: Sequence[list[int]]) -> np.ndarray:
+        """For each k, the sum of log P(targets[k][i]) over the rows of reads[k] (hidden states [len, dim]).
 
         The rows of all sequences go through the vocabulary head together, `head_rows` at a time: a
         continuation reads only a dozen or so tokens, and the head's matmul and log-softmax over 262k
@@ -744,4 +740,4 @@ class TransformersBackend:
             picked[a:a + self.head_rows] = logp[torch.arange(len(logp), device=h.device), target[a:a + self.head_rows]]
             del logp
         sums = torch.zeros(len(targets), dtype=torch.float64, device=h.device).index_add_(0, owner, picked)
-        out[:] = sums.cpu().numpy()
+        return sums.cpu().numpy()
