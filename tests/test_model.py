@@ -208,6 +208,31 @@ def test_continuation_logprobs_are_the_models_own_per_token_logprobs(float32_bac
         b.head_rows = rows
 
 
+def test_grouped_attention_gives_the_models_scores(float32_backend):
+    """The bfloat16 default's attention (backends/attention.py), run in float32 where rounding cannot hide
+    a mistake: the same label log-probs as transformers' SDPA, padded batches and resumed prefixes alike."""
+    from icm_engine.backends import attention
+
+    b = float32_backend
+    task = get_task("claims", consistency="key:answer")
+    data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=8)
+    scorer = Scorer(task, b, data.examples)
+    labels = [i % 3 != 0 for i in range(len(data.examples))]
+    prompts = [scorer.context(scorer.demos_for(t, [(p, y) for p, y in enumerate(labels) if p != t]))
+               + task.render(data.examples[t]) for t in range(len(labels))]
+    results = {}
+    try:
+        for implementation in ("sdpa", attention.register()):
+            b.model.set_attn_implementation(implementation)
+            for share in (False, True):
+                b.reset_prefix_cache()
+                results[implementation, share] = b.label_logprobs(prompts, [" True", " False"], share_prefixes=share)
+    finally:
+        b.model.set_attn_implementation("sdpa")
+    for share in (False, True):
+        np.testing.assert_allclose(results[attention.NAME, share], results["sdpa", share], atol=1e-4)
+
+
 def test_prompts_that_extend_earlier_ones_compute_only_their_new_tokens(float32_backend):
     """Demonstrations in labeling order: a new label joins every prompt at its end, so the prefix store
     holds the rest of each prompt from the evaluation before; scores equal unshared ones (float32)."""

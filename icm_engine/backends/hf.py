@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..util import cache_dir, file_lock, rss_bytes
+from .attention import register as register_grouped_attention
 from .base import BackendError, BackendStats
 from .prefix_store import Node, PrefixStore
 
@@ -243,7 +244,17 @@ class TransformersBackend:
         if place.type == "cuda" and (index := place.index or 0) >= torch.cuda.device_count():
             raise BackendError(f"device {self.device!r}: this torch sees {torch.cuda.device_count()} CUDA "
                                f"device(s), so no device {index}")
-        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).to(place)
+        # bfloat16 on the CPU: attention as two products over stacked query heads (attention.py), which
+        # ran the fast scorer's short-query, long-cache batches faster than PyTorch's fused kernel.
+        # ICM_ATTENTION=sdpa keeps transformers' default.
+        choice = os.environ.get("ICM_ATTENTION", "auto")
+        if choice not in ("auto", "sdpa", "grouped"):
+            raise BackendError(f"ICM_ATTENTION must be auto, sdpa or grouped, not {choice!r}")
+        self.attention = "grouped" if choice == "grouped" or (
+            choice == "auto" and dtype == "bfloat16" and place.type == "cpu") else "sdpa"
+        implementation = register_grouped_attention() if self.attention == "grouped" else "sdpa"
+        self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
+                                                          attn_implementation=implementation).to(place)
         self.model.eval()
         # On an accelerator, every tensor the backend makes is made there. On the CPU no device mode is
         # entered: a torch function mode adds Python work to every operation of the model.
@@ -288,6 +299,8 @@ class TransformersBackend:
             info["device"] = self.device
         if self.share_continuations:
             info["share_continuations"] = True
+        if self.attention != "sdpa":
+            info["attention"] = self.attention
         return info
 
     # -- tokenization -------------------------------------------------------------------------
