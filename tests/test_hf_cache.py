@@ -195,3 +195,17 @@ def test_width_groups_split_short_tails_from_long_ones():
     assert width_groups([300, 10, 12, 290, 11], 64) == [[1, 4, 2], [3, 0]]
     assert width_groups([300, 10, 12, 290, 11], 10**6) == [[1, 4, 2, 3, 0]]
     assert width_groups([], 64) == []
+
+
+def test_unshared_batches_split_by_width_and_stay_under_the_token_budget():
+    """The reference mode's (and the peak pass's) right-padded batches: short prompts are not padded to
+    long ones even when all would fit one batch, and no batch holds more than max_batch_tokens padded
+    positions."""
+    from types import SimpleNamespace
+
+    backend = SimpleNamespace(batch_overhead_tokens=64, max_batch_tokens=8192)
+    for lengths in ([40] * 20 + [300] * 5 + [45] * 4, [40] * 150 + [300] * 40):
+        batches = TransformersBackend._batches(backend, lengths)
+        assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
+        assert all(len(b) * max(lengths[k] for k in b) <= 8192 for b in batches)
+        assert all(len({lengths[k] == 300 for k in b}) == 1 for b in batches)  # never mixed

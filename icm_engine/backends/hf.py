@@ -337,16 +337,19 @@ class TransformersBackend:
         return torch.cat([torch.log_softmax(self._logits(h[a:a + 16]), dim=-1)[:, ids] for a in range(0, len(h), 16)])
 
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        order = sorted(range(len(lengths)), key=lambda k: (lengths[k], k))
+        """Right-padded batches for prompts of these lengths: split by width where that saves more pads
+        than a pass costs (width_groups; 64 TruthfulQA claims, 42 tokens on average, had been padded to 69
+        in one batch), then cut to at most max_batch_tokens padded positions each."""
         batches: list[list[int]] = []
-        current: list[int] = []
-        for k in order:
-            if current and lengths[k] * (len(current) + 1) > self.max_batch_tokens:
+        for group in width_groups(lengths, self.batch_overhead_tokens):
+            current: list[int] = []
+            for k in group:  # narrowest first
+                if current and lengths[k] * (len(current) + 1) > self.max_batch_tokens:
+                    batches.append(current)
+                    current = []
+                current.append(k)
+            if current:
                 batches.append(current)
-                current = []
-            current.append(k)
-        if current:
-            batches.append(current)
         return batches
 
     def _hidden(self, seqs: Sequence[list[int]]):
