@@ -37,12 +37,13 @@ def _expected(query, key, value, mask, scale):
     return out.transpose(1, 2)
 
 
-@pytest.mark.parametrize("one_row_a_slice", [False, True])
+@pytest.mark.parametrize("slices", ["none", "rows", "queries"])
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
-def test_grouped_attention_is_pytorchs_attention(monkeypatch, one_row_a_slice, dtype, tol):
+def test_grouped_attention_is_pytorchs_attention(monkeypatch, slices, dtype, tol):
     query, key, value, mask = _inputs(5, 7, 40, dtype)
-    if one_row_a_slice:
-        monkeypatch.setattr(attention, "SCORE_BYTES", 4 * 7 * 40 * 4)  # exactly one row's float32 scores
+    one_query = 4 * 40 * 4  # float32 scores of one query position, all heads
+    if slices != "none":  # one row at a time, or 3 of a row's 7 queries at a time
+        monkeypatch.setattr(attention, "SCORE_BYTES", one_query * (7 if slices == "rows" else 3))
     got, weights = attention.grouped_attention(_Module(), query, key, value, mask, scaling=0.3)
     assert weights is None and got.shape == (5, 7, 4, 32) and got.dtype == dtype and got.is_contiguous()
     torch.testing.assert_close(got.float(), _expected(query, key, value, mask, 0.3), atol=tol, rtol=tol)
