@@ -176,6 +176,29 @@ def release_freed_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
+# mallopt's parameter numbers (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory_within_calls(mmap_threshold: int = 2**28, trim_threshold: int = 2**30) -> bool:
+    """Let glibc hand the memory one tensor operation frees to the next one instead of to the OS.
+
+    By default glibc serves blocks over its mmap threshold (at most 32 MB) with fresh mappings and gives
+    the top of its heap back whenever more than its trim threshold lies free there, so whole-prompt passes
+    unmapped and page-faulted their large intermediate tensors at nearly every operation: a reference seed
+    at 64 claims spent a fifth of its CPU time in the kernel (402 M page faults). With both thresholds
+    fixed high, 8 prompts of 1,930 tokens ran at 1,515-1,543 tokens/s instead of 1,212-1,220 (peak RSS
+    2.5 GB instead of 2.3). release_freed_memory() still gives the memory back after each call and batch.
+    Returns whether glibc took both settings.
+    """
+    if _LIBC is None or not hasattr(_LIBC, "mallopt"):
+        return False
+    # Setting a threshold also stops glibc from moving it by itself.
+    mapped = _LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    return bool(mapped) and bool(_LIBC.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
 def cpu_has_fast_bf16() -> bool:
     """bfloat16 is ~3x faster than float32 with AMX/AVX-512-BF16, and ~10x slower without them."""
     try:
@@ -244,8 +267,8 @@ class TransformersBackend:
         if place.type == "cuda" and (index := place.index or 0) >= torch.cuda.device_count():
             raise BackendError(f"device {self.device!r}: this torch sees {torch.cuda.device_count()} CUDA "
                                f"device(s), so no device {index}")
-        # bfloat16 on the CPU: attention as two products over stacked query heads (attention.py), which
-        # ran the fast scorer's short-query, long-cache batches faster than PyTorch's fused kernel.
+        # bfloat16 on the CPU: attention as two products over stacked query heads (attention.py), faster
+        # than PyTorch's fused kernel on the fast scorer's short extensions and on whole prompts alike.
         # ICM_ATTENTION=sdpa keeps transformers' default.
         choice = os.environ.get("ICM_ATTENTION", "auto")
         if choice not in ("auto", "sdpa", "grouped"):
@@ -256,6 +279,7 @@ class TransformersBackend:
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
                                                           attn_implementation=implementation).to(place)
         self.model.eval()
+        keep_freed_memory_within_calls()
         # On an accelerator, every tensor the backend makes is made there. On the CPU no device mode is
         # entered: a torch function mode adds Python work to every operation of the model.
         self._place = (lambda: torch.device(place)) if place.type != "cpu" else contextlib.nullcontext
@@ -702,6 +726,7 @@ class TransformersBackend:
                 last = torch.tensor([len(s) - 1 for s in sub])
                 h = hidden[torch.arange(len(sub)), last]
                 out[batch] = self._label_logprobs(h, label_ids).double().cpu().numpy()
+        release_freed_memory()
         self._count(seqs, sum(len(s) for s in seqs))
         return out
 
@@ -737,6 +762,7 @@ class TransformersBackend:
                 # Position t predicts token t+1: read positions start-1 .. len-2.
                 reads = [hidden[r, start - 1: len(seq) - 1] for r, (seq, start) in enumerate(sub)]
                 out[batch] = self._sum_logprobs(reads, [seq[start:] for seq, start in sub])
+        release_freed_memory()
         self._count([s for s, _ in pairs], sum(len(s) for s, _ in pairs))
         return out
 
