@@ -209,3 +209,15 @@ def test_unshared_batches_split_by_width_and_stay_under_the_token_budget():
         assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
         assert all(len(b) * max(lengths[k] for k in b) <= 8192 for b in batches)
         assert all(len({lengths[k] == 300 for k in b}) == 1 for b in batches)  # never mixed
+
+
+def test_unshared_batches_of_thousands_of_prompts_cover_every_prompt_once():
+    from types import SimpleNamespace
+
+    lengths = [int(w) for w in np.random.default_rng(0).integers(5, 400, size=3000)]
+    backend = SimpleNamespace(batch_overhead_tokens=64, max_batch_tokens=8192)
+    batches = TransformersBackend._batches(backend, lengths)
+    assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[k] for k in b) <= 8192 for b in batches)
+    padded = sum(len(b) * max(lengths[k] for k in b) for b in batches)
+    assert padded < 1.05 * sum(lengths)

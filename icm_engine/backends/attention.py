@@ -8,7 +8,7 @@ head are stacked into one matrix and meet the keys, then the values, in two bflo
 softmax is taken in float32. These are the numerics of transformers' own eager attention in bfloat16
 (scores rounded to bfloat16 before the softmax): on a recorded fast run's 1,322 prompts the log-odds
 were 0.066 from the float32 model's on average against 0.059 with the fused kernel, and the run took
-115 s instead of 138-144 (docs/engine.md).
+110-115 s instead of 138-144 (docs/engine.md).
 
 Rows, or a long row's queries, run in slices whose float32 scores fit in SCORE_BYTES. Anything else (no
 boolean mask, dropout, a softcap) goes to transformers' SDPA path.
