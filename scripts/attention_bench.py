@@ -31,8 +31,12 @@ def _best_ms(fn, repeats: int = 20) -> float:
 def kernels() -> None:
     import torch
     import torch.nn.functional as F
+    from transformers.integrations.sdpa_attention import repeat_kv
 
     from icm_engine.backends.attention import grouped_attention
+    from icm_engine.backends.hf import keep_freed_memory_within_calls
+
+    keep_freed_memory_within_calls()  # as the backend runs: large tensors are reused, not re-faulted
 
     class Layer:
         num_key_value_groups = 4
@@ -49,7 +53,7 @@ def kernels() -> None:
         args = (query, key, value, mask)
         with torch.inference_mode():
             fused = _best_ms(lambda q=query, k=key, v=value, m=mask: F.scaled_dot_product_attention(
-                q, k.repeat_interleave(4, 1), v.repeat_interleave(4, 1), attn_mask=m, scale=0.0625))
+                q, repeat_kv(k, 4), repeat_kv(v, 4), attn_mask=m, scale=0.0625))
             grouped = _best_ms(lambda a=args: grouped_attention(Layer(), *a, scaling=0.0625))
         print(f"{rows} rows x {queries} queries over {cached} positions: fused {fused:.2f} ms, "
               f"grouped {grouped:.2f} ms", flush=True)
