@@ -17,8 +17,8 @@ import sys
 import time
 
 
-def _best_ms(fn, repeats: int = 20) -> float:
-    for _ in range(3):
+def _best_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
+    for _ in range(warmup):
         fn()
     best = float("inf")
     for _ in range(repeats):
@@ -74,9 +74,9 @@ def prompts() -> None:
     print(backend.describe(), flush=True)
     for name, texts in sets.items():
         tokens = sum(len(backend.encode(t)) for t in texts)
-        seconds = min(_best_ms(lambda texts=texts: backend.label_logprobs(texts, list(task.label_words),
-                                                                           share_prefixes=False), 1) for _ in range(3))
-        print(f"{name} ({tokens} tokens): {tokens / seconds * 1e3:.0f} tokens/s", flush=True)
+        ms = _best_ms(lambda texts=texts: backend.label_logprobs(texts, list(task.label_words), share_prefixes=False),
+                      repeats=3, warmup=1)
+        print(f"{name} ({tokens} tokens): {tokens / ms * 1e3:.0f} tokens/s", flush=True)
 
 
 if __name__ == "__main__":
