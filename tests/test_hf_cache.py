@@ -21,22 +21,31 @@ pytestmark = pytest.mark.model  # borrows the packaged model's tokenizer
 WINDOW = 16
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> TransformersBackend:
+def _tiny_gemma3(folder, **config_overrides):
+    """A saved tiny random Gemma 3 with the packaged model's tokenizer, and its config."""
     import torch
-    from transformers import DynamicCache, Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    folder = tmp_path_factory.mktemp("tiny-gemma3")
     source = resolve_model_dir("gemma3-270m")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(source / name, folder / name)
-    config = Gemma3TextConfig(
-        vocab_size=262144, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=16, sliding_window=WINDOW, max_position_embeddings=4096,
-        layer_types=["sliding_attention"] * 3 + ["full_attention"], initializer_range=0.5,
-    )
+    config = Gemma3TextConfig(**{
+        "vocab_size": 262144, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "sliding_window": WINDOW,
+        "max_position_embeddings": 4096, "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+        "initializer_range": 0.5, **config_overrides,
+    })
     torch.manual_seed(0)
     Gemma3ForCausalLM(config).save_pretrained(folder)
+    return config
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> TransformersBackend:
+    from transformers import DynamicCache
+
+    folder = tmp_path_factory.mktemp("tiny-gemma3")
+    config = _tiny_gemma3(folder)
     backend = TransformersBackend(model=str(folder), dtype="float32")
     if backend._sliding is None:
         # This transformers cannot run a window-only cache over several passes (the probe below); the
@@ -142,6 +151,27 @@ class _RecordingLayer:
 def test_the_window_probe_tells_recording_layers_apart():
     assert TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=True))
     assert not TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=False))
+
+
+def test_label_logprobs_are_the_models_own_through_a_softcap_in_chunks_of_any_size(tmp_path):
+    """The vocabulary head reads a call's rows `head_rows` at a time and softcaps the logits in place
+    (Gemma 2 caps its final logits; the default model does not): every row must still get the log-probs
+    of the model's own forward pass, with chunks that split the rows and with one chunk for them all."""
+    import torch
+
+    _tiny_gemma3(tmp_path, final_logit_softcapping=2.0)  # small, so the cap moves every score
+    backend = TransformersBackend(model=str(tmp_path), dtype="float32")
+    assert backend._softcap == 2.0
+    _, tokens, _ = _calls()
+    seqs = [[2, *tokens(n)] for n in (3, 40, 17, 25, 9, 60, 31)]
+    ids = [5, 17, 230, 4021]
+    with torch.inference_mode():
+        expected = np.array([torch.log_softmax(backend.model(input_ids=torch.tensor([s])).logits[0, -1], -1)[ids]
+                             .double().numpy() for s in seqs])
+    for head_rows, share in ((3, False), (3, True), (64, False), (64, True)):
+        backend.head_rows = head_rows
+        backend.reset_prefix_cache()
+        np.testing.assert_allclose(backend.score_token_seqs(seqs, ids, share_prefixes=share), expected, atol=1e-4)
 
 
 def test_padded_prefix_caches_do_not_read_uninitialised_memory(tiny, monkeypatch):

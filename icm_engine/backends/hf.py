@@ -350,15 +350,17 @@ class TransformersBackend:
     # -- model ---------------------------------------------------------------------------------
     def _logits(self, hidden):
         logits = self._head(hidden).float()
-        if self._softcap:
-            logits = self._torch.tanh(logits / self._softcap) * self._softcap
+        if self._softcap:  # in place: the logits are 1 MB a row in float32, and they are this call's own
+            logits.div_(self._softcap).tanh_().mul_(self._softcap)
         return logits
 
     def _label_logprobs(self, h, label_ids: Sequence[int]):
-        """Log-probs of label_ids from hidden states [rows, dim], 16 rows at a time: the vocabulary's
-        logits are 1 MB a row in float32, and a softcap and a softmax each copy them."""
+        """Log-probs of label_ids from hidden states [rows, dim], `head_rows` at a time: each pass reads
+        the whole vocabulary head (671 MB in float32), so a call's rows go through it together (44 rows
+        took 9.6 ms a row in one pass against 19.3 in passes of 16, float32 on 2 AVX2 cores)."""
         torch, ids = self._torch, list(label_ids)
-        return torch.cat([torch.log_softmax(self._logits(h[a:a + 16]), dim=-1)[:, ids] for a in range(0, len(h), 16)])
+        return torch.cat([torch.log_softmax(self._logits(h[a:a + self.head_rows]), dim=-1)[:, ids]
+                          for a in range(0, len(h), self.head_rows)])
 
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Right-padded batches for prompts of these lengths: split by width where that saves more pads
