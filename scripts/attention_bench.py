@@ -1,4 +1,4 @@
-"""Microbenchmarks behind the bfloat16 attention and batching choices (docs/engine.md).
+"""Microbenchmarks behind the attention, batching and vocabulary-head choices (docs/engine.md).
 
 Usage:
   python scripts/attention_bench.py kernels
@@ -7,6 +7,9 @@ Usage:
   ICM_ATTENTION=sdpa|auto python scripts/attention_bench.py prompts
       The default model's tokens/s through label_logprobs without prefix sharing: 8 prompts of about
       1,930 tokens (48 TruthfulQA demonstrations and a claim) and the bench's 64 short claims.
+  python scripts/attention_bench.py head
+      The vocabulary head's label log-probs for calls of 1 to 97 rows, 16 rows a pass against the
+      backend's head_rows (64), in the backend's default dtype.
 
 Each figure is the best of several runs; run one process at a time on otherwise idle cores.
 """
@@ -79,8 +82,29 @@ def prompts() -> None:
         print(f"{name} ({tokens} tokens): {tokens / ms * 1e3:.0f} tokens/s", flush=True)
 
 
+def head() -> None:
+    import torch
+
+    from icm_engine.backends.hf import TransformersBackend
+
+    backend = TransformersBackend()
+    ids = [backend.label_token_id(w) for w in (" True", " False")]
+    print(backend.describe(), flush=True)
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        for rows in (1, 16, 44, 64, 97):
+            h = torch.randn(rows, backend.model.config.hidden_size, dtype=backend.model.dtype)
+            times = {}
+            for per_pass in (16, backend.head_rows):
+                backend.head_rows, default = per_pass, backend.head_rows
+                times[per_pass] = _best_ms(lambda h=h: backend._label_logprobs(h, ids), repeats=3, warmup=1) / rows
+                backend.head_rows = default
+            print(f"{rows} rows: " + ", ".join(f"{ms:.2f} ms a row in passes of {n}" for n, ms in times.items()),
+                  flush=True)
+
+
 if __name__ == "__main__":
-    commands = {"kernels": kernels, "prompts": prompts}
+    commands = {"kernels": kernels, "prompts": prompts, "head": head}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]]()

@@ -356,8 +356,9 @@ class TransformersBackend:
 
     def _label_logprobs(self, h, label_ids: Sequence[int]):
         """Log-probs of label_ids from hidden states [rows, dim], `head_rows` at a time: each pass reads
-        the whole vocabulary head (671 MB in float32), so a call's rows go through it together (44 rows
-        took 9.6 ms a row in one pass against 19.3 in passes of 16, float32 on 2 AVX2 cores)."""
+        the whole vocabulary head (671 MB in float32), so a call's rows go through it together (44 rows:
+        9.6-11.6 ms a row in one pass, 19.3-19.8 in passes of 16; float32 on 2 AVX2 cores,
+        `python scripts/attention_bench.py head`)."""
         torch, ids = self._torch, list(label_ids)
         return torch.cat([torch.log_softmax(self._logits(h[a:a + self.head_rows]), dim=-1)[:, ids]
                           for a in range(0, len(h), self.head_rows)])
