@@ -9,19 +9,24 @@ The last line printed is one JSON object with the ratios.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .backends.base import Backend
 from .examples import Example
 from .metrics import label_metrics
-from .search import ICMConfig, ICMSearch
+from .search import ICMConfig, ICMSearch, fingerprint
 from .tasks import Task
-from .util import rss_bytes
+from .util import atomic_write, rss_bytes
+
+# How often a bench run with a checkpoint saves it (seconds): what an interruption can cost.
+CHECKPOINT_EVERY_S = 10.0
 
 
 class PeakMemory:
@@ -77,40 +82,93 @@ def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], m
 
 
 def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
-             config: ICMConfig) -> dict[str, Any]:
+             config: ICMConfig, checkpoint: Path | None = None) -> dict[str, Any]:
+    """One search and what it cost. With `checkpoint`, the search state is saved there every
+    CHECKPOINT_EVERY_S seconds and a search found there continues, so an interrupted reference run (hours
+    on 2 cores) loses at most that much; its wall time and counts then add up the runs' parts."""
     reset = getattr(backend, "reset_prefix_cache", None)
     if reset is not None:
         reset()
-    before = backend.stats.copy()
-    start_rss = rss_bytes()
+    state = _load_checkpoint(checkpoint)
+    # What earlier parts of this run measured; the search's own checkpoint ignores this key.
+    earlier = (state or {}).get("bench", {})
+    # Processes that worked on this run, this one included (an `icm label --checkpoint` file of the same
+    # search has no "bench" key: one process, whose memory was not measured).
+    parts = (earlier.get("parts", 1) if state else 0) + 1
+    start_rss = earlier.get("start_rss_mb") or round(rss_bytes() / 2**20, 1)
     with PeakMemory() as memory:
-        start = time.perf_counter()
-        result = ICMSearch(examples, task, backend, config).run()
-        wall = time.perf_counter() - start
-    stats = backend.stats.minus(before)
+        last_save = [time.monotonic()]
+
+        def save(_event: object) -> None:
+            if checkpoint is not None and time.monotonic() - last_save[0] >= CHECKPOINT_EVERY_S:
+                peak = max(earlier.get("peak_rss_mb", 0.0), round(memory.peak / 2**20, 1))
+                ck = {**search.checkpoint(), "bench": {"start_rss_mb": start_rss, "peak_rss_mb": peak,
+                                                       "parts": parts}}
+                atomic_write(checkpoint, json.dumps(ck))
+                last_save[0] = time.monotonic()
+
+        try:
+            search = ICMSearch(examples, task, backend, config, on_event=save, checkpoint=state)
+        except ValueError as exc:
+            if state is None:
+                raise
+            raise ValueError(f"{checkpoint}: {exc}") from exc
+        result = search.run()
+    stats, wall = result.stats, result.wall_s
     metrics = label_metrics(result.labels, gold, result.scores)
     return {
         "mode": config.mode, "seed": config.seed, "accuracy": metrics["accuracy"], "auroc": metrics.get("auroc"),
         "labeled": sum(y is not None for y in result.labels), "model_calls": stats.calls,
         "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens, "computed_tokens": stats.computed_tokens,
-        "wall_s": round(wall, 3), "peak_rss_mb": round(memory.peak / 2**20, 1),
-        "start_rss_mb": round(start_rss / 2**20, 1),  # resident when the mode began (the model, the runtime)
+        "wall_s": round(wall, 3),
+        "peak_rss_mb": max(earlier.get("peak_rss_mb", 0.0), round(memory.peak / 2**20, 1)),
+        "start_rss_mb": start_rss,  # resident when the mode began (the model, the runtime)
         "tokens_per_s": stats.computed_tokens / wall if wall else None,
+        # How many processes the run took (more than one: resumed from a checkpoint).
+        "parts": parts,
         # Kept so that runs of one seed can be compared label by label, also across reports.
         "labels": list(result.labels),
     }
 
 
+def _load_checkpoint(path: Path | None) -> dict[str, Any] | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a search checkpoint ({exc})") from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a search checkpoint")
+    return state
+
+
+def _finished_row(path: Path, config: ICMConfig, fingerprint: str) -> dict[str, Any] | None:
+    """A run that a bench with the same checkpoint folder finished before, if it was this very run."""
+    if not path.exists():
+        return None
+    try:
+        row = json.loads(path.read_text())
+        same = row["config"] == config.as_dict() and row["fingerprint"] == fingerprint
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a finished bench run ({exc})") from exc
+    if not same:
+        raise ValueError(f"{path}: a run of other examples or settings; use another --checkpoint-dir")
+    return row
+
+
 def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
           base: ICMConfig, seeds: Sequence[int], log=print, orders: Sequence[str] | None = None,
-          modes: Sequence[str] = ("reference", "fast")) -> dict[str, Any]:
+          modes: Sequence[str] = ("reference", "fast"), checkpoint_dir: str | Path | None = None) -> dict[str, Any]:
     """`orders`: the demonstration orders to run `fast` with, each against the same reference run; the
     summary's top-level figures are the first order's, `by_order` has them all. `modes` may leave out
-    either mode (the ratios are then None)."""
+    either mode (the ratios are then None). With `checkpoint_dir`, each run checkpoints there and is kept
+    there when it finishes: the same command run again skips finished runs and resumes the unfinished one."""
     orders = list(orders or [base.demo_order])
     peak = peak_throughput(backend, task, examples)
     log(f"backend peak throughput: {peak:.0f} tokens/s on independent prompts")
     rows: list[dict[str, Any]] = []
+    prints = fingerprint(examples, task)
     for seed in seeds:
         runs: list[tuple[str, dict[str, Any]]] = []
         if "reference" in modes:
@@ -121,12 +179,24 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
             runs.extend((f"fast {order}", {"mode": "fast", "demo_order": order}) for order in orders)
         for name, overrides in runs:
             cfg = ICMConfig(**{**base.as_dict(), **overrides, "seed": seed}).validate()
-            row = run_mode(backend, task, examples, gold, cfg)
+            stem = Path(checkpoint_dir) / f"seed{seed}-{name.replace(' ', '-')}" if checkpoint_dir else None
+            row = _finished_row(stem.with_suffix(".json"), cfg, prints) if stem else None
+            if row is not None:
+                rows.append(row)
+                log(row_line(row) + f" (finished earlier: {stem.with_suffix('.json')})")
+                continue
+            checkpoint = stem.with_suffix(".checkpoint.json") if stem else None
+            row = run_mode(backend, task, examples, gold, cfg, checkpoint)
             row["variant"] = name
             row["demo_order"] = cfg.demo_order
             row["semantics"] = cfg.effective_semantics
+            # Each run's share is against the peak measured in the process that finished it.
             row["peak_tokens_per_s"] = round(peak, 1)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
+            if stem is not None and checkpoint is not None:
+                atomic_write(stem.with_suffix(".json"),
+                             json.dumps({**row, "config": cfg.as_dict(), "fingerprint": prints}, indent=1) + "\n")
+                checkpoint.unlink(missing_ok=True)
             rows.append(row)
             log(row_line(row))
     return {

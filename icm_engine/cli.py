@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,30 +20,10 @@ from .examples import DataError, LoadedData, load_labels, match_ids
 from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
 from .search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
 from .tasks import PRESETS, get_task, load_dataset
+from .util import atomic_write
 
 EXIT_INPUT = 2
 EXIT_BACKEND = 3
-
-
-def _atomic_write(path: str | Path, text: str) -> None:
-    """The whole file or, on any failure (a full disk...), the file as it was and no leftover: the text goes
-    to a temporary file beside it, is synced, and replaces it. The error names the file."""
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _labels_jsonl(data: LoadedData, labels: Sequence[bool | None], scores: Sequence[float | None]) -> str:
@@ -174,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--modes", default="reference,fast", type=_modes,
                        help="which modes to run, comma-separated (default both; one alone: no ratios)")
     bench.add_argument("--report", help="write the final JSON here too")
+    bench.add_argument("--checkpoint-dir",
+                       help="checkpoint each run here every 10 s and keep it here when it finishes; the same "
+                            "command run again skips finished runs and resumes an interrupted one")
 
     summary = sub.add_parser("bench-summary", help="combine icm bench reports (e.g. one seed each) into one summary")
     summary.add_argument("reports", nargs="+", help="JSON files written by icm bench --report")
@@ -310,7 +291,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             bar.update(1, U=f"{ev.score:.2f}", T=f"{ev.temperature:.2f}", labeled=ev.labeled,
                        acc=ev.accepted_total)
         if args.checkpoint and time.monotonic() - last_save[0] > 10:
-            _atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
+            atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
             last_save[0] = time.monotonic()
 
     search = ICMSearch(data.examples, task, backend, config, on_event=on_event, checkpoint=checkpoint)
@@ -321,8 +302,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.checkpoint:
         # The finished search, before its outputs: if writing them fails (a full disk), the same command
         # resumes here and only writes.
-        _atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
-    _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
+        atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
+    atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
         "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),
         "iterations": result.iterations, "accepted": result.accepted, "rejected": result.rejected,
@@ -330,7 +311,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         "batches": len(batches), "flipped_batches": result.flipped_batches,
     })
     if args.report:
-        _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
+        atomic_write(args.report, json.dumps(report, indent=2) + "\n")
     if args.checkpoint and Path(args.checkpoint).exists():
         Path(args.checkpoint).unlink()
     _summary(report)
@@ -351,10 +332,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
                        semantics=args.semantics).validate()
     backend = _make_backend(args)
     result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
-                   log=lambda line: print(line, flush=True), orders=args.demo_order, modes=args.modes)
+                   log=lambda line: print(line, flush=True), orders=args.demo_order, modes=args.modes,
+                   checkpoint_dir=args.checkpoint_dir)
     result["backend"] = backend.describe()
     if args.report:
-        _atomic_write(args.report, json.dumps(result, indent=2) + "\n")
+        atomic_write(args.report, json.dumps(result, indent=2) + "\n")
     summary = {k: v for k, v in result.items() if k != "runs"}
     print(json.dumps(summary))
     return 0
@@ -405,12 +387,12 @@ def cmd_baseline(args: argparse.Namespace) -> int:
                           shots=args.shots, rounds=args.rounds,
                           batch_size=args.batch_size, on_progress=bar.update)
     bar.close()
-    _atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
+    atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
         "method": args.method, "task": task.describe(), "backend": backend.describe(), "shots": args.shots,
     })
     if args.report:
-        _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
+        atomic_write(args.report, json.dumps(report, indent=2) + "\n")
     _summary(report)
     return 0
 
@@ -438,7 +420,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "task": task.describe(), "backend": backend.describe(), "readout": args.readout,
     }
     if args.report:
-        _atomic_write(args.report, json.dumps(report, indent=2) + "\n")
+        atomic_write(args.report, json.dumps(report, indent=2) + "\n")
     _summary(report)
     return 0
 

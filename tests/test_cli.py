@@ -192,6 +192,73 @@ def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, sma
     assert json.loads(report.read_text())["model_calls"] == reference_calls and not checkpoint.exists()
 
 
+def test_an_interrupted_bench_resumes_from_its_checkpoints_and_skips_finished_runs(tmp_path: Path, monkeypatch,
+                                                                                capsys):
+    """A reference run at the issue's size takes hours on 2 cores: a bench run again with the same
+    --checkpoint-dir continues where it stopped and counts what the whole run cost, once."""
+    from icm_engine import bench, cli
+    from icm_engine.backends.base import BackendError
+
+    from .fakes import FakeBackend
+
+    class FailingBackend(FakeBackend):
+        def __init__(self, fail_at: int | None):
+            super().__init__()
+            self.fail_at = fail_at
+
+        def label_logprobs(self, prompts, label_words):
+            if self.fail_at is not None and self.stats.calls + 1 >= self.fail_at:
+                raise BackendError("the model server went away")
+            return super().label_logprobs(prompts, label_words)
+
+    backends: list[FailingBackend] = []
+    fail_at: list[int | None] = [None]
+    monkeypatch.setattr(cli, "_make_backend", lambda args: backends.append(FailingBackend(fail_at[0])) or backends[-1])
+    monkeypatch.setattr(bench, "CHECKPOINT_EVERY_S", 0.0)
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"id": f"e{i}", "text": f"{'pos' if i % 3 else 'neg'} item {i}",
+                                        "label": int(i % 3 != 0) if i % 5 else int(i % 3 == 0)}) + "\n"
+                            for i in range(24)))
+    common = ["bench", str(data), "--task", "claims", "--template", "Item: {text}\nLabel:", "--label-words", " T",
+              " F", "--limit", "24", "--iterations", "12", "--seeds", "1", "--modes", "reference"]
+    folder = tmp_path / "runs"
+
+    def rows(report: Path) -> list[dict]:
+        return json.loads(report.read_text())["runs"]
+
+    assert main([*common, "--report", str(tmp_path / "straight.json")]) == 0
+    straight = rows(tmp_path / "straight.json")[0]
+    # The peak-throughput passes take 4 calls; the search fails 15 calls in.
+    fail_at[0] = 4 + 15
+    assert main([*common, "--checkpoint-dir", str(folder)]) == 3
+    assert sorted(p.name for p in folder.iterdir()) == ["seed1-reference.checkpoint.json"]
+    fail_at[0] = None
+    capsys.readouterr()
+    assert main([*common, "--checkpoint-dir", str(folder), "--report", str(tmp_path / "resumed.json")]) == 0
+    resumed = rows(tmp_path / "resumed.json")[0]
+    assert backends[-1].stats.calls < straight["model_calls"] + 4  # it did not start over
+    assert resumed["labels"] == straight["labels"] and resumed["accuracy"] == straight["accuracy"]
+    for key in ("model_calls", "prompts", "prompt_tokens", "computed_tokens"):
+        assert resumed[key] == straight[key], key  # the two parts' costs, each counted once
+    assert resumed["parts"] == 2 and straight["parts"] == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["seed1-reference.json"]
+    # Run again: the finished run is read back, not searched again.
+    assert main([*common, "--checkpoint-dir", str(folder), "--report", str(tmp_path / "again.json")]) == 0
+    assert "finished earlier" in capsys.readouterr().out
+    assert backends[-1].stats.calls == 4
+    assert rows(tmp_path / "again.json")[0]["labels"] == straight["labels"]
+    # Other settings in the same folder are refused, naming the file, and change nothing.
+    before = (folder / "seed1-reference.json").read_text()
+    assert main([*common[:-6], "--iterations", "13", *common[-4:], "--checkpoint-dir", str(folder)]) == 2
+    assert "seed1-reference.json: a run of other examples or settings" in capsys.readouterr().err
+    assert (folder / "seed1-reference.json").read_text() == before
+    # A checkpoint of another search is refused the same way.
+    (folder / "seed1-reference.json").unlink()
+    (folder / "seed1-reference.checkpoint.json").write_text("{\"version\": 1, \"fingerprint\": \"x\"}")
+    assert main([*common, "--checkpoint-dir", str(folder)]) == 2
+    assert "seed1-reference.checkpoint.json: checkpoint belongs to other examples" in capsys.readouterr().err
+
+
 def _bench_report(seed: int, ref: tuple[int, float, float], fast: tuple[int, float, float], n: int = 64,
                   labels: tuple[list, list] | None = None) -> dict:
     def row(variant: str, computed: int, wall: float, acc: float) -> dict:
