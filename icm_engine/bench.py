@@ -25,7 +25,7 @@ from .search import ICMConfig, ICMSearch, fingerprint
 from .tasks import Task
 from .util import atomic_write, rss_bytes
 
-# How often a bench run with a checkpoint saves it (seconds): what an interruption can cost.
+# The least time between a bench run's checkpoints (seconds); saves come between iterations.
 CHECKPOINT_EVERY_S = 10.0
 
 
@@ -83,9 +83,10 @@ def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], m
 
 def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
              config: ICMConfig, checkpoint: Path | None = None) -> dict[str, Any]:
-    """One search and what it cost. With `checkpoint`, the search state is saved there every
-    CHECKPOINT_EVERY_S seconds and a search found there continues, so an interrupted reference run (hours
-    on 2 cores) loses at most that much; its wall time and counts then add up the runs' parts."""
+    """One search and what it cost. With `checkpoint`, the search state is saved there after an iteration
+    once CHECKPOINT_EVERY_S seconds have passed since the last save, and a search found there continues:
+    an interrupted reference run (hours on 2 cores) loses the iteration in progress, and its wall time and
+    counts add up the runs' parts."""
     reset = getattr(backend, "reset_prefix_cache", None)
     if reset is not None:
         reset()

@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--anchor-weight", type=float, default=d.anchor_weight,
                     help="with --anchor likelihood: weight of the anchor as a term of U (alpha * w * the anchor's "
                          "mean signed by the labels, in the units of P); 0 = it only seeds and names the classes")
-    lab.add_argument("--checkpoint", help="save the search state here every 10 s; resume from it if present")
+    lab.add_argument("--checkpoint", help="save the search state here (between iterations, at most every 10 s); "
+                                          "resume from it if present")
 
     bench = sub.add_parser("bench", help="run reference and fast on the same data and seeds; print what each cost")
     bench.add_argument("input")
@@ -153,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which modes to run, comma-separated (default both; one alone: no ratios)")
     bench.add_argument("--report", help="write the final JSON here too")
     bench.add_argument("--checkpoint-dir",
-                       help="checkpoint each run here every 10 s and keep it here when it finishes; the same "
-                            "command run again skips finished runs and resumes an interrupted one")
+                       help="checkpoint each run here (between iterations, at most every 10 s) and keep it here "
+                            "when it finishes; the same command run again skips finished runs and resumes an "
+                            "interrupted one from its last iteration")
 
     summary = sub.add_parser("bench-summary", help="combine icm bench reports (e.g. one seed each) into one summary")
     summary.add_argument("reports", nargs="+", help="JSON files written by icm bench --report")
