@@ -21,7 +21,7 @@ from typing import Any
 from .backends.base import Backend
 from .examples import Example
 from .metrics import label_metrics
-from .search import ICMConfig, ICMSearch, fingerprint
+from .search import ICMConfig, ICMSearch, fingerprint, read_checkpoint
 from .tasks import Task
 from .util import atomic_write, rss_bytes
 
@@ -90,7 +90,7 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
     reset = getattr(backend, "reset_prefix_cache", None)
     if reset is not None:
         reset()
-    state = _load_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint) if checkpoint is not None else None
     # What earlier parts of this run measured; the search's own checkpoint ignores this key.
     earlier = (state or {}).get("bench", {})
     # Processes that worked on this run, this one included (an `icm label --checkpoint` file of the same
@@ -100,10 +100,12 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
     with PeakMemory() as memory:
         last_save = [time.monotonic()]
 
+        def peak_mb() -> float:  # over all of the run's parts
+            return max(earlier.get("peak_rss_mb", 0.0), round(memory.peak / 2**20, 1))
+
         def save(_event: object) -> None:
             if checkpoint is not None and time.monotonic() - last_save[0] >= CHECKPOINT_EVERY_S:
-                peak = max(earlier.get("peak_rss_mb", 0.0), round(memory.peak / 2**20, 1))
-                ck = {**search.checkpoint(), "bench": {"start_rss_mb": start_rss, "peak_rss_mb": peak,
+                ck = {**search.checkpoint(), "bench": {"start_rss_mb": start_rss, "peak_rss_mb": peak_mb(),
                                                        "parts": parts}}
                 atomic_write(checkpoint, json.dumps(ck))
                 last_save[0] = time.monotonic()
@@ -122,7 +124,7 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
         "labeled": sum(y is not None for y in result.labels), "model_calls": stats.calls,
         "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens, "computed_tokens": stats.computed_tokens,
         "wall_s": round(wall, 3),
-        "peak_rss_mb": max(earlier.get("peak_rss_mb", 0.0), round(memory.peak / 2**20, 1)),
+        "peak_rss_mb": peak_mb(),
         "start_rss_mb": start_rss,  # resident when the mode began (the model, the runtime)
         "tokens_per_s": stats.computed_tokens / wall if wall else None,
         # How many processes the run took (more than one: resumed from a checkpoint).
@@ -130,18 +132,6 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
         # Kept so that runs of one seed can be compared label by label, also across reports.
         "labels": list(result.labels),
     }
-
-
-def _load_checkpoint(path: Path | None) -> dict[str, Any] | None:
-    if path is None or not path.exists():
-        return None
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a search checkpoint ({exc})") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: not a search checkpoint")
-    return state
 
 
 def _finished_row(path: Path, config: ICMConfig, fingerprint: str) -> dict[str, Any] | None:
@@ -180,13 +170,15 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
             runs.extend((f"fast {order}", {"mode": "fast", "demo_order": order}) for order in orders)
         for name, overrides in runs:
             cfg = ICMConfig(**{**base.as_dict(), **overrides, "seed": seed}).validate()
-            stem = Path(checkpoint_dir) / f"seed{seed}-{name.replace(' ', '-')}" if checkpoint_dir else None
-            row = _finished_row(stem.with_suffix(".json"), cfg, prints) if stem else None
+            finished = checkpoint = None
+            if checkpoint_dir:
+                stem = Path(checkpoint_dir) / f"seed{seed}-{name.replace(' ', '-')}"
+                finished, checkpoint = stem.with_suffix(".json"), stem.with_suffix(".checkpoint.json")
+            row = _finished_row(finished, cfg, prints) if finished is not None else None
             if row is not None:
                 rows.append(row)
-                log(row_line(row) + f" (finished earlier: {stem.with_suffix('.json')})")
+                log(row_line(row) + f" (finished earlier: {finished})")
                 continue
-            checkpoint = stem.with_suffix(".checkpoint.json") if stem else None
             row = run_mode(backend, task, examples, gold, cfg, checkpoint)
             row["variant"] = name
             row["demo_order"] = cfg.demo_order
@@ -194,8 +186,8 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
             # Each run's share is against the peak measured in the process that finished it.
             row["peak_tokens_per_s"] = round(peak, 1)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
-            if stem is not None and checkpoint is not None:
-                atomic_write(stem.with_suffix(".json"),
+            if finished is not None and checkpoint is not None:
+                atomic_write(finished,
                              json.dumps({**row, "config": cfg.as_dict(), "fingerprint": prints}, indent=1) + "\n")
                 checkpoint.unlink(missing_ok=True)
             rows.append(row)

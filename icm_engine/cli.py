@@ -267,7 +267,7 @@ class _Progress:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from .search import ICMSearch, make_batches
+    from .search import ICMSearch, make_batches, read_checkpoint
 
     task = _make_task(args)
     data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.anchor != "none")
@@ -280,9 +280,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         semantics=args.semantics,
     ).validate()
     backend = _make_backend(args)
-    checkpoint = None
-    if args.checkpoint and Path(args.checkpoint).exists():
-        checkpoint = json.loads(Path(args.checkpoint).read_text())
+    checkpoint = read_checkpoint(args.checkpoint) if args.checkpoint else None
     batches = make_batches(data.examples, config.batch_size)
     bar = _Progress(len(batches) * config.iterations, args.quiet, "icm")
     last_save = [time.monotonic()]

@@ -26,6 +26,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .anchor import ANCHORS, agreement, likelihood_anchor
@@ -225,6 +226,20 @@ def make_batches(examples: Sequence[Example], batch_size: int) -> list[list[int]
 def fingerprint(examples: Sequence[Example], task: Task) -> str:
     blob = json.dumps([[str(ex.id), ex.group, ex.key] for ex in examples] + [task.describe()], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The search state saved at `path`, or None where there is none yet."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a search checkpoint ({exc})") from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a search checkpoint")
+    return state
 
 
 class ICMSearch:
