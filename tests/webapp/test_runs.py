@@ -207,7 +207,9 @@ def _run_in_thread(run_id: int) -> threading.Thread:
 
 def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(owner, owner_api):
     ds = fake_dataset(owner, n=32)
-    params = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
+    # Long enough after step 10 (>100 calls of 0.1 s) that the run cannot finish before the cancel lands,
+    # even on a loaded machine: with 60 iterations of 0.03 s it once did, and the test failed.
+    params = {"iterations": 120, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
     reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
                            backend_options={"delay": 0.0})
     assert execute_run(reference.pk) == "succeeded"
@@ -215,7 +217,7 @@ def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(own
 
     run = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
                      backend_options={"delay": 0.0})
-    Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.03})
+    Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.1})
     thread = _run_in_thread(run.pk)
     wait_for(run.pk, {"running"}, predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) > 10)
     t0 = time.monotonic()
