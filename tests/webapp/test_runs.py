@@ -207,8 +207,8 @@ def _run_in_thread(run_id: int) -> threading.Thread:
 
 def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(owner, owner_api):
     ds = fake_dataset(owner, n=32)
-    # Long enough after step 10 (>100 calls of 0.1 s) that the run cannot finish before the cancel lands,
-    # even on a loaded machine: with 60 iterations of 0.03 s it once did, and the test failed.
+    # Enough work left after step 10 (up to 110 more iterations of 0.1 s calls) that the run does not end
+    # before the cancel lands on a loaded machine: with 60 iterations of 0.03 s it once did.
     params = {"iterations": 120, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
     reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
                            backend_options={"delay": 0.0})
