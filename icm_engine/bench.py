@@ -186,7 +186,7 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
             # Each run's share is against the peak measured in the process that finished it.
             row["peak_tokens_per_s"] = round(peak, 1)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
-            if finished is not None and checkpoint is not None:
+            if finished is not None:  # and so is its checkpoint
                 atomic_write(finished,
                              json.dumps({**row, "config": cfg.as_dict(), "fingerprint": prints}, indent=1) + "\n")
                 checkpoint.unlink(missing_ok=True)
