@@ -218,10 +218,7 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
         "input": str(args.input),
         "n": len(data.examples),
         "labeled": sum(y is not None for y in labels),
-        "accuracy": metrics.get("accuracy"),
-        "auroc": metrics.get("auroc"),
-        "n_gold": metrics.get("n_gold", 0),
-        "predicted_true_rate": metrics.get("predicted_true_rate"),
+        **_gold_fields(metrics),
         "model_calls": stats.calls,
         "prompts": stats.prompts,
         "prompt_tokens": stats.prompt_tokens,
@@ -236,6 +233,17 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
     }
     report.update(extra)
     return report
+
+
+def _gold_fields(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a report says of a label set against gold: the accuracy never without n, the majority-class rate,
+    the set's balance, the interval and the warnings (empty when the input has no gold)."""
+    keys = ("accuracy", "ci_low", "ci_high", "n_compared", "majority_accuracy", "balance", "p_vs_majority", "auroc")
+    out = {k: metrics.get(k) for k in keys}
+    out["n_gold"] = metrics.get("n_gold", 0)
+    out["predicted_true_rate"] = metrics.get("balance")
+    out["warnings"] = list(metrics.get("warnings", []))
+    return out
 
 
 def _peak_rss_mb() -> float | None:
@@ -414,7 +422,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     stats = out["stats"]
     report = {
         "test": args.test, "train": args.train, "labels": args.labels, "n": len(test.examples),
-        "demonstrations": out["demonstrations"], "accuracy": metrics["accuracy"], "auroc": metrics["auroc"],
+        "demonstrations": out["demonstrations"], **_gold_fields(metrics),
         "model_calls": stats.calls, "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens,
         "computed_tokens": stats.computed_tokens, "wall_s": round(out["wall_s"], 3),
         "task": task.describe(), "backend": backend.describe(), "readout": args.readout,
@@ -432,9 +440,16 @@ def _no_gold(path: str):
 
 
 def _summary(report: dict[str, Any]) -> None:
-    keys = ("n", "labeled", "accuracy", "auroc", "model_calls", "prompt_tokens", "computed_tokens", "wall_s",
-            "examples_per_minute", "peak_rss_mb")
+    """The report's figures on stdout, one JSON line; each warning about the labels against gold on stderr."""
+    from .metrics import warning_lines
+
+    keys = ("n", "labeled", "accuracy", "n_compared", "majority_accuracy", "balance", "auroc", "warnings",
+            "model_calls", "prompt_tokens", "computed_tokens", "wall_s", "examples_per_minute", "peak_rss_mb")
     print(json.dumps({k: report[k] for k in keys if k in report}))
+    if report.get("n_compared"):
+        comparison = {"n": report["n_compared"], **report}
+        for line in warning_lines(comparison):
+            print(f"icm: {line}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

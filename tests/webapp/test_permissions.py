@@ -16,6 +16,7 @@ def _api_calls(ds, ls, member_id, run, check, example):
     upload = SimpleUploadedFile("l.csv", b"id,label\nq0-0,1\n")
     return {
         "api-agreement": [("get", f"/api/datasets/{ds}/agreement/?labelsets={ls}", None)],
+        "api-dataset-methods": [("get", f"/api/datasets/{ds}/methods/", None)],
         "api-agreement-export": [("get", f"/api/datasets/{ds}/agreement/export/?labelsets={ls}&format=csv", None)],
         "api-verdicts": [("get", f"/api/datasets/{ds}/verdicts/", None),
                          ("post", f"/api/datasets/{ds}/verdicts/", {"example": example, "verdict": "ambiguous"})],

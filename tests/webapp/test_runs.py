@@ -573,13 +573,13 @@ def test_run_pages(client, owner):
     ds = fake_dataset(owner)
     client.force_login(owner)
     resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
-        "method": "icm", "backend": "transformers", "model": "nope", "seed": 0, "readout": "verdict",
+        "method": "icm", "backend": "transformers", "model": "nope", "seeds": "0", "readout": "verdict",
         "context": "all", "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
         "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
         "init": "random", "rounds": 3})
     assert resp.status_code == 400 and "unknown model" in resp.content.decode()
     resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
-        "method": "icm", "backend": "transformers", "seed": 0, "readout": "verdict", "context": "all",
+        "method": "icm", "backend": "transformers", "seeds": "0", "readout": "verdict", "context": "all",
         "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
         "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
         "init": "random", "anchor": "likelihood", "with_baselines": "on", "rounds": 3})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from icm_engine.metrics import WARNINGS
 from icm_engine.tasks import PRESETS
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 from webapp.datasets.permissions import visible_fields
@@ -160,6 +161,28 @@ class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
 
 
+class IntervalMixin(serializers.Serializer):
+    n = serializers.IntegerField()
+    ci_low = serializers.FloatField(allow_null=True, help_text="95% interval, lower bound")
+    ci_high = serializers.FloatField(allow_null=True, help_text="95% interval, upper bound")
+
+
+class GoldComparisonSerializer(IntervalMixin):
+    """An accuracy against gold with what keeps it honest (icm_engine.metrics.gold_comparison)."""
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True, min_value=0, max_value=1, help_text="a fraction in [0, 1]")
+    balance = serializers.FloatField(allow_null=True, help_text="share of True among the set's labels on these items")
+    gold_balance = serializers.FloatField(allow_null=True, help_text="share of True among gold on these items")
+    majority_accuracy = serializers.FloatField(
+        allow_null=True, help_text="accuracy of always answering gold's majority class on these items")
+    p_vs_majority = serializers.FloatField(
+        allow_null=True, help_text="one-sided exact binomial test of the accuracy against majority_accuracy")
+    auroc = serializers.FloatField(allow_null=True, help_text="AUROC of the set's scores (null without scores)")
+    warnings = serializers.ListField(
+        child=serializers.ChoiceField(choices=sorted(WARNINGS)),
+        help_text="; ".join(f"{code}: {text}" for code, text in WARNINGS.items()))
+
+
 class RunCreateSerializer(serializers.Serializer):
     dataset = serializers.IntegerField()
     task = serializers.ChoiceField(choices=sorted(PRESETS), help_text="must be the dataset's task preset")
@@ -167,7 +190,11 @@ class RunCreateSerializer(serializers.Serializer):
     backend = serializers.CharField(default="transformers")
     model = serializers.CharField(required=False, allow_blank=True, default="")
     base_url = serializers.URLField(required=False, help_text="openai backend: the server's URL")
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(default=0, help_text="one seed (seeds, when given, replaces it)")
+    seeds = serializers.ListField(
+        child=serializers.IntegerField(), required=False, min_length=1, max_length=20,
+        help_text="one run per seed (distinct) for the methods whose labels depend on it (ICM, random-label ICL, "
+                  "bootstrap, golden ICL), each with its own label set; zero-shot runs once")
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                      help_text="only the first N examples, in whole consistency groups")
     hyperparameters = serializers.DictField(
@@ -199,8 +226,14 @@ class RunProgressSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(required=False)
     rejected = serializers.IntegerField(required=False)
     conflicts = serializers.IntegerField(required=False)
-    gold_agreement = serializers.FloatField(required=False, allow_null=True)
+    gold_agreement = serializers.FloatField(required=False, allow_null=True, help_text="the accuracy alone")
     gold_n = serializers.IntegerField(required=False)
+    gold = GoldComparisonSerializer(required=False, allow_null=True,
+                                    help_text="the labels so far against gold, with what keeps the accuracy honest")
+    final_u = serializers.FloatField(required=False, allow_null=True,
+                                     help_text="ICM: the mean over batches of each batch's final U (no gold involved)")
+    batch_u = serializers.DictField(child=serializers.FloatField(), required=False,
+                                    help_text="ICM: each finished batch's final U, by batch index")
     model_calls = serializers.IntegerField(required=False)
     prompts = serializers.IntegerField(required=False)
     prompt_tokens = serializers.IntegerField(required=False)
@@ -249,25 +282,19 @@ class RunSerializer(serializers.Serializer):
     shards = RunShardSerializer(many=True, help_text="a sharded run's shards (empty otherwise)")
 
 
-class IntervalMixin(serializers.Serializer):
-    n = serializers.IntegerField()
-    ci_low = serializers.FloatField(allow_null=True, help_text="95% interval, lower bound")
-    ci_high = serializers.FloatField(allow_null=True, help_text="95% interval, upper bound")
+class RunCreatedSerializer(RunSerializer):
+    runs = serializers.ListField(child=serializers.IntegerField(), help_text="the run of each seed, in order")
 
 
-class AccuracySerializer(IntervalMixin):
+class AccuracySerializer(GoldComparisonSerializer):
     label_set = serializers.IntegerField()
-    correct = serializers.IntegerField()
-    accuracy = serializers.FloatField(allow_null=True, min_value=0, max_value=1, help_text="a fraction in [0, 1]")
     confusion = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
                                       help_text="rows: gold True, gold False; columns: label True, label False")
 
 
-class StratumAccuracySerializer(IntervalMixin):
+class StratumAccuracySerializer(GoldComparisonSerializer):
     label_set = serializers.IntegerField()
     stratum = serializers.CharField()
-    correct = serializers.IntegerField()
-    accuracy = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
 
 
 class KappaSerializer(IntervalMixin):
@@ -352,3 +379,31 @@ class SpotCheckSerializer(serializers.Serializer):
     error_rate = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
     ci_low = serializers.FloatField(allow_null=True)
     ci_high = serializers.FloatField(allow_null=True)
+
+
+class SpreadSerializer(serializers.Serializer):
+    mean = serializers.FloatField(allow_null=True)
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    std = serializers.FloatField(allow_null=True, help_text="sample standard deviation over seeds (null for one)")
+
+
+class MethodSeedSerializer(serializers.Serializer):
+    seed = serializers.IntegerField()
+    run = serializers.IntegerField()
+    label_set = serializers.IntegerField(allow_null=True)
+    gold = GoldComparisonSerializer(allow_null=True)
+    final_u = serializers.FloatField(allow_null=True, help_text="ICM: the run's final U (mean over its batches)")
+    pick = serializers.BooleanField(help_text="ICM: the seed with the highest final U, chosen without gold")
+
+
+class MethodRowSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=RunMethod.choices)
+    label = serializers.CharField()
+    n_seeds = serializers.IntegerField()
+    accuracy = SpreadSerializer(help_text="accuracy against gold over the seeds")
+    majority_accuracy = serializers.FloatField(allow_null=True)
+    warnings = serializers.DictField(child=serializers.IntegerField(), help_text="each warning: how many seeds")
+    pick = serializers.IntegerField(allow_null=True, help_text="ICM: the label-free pick's seed")
+    pick_is_most_accurate = serializers.BooleanField(allow_null=True)
+    seeds = MethodSeedSerializer(many=True)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("runs/<int:pk>/", views.RunDetailView.as_view(), name="api-run"),
     path("runs/<int:pk>/cancel/", views.RunCancelView.as_view(), name="api-run-cancel"),
     path("runs/<int:pk>/resume/", views.RunResumeView.as_view(), name="api-run-resume"),
+    path("datasets/<int:pk>/methods/", views.MethodsView.as_view(), name="api-dataset-methods"),
     path("datasets/<int:pk>/agreement/", views.AgreementView.as_view(), name="api-agreement"),
     path("datasets/<int:pk>/agreement/export/", views.AgreementExportView.as_view(), name="api-agreement-export"),
     path("datasets/<int:pk>/verdicts/", views.VerdictsView.as_view(), name="api-verdicts"),

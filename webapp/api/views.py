@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -23,7 +22,6 @@ from webapp.review import selectors as review_selectors
 from webapp.review import services as review_services
 from webapp.runs import selectors as run_selectors
 from webapp.runs import services as run_services
-from webapp.runs import views as run_views
 
 from . import serializers as s
 
@@ -256,27 +254,23 @@ class RunListView(generics.GenericAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([run_selectors.snapshot(r) for r in page])
 
-    @extend_schema(request=s.RunCreateSerializer, responses={201: s.RunSerializer})
+    @extend_schema(request=s.RunCreateSerializer, responses={201: s.RunCreatedSerializer})
     def post(self, request):
-        """Queue an ICM run or a baseline. Everything is validated before anything is queued."""
+        """Queue an ICM run or a baseline, one run per seed. Everything is validated before anything is queued."""
         ser = s.RunCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         dataset = selectors.get_dataset(request.user, d["dataset"])
         if d["task"] != dataset.task:
             raise ValidationError({"task": f"the dataset's task preset is {dataset.task!r}"})
-        common = {"user": request.user, "dataset": dataset, "backend": d["backend"], "model": d["model"],
-                  "seed": d["seed"], "limit": d.get("limit"),
-                  "backend_options": {"base_url": d["base_url"]} if d.get("base_url") else {}}
-        with transaction.atomic():
-            run = run_services.create_run(method=d["method"], hyperparameters=d["hyperparameters"],
-                                          shards=d.get("shards"), **common)
-            if d["baselines"] and d["method"] == "icm":
-                shared = {k: v for k, v in d["hyperparameters"].items() if k in run_services.BASELINE_KEYS}
-                for method in run_views.baseline_methods("icm", True, run_services.has_full_gold(dataset),
-                                                         d["hyperparameters"].get("anchor", "none")):
-                    run_services.create_run(method=method, hyperparameters=shared, **common)
-        return Response(run_selectors.snapshot(run), status=status.HTTP_201_CREATED)
+        runs = run_services.start_runs(
+            user=request.user, dataset=dataset, method=d["method"], seeds=d.get("seeds") or [d["seed"]],
+            baselines=d["baselines"], hyperparameters=d["hyperparameters"], shards=d.get("shards"),
+            backend=d["backend"], model=d["model"], limit=d.get("limit"),
+            backend_options={"base_url": d["base_url"]} if d.get("base_url") else {})
+        # One run a seed: the first one's snapshot, as with one seed, and every seed's run id.
+        return Response({**run_selectors.snapshot(runs[0]), "runs": [r.pk for r in runs]},
+                        status=status.HTTP_201_CREATED)
 
 
 class RunDetailView(APIView):
@@ -331,6 +325,16 @@ REPORT_PARAMS = [
     OpenApiParameter("labelsets", str, description="label set ids, comma-separated"),
     OpenApiParameter("gold", int, description="the gold label set (any version; default: the latest)"),
 ]
+
+
+class MethodsView(APIView):
+    @extend_schema(responses=s.MethodRowSerializer(many=True))
+    def get(self, request, pk: int):
+        """Each method's latest experiment over its seeds against the latest gold: mean accuracy, min-max and
+        the number of seeds, each seed's comparison (n, majority class, balance, AUROC, warnings), and for
+        ICM each seed's final U with the label-free pick (highest U) and whether it was the most accurate."""
+        dataset = _label_reader(request, pk)
+        return Response(run_selectors.method_table_data(run_selectors.method_table(dataset)))
 
 
 class AgreementView(APIView):

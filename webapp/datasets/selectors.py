@@ -9,6 +9,8 @@ from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from icm_engine.metrics import gold_comparison
+
 from .models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 
 User = AbstractBaseUser | AnonymousUser
@@ -149,6 +151,27 @@ def agreement(a: LabelSet, b: LabelSet) -> dict[str, Any]:
     )
     n = stats["n"] or 0
     return {"n": n, "agree": stats["agree"] or 0, "rate": (stats["agree"] / n) if n else None}
+
+
+def gold_comparisons(label_sets: list[LabelSet], gold: LabelSet | None) -> dict[int, dict[str, Any]]:
+    """Each label set against `gold` on the examples both label (the engine's `gold_comparison`: n, accuracy
+    with its interval, balance, majority-class rate, AUROC of the scores, warnings), by label set id; gold
+    itself and every set when there is no gold are left out. Two queries, however many sets."""
+    ids = [ls.pk for ls in label_sets if gold is not None and ls.pk != gold.pk]
+    if not ids:
+        return {}
+    truth = dict(Label.objects.filter(label_set=gold).values_list("example_id", "value"))
+    rows: dict[int, list[tuple[bool, bool, float | None]]] = {pk: [] for pk in ids}
+    for set_id, example_id, value, score in (Label.objects.filter(label_set_id__in=ids)
+                                             .values_list("label_set_id", "example_id", "value", "score")):
+        if example_id in truth:
+            rows[set_id].append((value, truth[example_id], score))
+    out = {}
+    for pk, paired in rows.items():
+        scores = [s for _, _, s in paired]
+        out[pk] = gold_comparison([v for v, _, _ in paired], [t for _, t, _ in paired],
+                                  scores if any(s is not None for s in scores) else None)
+    return out
 
 
 def examples_of(dataset: Dataset, search: str = "") -> QuerySet[Example]:

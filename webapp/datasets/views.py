@@ -72,8 +72,9 @@ def _detail_context(request: HttpRequest, dataset, import_form=None, problems=No
     role = selectors.role_of(request.user, dataset)
     label_sets = list(selectors.label_sets_with_counts(dataset, request.user))
     gold = selectors.latest_gold(dataset) if permissions.reads_labels(role) else None
+    compared = selectors.gold_comparisons(label_sets, gold)
     for ls in label_sets:
-        ls.gold_agreement = selectors.agreement(ls, gold) if gold and ls.pk != gold.pk else None
+        ls.gold_comparison = compared.get(ls.pk)
     return {
         "dataset": dataset,
         "role": role,
@@ -200,7 +201,7 @@ def labelset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dataset": dataset,
         "page": page,
         "gold": gold,
-        "gold_agreement": selectors.agreement(label_set, gold) if gold and gold.pk != label_set.pk else None,
+        "gold_comparison": selectors.gold_comparisons([label_set], gold).get(label_set.pk),
         "can_delete": permissions.allows(role, permissions.MANAGE if label_set.kind == "gold"
                                          else permissions.WRITE_LABELS),
         "formats": FORMATS,

@@ -44,10 +44,12 @@ def report_rows(report: dict[str, Any]):
     """The report flattened for CSV: one row per statistic."""
     for row in report["accuracy"]:
         yield {"statistic": "accuracy", "first": row["label_set"], "second": "gold", "n": row["n"],
-               "value": row["accuracy"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": ""}
+               "value": row["accuracy"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": "",
+               **_honesty(row)}
     for row in report["by_stratum"]:
         yield {"statistic": "accuracy", "first": row["label_set"], "second": "gold", "n": row["n"],
-               "value": row["accuracy"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": row["stratum"]}
+               "value": row["accuracy"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": row["stratum"],
+               **_honesty(row)}
     for row in report["kappa"]:
         yield {"statistic": "cohen_kappa", "first": row["first"], "second": row["second"], "n": row["n"],
                "value": row["kappa"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": ""}
@@ -56,7 +58,14 @@ def report_rows(report: dict[str, Any]):
                "value": row["p_value"], "ci_low": None, "ci_high": None, "stratum": ""}
 
 
-REPORT_COLUMNS = ["statistic", "first", "second", "stratum", "n", "value", "ci_low", "ci_high"]
+def _honesty(row: dict[str, Any]) -> dict[str, Any]:
+    """What stands beside an accuracy in the CSV: the set's balance, the majority-class rate, AUROC, warnings."""
+    return {"balance": row.get("balance"), "majority_accuracy": row.get("majority_accuracy"),
+            "auroc": row.get("auroc"), "warnings": " ".join(row.get("warnings") or [])}
+
+
+REPORT_COLUMNS = ["statistic", "first", "second", "stratum", "n", "value", "ci_low", "ci_high", "balance",
+                  "majority_accuracy", "auroc", "warnings"]
 
 
 def report_response(report: dict[str, Any], fmt: str | None):

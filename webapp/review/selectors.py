@@ -234,6 +234,8 @@ def agreement_report(dataset: Dataset, label_sets: list[LabelSet], gold: LabelSe
     (or per consistency-group size)."""
     values = {ls.pk: dict(Label.objects.filter(label_set=ls).values_list("example_id", "value"))
               for ls in [*label_sets, *([gold] if gold else [])]}
+    scores = {ls.pk: dict(Label.objects.filter(label_set=ls, score__isnull=False).values_list("example_id", "score"))
+              for ls in label_sets}
     examples = {pk: (fields, group) for pk, fields, group in
                 Example.objects.filter(dataset=dataset).values_list("pk", "fields", "group")}
     group_size: dict[str, int] = defaultdict(int)
@@ -259,7 +261,8 @@ def agreement_report(dataset: Dataset, label_sets: list[LabelSet], gold: LabelSe
         for ls in label_sets:
             shared = [ex for ex in values[ls.pk] if ex in g]
             pred, truth = [values[ls.pk][ex] for ex in shared], [g[ex] for ex in shared]
-            row = {"label_set": ls.pk, **stats.accuracy(pred, truth), "confusion": stats.confusion(pred, truth)}
+            score = [scores[ls.pk].get(ex) for ex in shared] if scores[ls.pk] else None
+            row = {"label_set": ls.pk, **stats.accuracy(pred, truth, score), "confusion": stats.confusion(pred, truth)}
             report["accuracy"].append(row)
             strata: dict[str, list[int]] = defaultdict(list)
             for ex in shared:

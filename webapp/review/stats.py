@@ -9,24 +9,20 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa
-from statsmodels.stats.proportion import proportion_confint
+
+from icm_engine.metrics import gold_comparison, wilson
+
+__all__ = ["CLASSES", "accuracy", "confusion", "kappa", "mcnemar_exact", "wilson"]
 
 CLASSES = [True, False]
 
 
-def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
-    """95% Wilson score interval of a proportion."""
-    if n == 0:
-        return None, None
-    lo, hi = proportion_confint(successes, n, alpha=0.05, method="wilson")
-    return float(lo), float(hi)
-
-
-def accuracy(pred: Sequence[bool], gold: Sequence[bool]) -> dict[str, Any]:
-    n = len(pred)
-    correct = int(sum(p == g for p, g in zip(pred, gold, strict=True)))
-    lo, hi = wilson(correct, n)
-    return {"n": n, "correct": correct, "accuracy": correct / n if n else None, "ci_low": lo, "ci_high": hi}
+def accuracy(
+    pred: Sequence[bool], gold: Sequence[bool], scores: Sequence[float | None] | None = None
+) -> dict[str, Any]:
+    """Accuracy against gold with everything that keeps it honest (the engine's `gold_comparison`): n, the
+    Wilson interval, the set's balance, the majority-class rate, AUROC of the scores, and warnings."""
+    return gold_comparison(pred, gold, scores)
 
 
 def confusion(pred: Sequence[bool], gold: Sequence[bool]) -> list[list[int]]:

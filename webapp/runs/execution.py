@@ -30,6 +30,7 @@ from django.utils import timezone
 from icm_engine.baselines import run_baseline
 from icm_engine.examples import Example as EngineExample
 from icm_engine.examples import LoadedData, limit_examples
+from icm_engine.metrics import label_metrics
 from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches
 from icm_engine.tasks import Task, get_task
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
@@ -174,15 +175,28 @@ class Recorder:
         self.t0 = time.monotonic()
         self.done = 0
         self.last_position: dict[str, Any] | None = None
+        self.batch_u: dict[str, float] = dict((run.progress or {}).get("batch_u") or {})
 
     def should_stop(self) -> bool:
         return self.heartbeat.lost.is_set() or self.heartbeat.cancel.is_set()
 
-    def agreement(self, labels: list[bool | None]) -> tuple[float | None, int]:
-        pairs = [(y, g) for y, g in zip(labels, self.gold, strict=True) if y is not None and g is not None]
-        if not pairs:
-            return None, 0
-        return sum(y == g for y, g in pairs) / len(pairs), len(pairs)
+    def compare(self, labels: list[bool | None], scores: list[float | None] | None = None) -> dict[str, Any]:
+        """The labels so far against gold (nothing without gold), as the progress record holds them: the
+        comparison with its majority rate, balance and warnings, and the bare rate and n the plot and a
+        sharded run's pooling read."""
+        if not self.has_gold:
+            return {"gold": None, "gold_agreement": None, "gold_n": 0}
+        c = label_metrics(labels, self.gold, scores)
+        return {"gold": c, "gold_agreement": c["accuracy"], "gold_n": c["n"]}
+
+    def record_batch_u(self, batch: int, score: float) -> None:
+        """Each finished batch's final U (the search's own objective, no gold involved): a seed's final U is
+        their mean, which picks among seeds without labels."""
+        self.batch_u[str(batch)] = round(score, 4)
+
+    def u_fields(self) -> dict[str, Any]:
+        values = list(self.batch_u.values())
+        return {"batch_u": dict(self.batch_u), "final_u": round(sum(values) / len(values), 4) if values else None}
 
     def _write(self, **fields: Any) -> None:
         if not Run.objects.filter(pk=self.run_id, lease=self.lease).update(**fields):
@@ -218,10 +232,13 @@ class Recorder:
         self.changes = self.changes[-RECENT_CHANGES:]
         now = time.monotonic()
         final = ev.kind in ("batch_done", "done")
+        if ev.kind == "batch_done":
+            self.record_batch_u(ev.batch, ev.score)
         if not final and now - self.last_progress < settings.ICM_PROGRESS_S:
             return
         self.last_progress = now
-        rate, n_gold = self.agreement(search.labels) if self.has_gold else (None, 0)
+        gold = self.compare(search.labels)
+        rate = gold["gold_agreement"]
         position = {"batch": ev.batch, "iteration": ev.iteration, "temperature": round(ev.temperature, 4),
                     "score": round(ev.score, 4)}
         if ev.kind == "done":
@@ -235,7 +252,7 @@ class Recorder:
         progress = self._snapshot({
             "phase": ev.kind, "batches": ev.batches, "iterations": ev.iterations, **position,
             "labeled": ev.labeled, "size": ev.size, "accepted": ev.accepted_total, "rejected": ev.rejected_total,
-            "conflicts": ev.conflicts, "gold_agreement": rate, "gold_n": n_gold, "model_calls": ev.model_calls,
+            "conflicts": ev.conflicts, **gold, **self.u_fields(), "model_calls": ev.model_calls,
             "prompts": ev.prompts, "prompt_tokens": ev.prompt_tokens, "computed_tokens": ev.computed_tokens,
         }, step, ev.elapsed_s)
         self._write(progress=progress, history=self.history)
@@ -422,8 +439,8 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
         raise LeaseLost()
     # A shard reports, and hands its parent, only its own batches (the others' labels are all None).
     mine = [u for b in range(lo, hi) for u in search.batches[b]]
-    rate, n_gold = recorder.agreement(result.labels) if recorder.has_gold else (None, 0)
-    extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": sum(result.labels[u] is not None for u in mine),
+    extra = {**recorder.compare(result.labels, result.scores),
+             **recorder.u_fields(), "labeled": sum(result.labels[u] is not None for u in mine),
              "size": len(mine), "model_calls": result.stats.calls, "prompts": result.stats.prompts,
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
@@ -454,8 +471,8 @@ def _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov
         calibrate=bool(cfg.get("calibrate", False)), shots=cfg.get("shots"), rounds=int(cfg.get("rounds", 3)),
         batch_size=int(cfg.get("batch_size", 256)), on_progress=on_progress,
     )
-    rate, n_gold = recorder.agreement(result.labels) if recorder.has_gold else (None, 0)
-    extra = {"gold_agreement": rate, "gold_n": n_gold, "labeled": len(examples), "model_calls": result.stats.calls,
+    extra = {**recorder.compare(result.labels, result.scores), "labeled": len(examples),
+             "model_calls": result.stats.calls,
              "prompts": result.stats.prompts, "prompt_tokens": result.stats.prompt_tokens,
              "computed_tokens": result.stats.computed_tokens, "elapsed_s": round(result.wall_s, 2), "eta_s": 0}
     _finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, _described(prov, backend),

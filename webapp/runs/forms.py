@@ -20,7 +20,10 @@ class RunForm(forms.Form):
     model = forms.CharField(required=False, help_text="Empty: the packaged Gemma 3 270M. Or a local model folder / "
                                                       ".gguf on the worker, or the served model's name (openai).")
     base_url = forms.URLField(required=False, assume_scheme="http", help_text="openai backend: the server's URL.")
-    seed = forms.IntegerField(initial=0)
+    seeds = forms.CharField(
+        initial="0, 1, 2", max_length=200,
+        help_text="One run per seed for ICM and random-label ICL (their labels depend on it): the dataset page "
+                  "shows the spread over seeds. Zero-shot runs once.")
     limit = forms.IntegerField(required=False, min_value=1, help_text="Only the first N examples (whole groups).")
     readout = forms.ChoiceField(choices=[(r, r) for r in READOUTS], initial=D.readout)
     context = forms.ChoiceField(choices=[(c, c) for c in CONTEXTS], initial=D.context)
@@ -69,6 +72,15 @@ class RunForm(forms.Form):
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
                   "semantics", "init", "anchor", "anchor_weight", "demo_order", "context_cap")
     BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
+
+    def clean_seeds(self) -> list[int]:
+        try:
+            seeds = [int(x) for x in self.cleaned_data["seeds"].replace(",", " ").split()]
+        except ValueError:
+            raise forms.ValidationError("Give the seeds as integers separated by commas.") from None
+        if not seeds:
+            raise forms.ValidationError("Give at least one seed.")
+        return seeds
 
     def hyperparameters(self, method: str) -> dict:
         d = self.cleaned_data

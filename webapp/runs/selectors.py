@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import statistics
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
 
 from webapp.datasets.models import Dataset
-from webapp.datasets.selectors import User, blind_dataset_ids
+from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold
 
 from .models import ACTIVE, Run, RunMethod, RunStatus
 
@@ -67,6 +69,8 @@ def snapshot(run: Run) -> dict[str, Any]:
     if run.is_sharded:
         children = shards_of(run)
         progress = {**progress, **shard_progress(children)}
+        if run.label_set_id and run.status not in ACTIVE:
+            progress["gold"] = gold_comparisons([run.label_set], latest_gold(run.dataset)).get(run.label_set_id)
         shards = [{"id": c["pk"], "status": c["status"], "batch_range": c["batch_range"], "worker": c["worker"],
                    "attempts": c["attempts"], "labeled": (c["progress"] or {}).get("labeled", 0),
                    "step": (c["progress"] or {}).get("step", 0),
@@ -98,16 +102,74 @@ def snapshot(run: Run) -> dict[str, Any]:
     }
 
 
-def comparison(dataset: Dataset) -> list[dict[str, Any]]:
-    """For each method, its latest finished run's agreement with gold: ICM beside the baselines."""
+def _setup(run: Run) -> str:
+    """What makes runs seeds of one experiment: everything but the seed."""
+    return json.dumps([run.method, run.backend, run.model, run.backend_options, run.limit, run.config],
+                      sort_keys=True, default=str)
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"mean": None, "min": None, "max": None, "std": None}
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None}
+
+
+def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[str, Any]]:
+    """For each method, the seeds of its latest experiment (its latest finished run and every finished run
+    with the same settings but another seed, the latest per seed), each against the latest gold: the mean
+    accuracy, its min-max over the seeds and their number, and each seed's comparison. For ICM each seed's
+    final U (the search's objective, no gold involved) and the label-free pick: the seed with the highest U,
+    and whether it was also the most accurate."""
+    if runs is None:
+        runs = list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
+    gold = latest_gold(dataset)
+    compared = gold_comparisons([r.label_set for r in runs if r.label_set is not None], gold)
     rows = []
-    finished = runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id")
     for method, label in RunMethod.choices:
-        run = finished.filter(method=method).first()
-        progress = (run.progress or {}) if run else {}
-        rows.append({"method": method, "label": label, "run": run, "gold_agreement": progress.get("gold_agreement"),
-                     "gold_n": progress.get("gold_n")})
+        mine = [r for r in runs if r.method == method]
+        seeds: dict[int, Run] = {}
+        for r in mine:
+            if _setup(r) == _setup(mine[0]):
+                seeds.setdefault(r.seed, r)
+        entries = [{"seed": r.seed, "run": r, "gold": compared.get(r.label_set_id),
+                    "final_u": (r.progress or {}).get("final_u")} for _, r in sorted(seeds.items())]
+        accuracies = [e["gold"]["accuracy"] for e in entries if e["gold"] and e["gold"]["accuracy"] is not None]
+        warned: dict[str, int] = {}
+        for e in entries:
+            for code in (e["gold"] or {}).get("warnings", []):
+                warned[code] = warned.get(code, 0) + 1
+        row = {"method": method, "label": label, "seeds": entries, "n_seeds": len(entries),
+               "accuracy": _spread(accuracies), "warnings": warned,
+               "majority_accuracy": _spread([e["gold"]["majority_accuracy"] for e in entries
+                                             if e["gold"] and e["gold"]["n"]])["mean"],
+               "pick": None, "pick_is_most_accurate": None}
+        with_u = [e for e in entries if e["final_u"] is not None]
+        if method == RunMethod.ICM and with_u:
+            pick = max(with_u, key=lambda e: (e["final_u"], -e["seed"]))
+            pick["pick"] = True
+            row["pick"] = pick["seed"]
+            if pick["gold"] and pick["gold"]["accuracy"] is not None and accuracies:
+                row["pick_is_most_accurate"] = pick["gold"]["accuracy"] >= max(accuracies)
+        rows.append(row)
     return rows
+
+
+def with_gold(dataset: Dataset, runs: list[Run]) -> list[Run]:
+    """The runs, each with `gold`: its label set against the latest gold once it has one, else the live
+    comparison its progress carries (None without gold)."""
+    compared = gold_comparisons([r.label_set for r in runs if r.label_set is not None], latest_gold(dataset))
+    for r in runs:
+        r.gold = compared.get(r.label_set_id) or (r.progress or {}).get("gold")
+    return runs
+
+
+def method_table_data(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`method_table` for the API: runs by id."""
+    return [{**{k: v for k, v in row.items() if k != "seeds"},
+             "seeds": [{"seed": e["seed"], "run": e["run"].pk, "label_set": e["run"].label_set_id, "gold": e["gold"],
+                        "final_u": e["final_u"], "pick": bool(e.get("pick"))} for e in row["seeds"]]}
+            for row in rows]
 
 
 def plot_points(history: list, width: int = 640, height: int = 160) -> dict[str, str]:

@@ -145,6 +145,63 @@ def create_run(
     return run
 
 
+# Methods whose labels depend on the seed: they get one run per seed; the others run once.
+SEEDED = (RunMethod.ICM, RunMethod.RANDOM_ICL, RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
+MAX_SEEDS = 20
+
+
+def baseline_methods(dataset: Dataset, anchor: str = "none") -> list[str]:
+    """The baselines queued beside an ICM run: zero-shot, random-label ICL, the anchor alone where ICM uses
+    the likelihood anchor, and the golden-label ceiling where every example has gold."""
+    out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
+    if anchor == "likelihood":
+        out.append(RunMethod.LIKELIHOOD)
+    if has_full_gold(dataset):
+        out.append(RunMethod.GOLD_ICL)
+    return out
+
+
+def check_seeds(seeds: Any) -> list[int]:
+    if (not isinstance(seeds, list | tuple) or not seeds
+            or any(not isinstance(x, int) or isinstance(x, bool) for x in seeds)):
+        raise ValidationError({"seeds": "seeds must be a non-empty list of integers"})
+    if len(set(seeds)) != len(seeds):
+        raise ValidationError({"seeds": "each seed may appear once"})
+    if len(seeds) > MAX_SEEDS:
+        raise ValidationError({"seeds": f"at most {MAX_SEEDS} seeds"})
+    return list(seeds)
+
+
+def start_runs(
+    *,
+    user: AbstractBaseUser,
+    dataset: Dataset,
+    method: str = RunMethod.ICM,
+    seeds: list[int] | tuple[int, ...] = (0,),
+    baselines: bool = False,
+    hyperparameters: dict[str, Any] | None = None,
+    baseline_hyperparameters: dict[str, Any] | None = None,
+    shards: int | None = None,
+    **common: Any,
+) -> list[Run]:
+    """Every front door's way to start runs: one run of `method` per seed (a method whose labels do not depend
+    on the seed runs once, with the first), and with `baselines` (ICM only) the baselines beside it, each
+    seeded method once per seed. All or nothing: one invalid run queues none. Returns the runs of `method`."""
+    seeds = check_seeds(list(seeds))
+    hyperparameters = dict(hyperparameters or {})
+    if baseline_hyperparameters is None:
+        baseline_hyperparameters = {k: v for k, v in hyperparameters.items() if k in BASELINE_KEYS}
+    with transaction.atomic():
+        runs = [create_run(user=user, dataset=dataset, method=method, seed=seed, hyperparameters=hyperparameters,
+                           shards=shards, **common) for seed in (seeds if method in SEEDED else seeds[:1])]
+        if baselines and method == RunMethod.ICM:
+            for other in baseline_methods(dataset, hyperparameters.get("anchor") or "none"):
+                for seed in seeds if other in SEEDED else seeds[:1]:
+                    create_run(user=user, dataset=dataset, method=other, seed=seed,
+                               hyperparameters=baseline_hyperparameters, **common)
+    return runs
+
+
 def shard_ranges(n_batches: int, shards: int) -> list[tuple[int, int]]:
     """Contiguous, near-equal ranges of batch indices, at most one shard per batch."""
     shards = min(shards, n_batches)

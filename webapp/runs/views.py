@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -29,7 +28,7 @@ def _dataset_for_runs(request: HttpRequest, pk: int):
 def run_list(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_for_runs(request, pk)
     return render(request, "runs/list.html", {
-        "dataset": dataset, "runs": selectors.runs_of(dataset),
+        "dataset": dataset, "runs": selectors.with_gold(dataset, list(selectors.runs_of(dataset))),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
     })
 
@@ -39,21 +38,10 @@ def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The dataset page's runs section (loaded by htmx): ICM beside the baselines, and the latest runs."""
     dataset = _dataset_for_runs(request, pk)
     return render(request, "runs/_panel.html", {
-        "dataset": dataset, "runs": selectors.runs_of(dataset)[:10], "comparison": selectors.comparison(dataset),
+        "dataset": dataset, "runs": selectors.with_gold(dataset, list(selectors.runs_of(dataset)[:10])),
+        "methods": selectors.method_table(dataset),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
     })
-
-
-def baseline_methods(method: str, with_baselines: bool, has_full_gold: bool, anchor: str = "none") -> list[str]:
-    if method != RunMethod.ICM or not with_baselines:
-        return []
-    out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
-    if anchor == "likelihood":
-        # The anchor labels on its own too: ICM is shown beside what its anchor alone would give.
-        out.append(RunMethod.LIKELIHOOD)
-    if has_full_gold:
-        out.append(RunMethod.GOLD_ICL)
-    return out
 
 
 @require_http_methods(["GET", "POST"])
@@ -64,17 +52,16 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
     errors = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        common = {"user": request.user, "dataset": dataset, "backend": d["backend"], "model": d["model"],
-                  "seed": d["seed"], "limit": d["limit"],
-                  "backend_options": {"base_url": d["base_url"]} if d["base_url"] else {}}
         try:
-            with transaction.atomic():
-                run = services.create_run(method=d["method"], hyperparameters=form.hyperparameters(d["method"]),
-                                          shards=d["shards"], **common)
-                for method in baseline_methods(d["method"], d["with_baselines"], services.has_full_gold(dataset),
-                                               d["anchor"] or "none"):
-                    services.create_run(method=method, hyperparameters=form.hyperparameters(method), **common)
-            messages.success(request, f"Run {run.pk} is queued.")
+            runs = services.start_runs(
+                user=request.user, dataset=dataset, method=d["method"], seeds=d["seeds"],
+                baselines=d["with_baselines"], hyperparameters=form.hyperparameters(d["method"]),
+                baseline_hyperparameters=form.hyperparameters(RunMethod.ZERO_SHOT), shards=d["shards"],
+                backend=d["backend"], model=d["model"], limit=d["limit"],
+                backend_options={"base_url": d["base_url"]} if d["base_url"] else {})
+            run = runs[0]
+            messages.success(request, f"Run {run.pk} is queued." if len(runs) == 1 else
+                             f"Runs {', '.join(str(r.pk) for r in runs)} are queued, one per seed.")
             return redirect("runs:detail", pk=run.pk)
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"run": exc.messages}
