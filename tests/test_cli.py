@@ -297,3 +297,36 @@ def test_bench_summary_combines_reports_of_separate_runs(tmp_path: Path, capsys)
     (tmp_path / "junk.json").write_text("[]")
     assert main(["bench-summary", str(tmp_path / "junk.json")]) == 2
     assert "junk.json: not an icm bench report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["label", "baseline", "evaluate"])
+def test_a_one_class_labeling_is_reported_with_its_warnings(tmp_path: Path, monkeypatch, capsys, command: str):
+    """A model that answers False to everything scores the majority rate on gold that is mostly False: the
+    report gives that rate beside the accuracy, and the command says so on stderr."""
+    from icm_engine import cli
+
+    from .fakes import TableBackend
+
+    rows = [{"id": f"e{i}", "text": f"item {i}", "label": int(i < 5)} for i in range(24)]
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(cli, "_make_backend", lambda args: TableBackend({f"item {i}": -1.0 for i in range(24)}))
+    common = ["--task", "claims", "--template", "Item: {text}\nLabel:", "--label-words", " T", " F", "--quiet",
+              "--report", str(tmp_path / "report.json")]
+    if command == "evaluate":
+        (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+        (tmp_path / "labels.jsonl").write_text("".join(json.dumps({"id": r["id"], "label": False}) + "\n"
+                                                       for r in rows[:4]))
+        args = ["evaluate", str(data), "--train", str(tmp_path / "train.jsonl"), "--labels",
+                str(tmp_path / "labels.jsonl"), *common]
+    else:
+        extra = ["--method", "zero-shot"] if command == "baseline" else ["--iterations", "300"]
+        args = [command, str(data), *common, "--out", str(tmp_path / "o.jsonl"), *extra]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["accuracy"] == pytest.approx(19 / 24) and report["majority_accuracy"] == pytest.approx(19 / 24)
+    assert report["balance"] == 0.0 and report["n_compared"] == 24
+    assert report["warnings"] == ["one_class", "no_better_than_majority"]
+    assert json.loads(out.strip().splitlines()[-1])["warnings"] == ["one_class", "no_better_than_majority"]
+    assert "icm: warning: one_class:" in err and "icm: warning: no_better_than_majority:" in err

@@ -123,6 +123,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded worker thread and the web server write concurrently: wait instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # A deferred transaction that reads and then writes (a run's outcome, written while its heartbeat thread
+    # writes too) cannot wait for the lock: SQLite fails its upgrade at once with "database is locked".
+    # Transactions that take the write lock when they begin wait for it like any other write.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     # Tests against a live server need a file too: Django's default in-memory test database is shared
     # between threads through SQLite's shared cache, whose table locks fail at once instead of waiting
     # (a browser test's read during the server's write raised "database table is locked").

@@ -200,6 +200,39 @@ def test_agreement_api(audit, owner_api):
     assert owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets=x").status_code == 400
 
 
+def test_agreement_puts_majority_balance_and_warnings_beside_each_accuracy(audit, owner, owner_api, client):
+    """A set that says False to everything matches gold's majority rate; so does its report entry, flagged."""
+    ds, model, gold, human = audit
+    all_false = import_label_set(user=owner, dataset=ds, filename="f.jsonl", kind="baseline", name="all-false",
+                                 data=jsonl([{"id": r["id"], "label": False} for r in ROWS]))
+    mirror = import_label_set(user=owner, dataset=ds, filename="m.jsonl", kind="baseline", name="mirror",
+                              data=jsonl([{"id": r["id"], "label": not r["label"]} for r in ROWS]))
+    ids = f"{model.pk},{all_false.pk},{mirror.pk}"
+    report = owner_api.get(f"/api/datasets/{ds.pk}/agreement/?labelsets={ids}&gold={gold.pk}").json()
+    acc = {a["label_set"]: a for a in report["accuracy"]}
+    assert acc[all_false.pk]["accuracy"] == 0.5 and acc[all_false.pk]["majority_accuracy"] == 0.5
+    assert acc[all_false.pk]["balance"] == 0.0 and acc[all_false.pk]["auroc"] is None
+    assert acc[all_false.pk]["warnings"] == ["one_class", "no_better_than_majority"]
+    assert acc[mirror.pk]["warnings"] == ["below_chance", "no_better_than_majority"]
+    # The model set: 13 of 16 with scores; p against 0.5 is 0.0106, so no warning, and its AUROC is read.
+    assert acc[model.pk]["warnings"] == [] and acc[model.pk]["balance"] == 9 / 16
+    assert acc[model.pk]["auroc"] is not None and 0.5 < acc[model.pk]["auroc"] <= 1
+    assert all("warnings" in r and "majority_accuracy" in r for r in report["by_stratum"])
+    rows = owner_api.get(f"/api/datasets/{ds.pk}/agreement/export/?labelsets={ids}&gold={gold.pk}&format=csv"
+                         ).content.decode().splitlines()
+    assert rows[0].endswith("balance,majority_accuracy,auroc,warnings")
+    assert any(r.startswith(f"accuracy,{all_false.pk},gold,,16,0.5,") and r.endswith(
+        "0.0,0.5,,one_class no_better_than_majority") for r in rows)
+    # The pages: the dashboard, the dataset's label sets and the label set's own page show the badges.
+    client.force_login(owner)
+    html = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={all_false.pk}").content.decode()
+    assert "warning-one_class" in html and "majority class" in html
+    html = client.get(f"/datasets/{ds.pk}/").content.decode()
+    assert html.count("warning-one_class") == 1 and html.count("warning-below_chance") == 1
+    html = client.get(f"/labelsets/{all_false.pk}/").content.decode()
+    assert "8 of 16" in html and "every label in the set is the same class" in html
+
+
 def test_spot_check_is_stratified_and_corrections_make_a_new_gold_version(audit, owner, owner_api, client):
     ds, model, gold, _human = audit
     resp = owner_api.post(f"/api/datasets/{ds.pk}/spotchecks/", {"gold": gold.pk, "size": 8, "seed": 3},

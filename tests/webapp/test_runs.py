@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
-from webapp.datasets.models import LabelSet, Membership, Role
+from webapp.datasets.models import Label, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 from webapp.runs import embedded
 from webapp.runs.execution import execute_run
@@ -140,6 +140,59 @@ def test_baseline_runs(owner, owner_api):
         assert run.config["batch_size"] == 64
     gold_icl = Run.objects.get(method="gold-icl")
     assert gold_icl.progress["gold_agreement"] is not None
+
+
+def test_seeds_queue_one_run_per_seed_and_the_method_table_aggregates_them(owner, owner_api, client):
+    ds = fake_dataset(owner)
+    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST, seeds=[0, 1, 2], baselines=True)
+    assert resp.status_code == 201, resp.content
+    icm_runs = list(Run.objects.filter(method="icm").order_by("seed"))
+    assert resp.json()["runs"] == [r.pk for r in icm_runs] and resp.json()["id"] == icm_runs[0].pk
+    # Seeded methods once per seed, zero-shot once.
+    counts = {m: sorted(Run.objects.filter(method=m).values_list("seed", flat=True))
+              for m in ("icm", "random-icl", "gold-icl", "zero-shot")}
+    assert counts == {"icm": [0, 1, 2], "random-icl": [0, 1, 2], "gold-icl": [0, 1, 2], "zero-shot": [0]}
+    for run in Run.objects.order_by("pk"):
+        assert execute_run(run.pk) == "succeeded"
+    assert len({r.label_set_id for r in Run.objects.all()}) == Run.objects.count()  # a label set each
+    rows = {r["method"]: r for r in owner_api.get(f"/api/datasets/{ds.pk}/methods/").json()}
+    icm = rows["icm"]
+    assert icm["n_seeds"] == 3 and [e["seed"] for e in icm["seeds"]] == [0, 1, 2]
+    accuracies = [e["gold"]["accuracy"] for e in icm["seeds"]]
+    assert icm["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 3)
+    assert (icm["accuracy"]["min"], icm["accuracy"]["max"]) == (min(accuracies), max(accuracies))
+    finals = {e["seed"]: e["final_u"] for e in icm["seeds"]}
+    for e in icm["seeds"]:
+        run = Run.objects.get(pk=e["run"])
+        assert e["final_u"] == run.progress["final_u"] == run.progress["batch_u"]["0"]
+        assert e["gold"]["n"] == run.label_set.labels.count() >= 20 and e["gold"]["majority_accuracy"] >= 0.5
+    assert icm["pick"] == max(finals, key=lambda s: (finals[s], -s))
+    assert [e["pick"] for e in icm["seeds"]].count(True) == 1
+    picked = next(e for e in icm["seeds"] if e["pick"])["gold"]["accuracy"]
+    assert icm["pick_is_most_accurate"] == (picked == max(accuracies))
+    assert rows["zero-shot"]["n_seeds"] == 1 and rows["zero-shot"]["pick"] is None
+    assert rows["bootstrap"]["n_seeds"] == 0 and rows["bootstrap"]["accuracy"]["mean"] is None
+    # A run of other settings starts a new experiment: the table shows the latest one's seeds only.
+    later = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, hyperparameters=ICM_FAST | {"iterations": 40})
+    assert execute_run(later.pk) == "succeeded"
+    rows = {r["method"]: r for r in owner_api.get(f"/api/datasets/{ds.pk}/methods/").json()}
+    assert [e["run"] for e in rows["icm"]["seeds"]] == [later.pk]
+    # A seed labeled one class shows its badge on the dataset page's table, counted over the seeds.
+    Label.objects.filter(label_set=Run.objects.get(method="random-icl", seed=1).label_set).update(value=False)
+    client.force_login(owner)
+    panel = client.get(f"/datasets/{ds.pk}/runs/panel/").content.decode()
+    assert "3 seeds" in panel and "one class (1 of 3)" in panel and "label-free pick seed 5" in panel
+    rows = {r["method"]: r for r in owner_api.get(f"/api/datasets/{ds.pk}/methods/").json()}
+    assert rows["random-icl"]["warnings"]["one_class"] == 1
+
+
+@pytest.mark.parametrize(("seeds", "message"), [([1, 1], "once"), ([], "at least"), (list(range(21)), "no more"),
+                                                (["a"], "integer")])
+def test_bad_seeds_are_refused_and_nothing_is_queued(owner, owner_api, seeds, message):
+    ds = fake_dataset(owner)
+    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST, seeds=seeds, baselines=True)
+    assert resp.status_code == 400 and "seeds" in resp.json(), resp.content
+    assert Run.objects.count() == 0
 
 
 def test_a_run_whose_readout_or_anchor_lacks_a_field_is_refused(owner, owner_api):
