@@ -202,7 +202,7 @@ def test_agreement_api(audit, owner_api):
 
 def test_agreement_puts_majority_balance_and_warnings_beside_each_accuracy(audit, owner, owner_api, client):
     """A set that says False to everything matches gold's majority rate; so does its report entry, flagged."""
-    ds, model, gold, human = audit
+    ds, model, gold, _human = audit
     all_false = import_label_set(user=owner, dataset=ds, filename="f.jsonl", kind="baseline", name="all-false",
                                  data=jsonl([{"id": r["id"], "label": False} for r in ROWS]))
     mirror = import_label_set(user=owner, dataset=ds, filename="m.jsonl", kind="baseline", name="mirror",
