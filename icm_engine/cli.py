@@ -108,10 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--cooling", type=float, default=d.cooling, help="beta of T0/(1+beta ln n)")
     hp.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: paper (reference: code)")
     hp.add_argument("--num-seed", type=int, default=d.num_seed, help="K random initial labels")
-    hp.add_argument("--iterations", type=int, default=d.iterations, help="search iterations per batch")
+    hp.add_argument("--iterations", type=int, default=None,
+                    help="search iterations per batch (default: 12 per example of a batch, at most the paper's 3000)")
     hp.add_argument("--fix-steps", type=int, default=d.fix_steps, help="ConsistencyFix rounds M")
     hp.add_argument("--boost", type=float, default=d.boost, help="sampling weight of unlabeled group mates")
-    hp.add_argument("--batch-size", type=int, default=d.batch_size)
+    hp.add_argument("--batch-size", type=int, default=None,
+                    help="examples per batch (default: the paper's 256, or all of them when fewer)")
     hp.add_argument("--mode", choices=[*MODES, "batched"], default=d.mode,
                     help="fast: shared prefixes and cached scores; reference: the official code's cost")
     hp.add_argument("--context-cap", type=int, default=None,
@@ -275,14 +277,17 @@ class _Progress:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from .search import ICMSearch, make_batches, read_checkpoint
+    from .search import ICMSearch, make_batches, read_checkpoint, sized_to
 
     task = _make_task(args)
     data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.anchor != "none")
+    sized = sized_to(len(data.examples))
     config = ICMConfig(
         alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
-        cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed, iterations=args.iterations,
-        fix_steps=args.fix_steps, boost=args.boost, batch_size=args.batch_size, mode=args.mode,
+        cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed,
+        iterations=sized["iterations"] if args.iterations is None else args.iterations,
+        fix_steps=args.fix_steps, boost=args.boost,
+        batch_size=sized["batch_size"] if args.batch_size is None else args.batch_size, mode=args.mode,
         readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
         context_cap=args.context_cap, anchor=args.anchor, anchor_weight=args.anchor_weight, demo_order=args.demo_order,
         semantics=args.semantics,

@@ -206,6 +206,20 @@ def _higher_half(scores: Sequence[float]) -> list[bool]:
     return values
 
 
+# The paper's batch and iterations (3,000 over a batch of 256: about 12 proposals per example).
+PAPER_BATCH_SIZE = 256
+PAPER_ITERATIONS = 3000
+ITERATIONS_PER_EXAMPLE = 12
+
+
+def sized_to(n_examples: int) -> dict[str, int]:
+    """The batch size and iterations for `n_examples`: the paper's batch of 256 (all of them when fewer) and
+    its 12 proposals per example of a batch, at most its 3,000. So 24 examples get a batch of 24 and 288
+    iterations, not 3,000 iterations that mostly re-propose labels already settled."""
+    batch = max(2, min(PAPER_BATCH_SIZE, n_examples))
+    return {"batch_size": batch, "iterations": min(PAPER_ITERATIONS, ITERATIONS_PER_EXAMPLE * batch)}
+
+
 def make_batches(examples: Sequence[Example], batch_size: int) -> list[list[int]]:
     """Split into batches of whole consistency groups (in order of first appearance), groups contiguous."""
     groups: dict[str, list[int]] = {}

@@ -3,7 +3,16 @@ from django import forms
 from icm_engine.anchor import ANCHORS
 from icm_engine.backends import BACKENDS
 from icm_engine.scoring import CONTEXTS, DEMO_ORDERS, READOUTS
-from icm_engine.search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
+from icm_engine.search import (
+    INITS,
+    ITERATIONS_PER_EXAMPLE,
+    MODES,
+    PAPER_BATCH_SIZE,
+    PAPER_ITERATIONS,
+    SCHEDULES,
+    SEMANTICS,
+    ICMConfig,
+)
 
 from .models import RunMethod
 
@@ -28,16 +37,28 @@ class RunForm(forms.Form):
     readout = forms.ChoiceField(choices=[(r, r) for r in READOUTS], initial=D.readout)
     context = forms.ChoiceField(choices=[(c, c) for c in CONTEXTS], initial=D.context)
     calibrate = forms.BooleanField(required=False, initial=D.calibrate)
-    iterations = forms.IntegerField(min_value=0, initial=D.iterations, help_text="Search iterations per batch.")
-    batch_size = forms.IntegerField(min_value=2, initial=D.batch_size)
-    num_seed = forms.IntegerField(min_value=0, initial=D.num_seed, label="Initial random labels (K)")
-    alpha = forms.FloatField(initial=D.alpha)
-    initial_temperature = forms.FloatField(initial=D.initial_temperature)
-    final_temperature = forms.FloatField(initial=D.final_temperature)
-    cooling = forms.FloatField(initial=D.cooling)
+    iterations = forms.IntegerField(
+        min_value=0, required=False,
+        help_text=f"Search iterations per batch. Empty: {ITERATIONS_PER_EXAMPLE} per example of a batch, at most the "
+                  f"paper's {PAPER_ITERATIONS}.")
+    batch_size = forms.IntegerField(
+        min_value=2, required=False,
+        help_text=f"Examples per batch (ICM's cost grows with its square). Empty: the paper's {PAPER_BATCH_SIZE}, or "
+                  "all of them when fewer. Baselines: 256 when empty.")
+    num_seed = forms.IntegerField(min_value=0, initial=D.num_seed, label="Initial random labels (K)",
+                                  help_text="The paper's 8: labels drawn at random (balanced) to start the search.")
+    alpha = forms.FloatField(initial=D.alpha, help_text="Weight of mutual predictability against conflicts in U "
+                                                        "(the paper's 50; lower it when few proposals are accepted).")
+    initial_temperature = forms.FloatField(initial=D.initial_temperature,
+                                           help_text="Annealing's starting temperature (the paper's 10).")
+    final_temperature = forms.FloatField(initial=D.final_temperature,
+                                         help_text="The temperature's floor (the paper's 0.01).")
+    cooling = forms.FloatField(initial=D.cooling, help_text="The schedule's decay (the paper's 0.99).")
     schedule = forms.ChoiceField(choices=[("", "the mode's own")] + [(s, s) for s in SCHEDULES], required=False)
-    fix_steps = forms.IntegerField(min_value=0, initial=D.fix_steps)
-    boost = forms.FloatField(initial=D.boost)
+    fix_steps = forms.IntegerField(min_value=0, initial=D.fix_steps,
+                                   help_text="ConsistencyFix rounds after each proposal (the paper's 10).")
+    boost = forms.FloatField(initial=D.boost, help_text="How much likelier an unlabeled example that shares a group "
+                                                        "with a labeled one is to be proposed (the paper's 100).")
     mode = forms.ChoiceField(choices=[(m, m) for m in MODES], initial=D.mode)
     semantics = forms.ChoiceField(
         choices=[("", "the mode's own")] + [(s, s) for s in SEMANTICS], required=False,
@@ -68,6 +89,10 @@ class RunForm(forms.Form):
     shots = forms.IntegerField(required=False, min_value=1, help_text="Baselines: cap the demonstrations per prompt.")
     rounds = forms.IntegerField(min_value=0, initial=3, help_text="Bootstrap rounds.")
 
+    # In the form's "Advanced" fold: the paper's values, each with a line of help.
+    ADVANCED = ("num_seed", "alpha", "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps",
+                "boost", "semantics", "init", "demo_order", "anchor", "anchor_weight", "context_cap", "shards", "shots",
+                "rounds", "context")
     ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
                   "semantics", "init", "anchor", "anchor_weight", "demo_order", "context_cap")
@@ -92,4 +117,6 @@ class RunForm(forms.Form):
             params["anchor_weight"] = params["anchor_weight"] or D.anchor_weight
             params["demo_order"] = params["demo_order"] or D.demo_order
             return params
-        return {k: d[k] for k in self.BASELINE_FIELDS}
+        params = {k: d[k] for k in self.BASELINE_FIELDS}
+        params["batch_size"] = params["batch_size"] or PAPER_BATCH_SIZE
+        return params

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from icm_engine.baselines import METHODS as BASELINE_METHODS
 from icm_engine.scoring import CONTEXTS, READOUTS
-from icm_engine.search import ICMConfig, make_batches
+from icm_engine.search import ICMConfig, make_batches, sized_to
 from icm_engine.tasks import get_task
 from webapp.datasets import permissions
 from webapp.datasets.models import Dataset, Example, Label
@@ -54,11 +54,13 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
                                                       f"{first[1]!r} (row {first[0] + 1}) does not have"})
 
 
-def _validate_config(method: str, params: dict[str, Any]) -> dict[str, Any]:
+def _validate_config(method: str, params: dict[str, Any], n_examples: int) -> dict[str, Any]:
     if method == RunMethod.ICM:
         unknown = set(params) - ICM_KEYS
         if unknown:
             raise ValidationError({"hyperparameters": f"unknown hyperparameters: {', '.join(sorted(unknown))}"})
+        # Left out (or null): sized to the examples the run labels.
+        params = {**params, **{k: v for k, v in sized_to(n_examples).items() if params.get(k) is None}}
         try:
             config = ICMConfig(**params).validate()
         except (TypeError, ValueError) as exc:
@@ -71,7 +73,8 @@ def _validate_config(method: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError({"hyperparameters": f"unknown parameters for a baseline: {', '.join(sorted(unknown))}"})
     out = {"readout": params.get("readout", "verdict"), "context": params.get("context", "all"),
            "calibrate": bool(params.get("calibrate", False)), "shots": params.get("shots"),
-           "rounds": params.get("rounds", 3), "batch_size": params.get("batch_size", 256)}
+           "rounds": params.get("rounds", 3),
+           "batch_size": 256 if params.get("batch_size") is None else params["batch_size"]}
     problems = []
     if out["readout"] not in READOUTS:
         problems.append(f"readout must be one of {', '.join(READOUTS)}")
@@ -118,7 +121,8 @@ def create_run(
         raise ValidationError({"seed": "seed must be an integer"})
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValidationError({"limit": "limit must be a positive integer"})
-    config = _validate_config(method, dict(hyperparameters or {}))
+    n_examples = Example.objects.filter(dataset=dataset).count()
+    config = _validate_config(method, dict(hyperparameters or {}), min(n_examples, limit or n_examples))
     _check_fields(dataset, method, config)
     backend_options = dict(backend_options or {})
     check_backend(backend, model, backend_options)

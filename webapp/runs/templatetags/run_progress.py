@@ -1,0 +1,42 @@
+"""Template filters for the live run page: what a phase means to a reader, and the time since the click."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+# The progress record's phase (the engine's event kinds, and the worker's own steps) as the page says it.
+PHASES = {
+    "queued": "Queued: waiting for a worker",
+    "loading": "Loading the model",
+    "init": "Initial labels",
+    "iteration": "Searching (proposals and consistency fixes)",
+    "batch_done": "Searching: a batch finished",
+    "baseline": "Labeling",
+    "done": "Search finished",
+    "writing": "Writing the labels",
+    "succeeded": "Finished",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+@register.filter
+def phase_label(snap: dict) -> str:
+    if snap.get("status") in ("queued", "succeeded", "failed", "cancelled"):
+        return PHASES[snap["status"]]
+    phase = (snap.get("progress") or {}).get("phase") or "loading"
+    return PHASES.get(phase, phase)
+
+
+@register.filter
+def seconds_since(start: str | None, end: str | None = None) -> int | None:
+    """Whole seconds from an ISO time to another (or to now): a run's time since its start was clicked."""
+    if not start:
+        return None
+    until = datetime.fromisoformat(end) if end else timezone.now()
+    return max(0, round((until - datetime.fromisoformat(start)).total_seconds()))
