@@ -186,3 +186,50 @@ def test_a_label_key_typed_while_the_next_page_loads_labels_the_next_example(bro
     labels = own.get().labels.order_by("example__position")
     assert [(lab.example.position, lab.value) for lab in labels] == [(0, True), (1, False), (2, True)]
     assert labels[0].example.external_id == first
+
+
+def test_a_run_shows_its_phase_and_progress_and_a_one_class_labeling_its_badge(browser, live_server, owner, settings):
+    """From the click on, the run page says what the run is doing and shows a progress bar; a labeling that
+    is all one class is flagged on the dataset page, not shown as a plain accuracy."""
+    from webapp.datasets.models import Label
+    from webapp.runs.execution import claim, execute_run, set_phase
+    from webapp.runs.models import Run
+
+    from .runs_helpers import FAKE, ICM_FAST, fake_dataset
+
+    settings.ICM_TEST_BACKENDS = True
+    ds = fake_dataset(owner)
+    page = signed_in(browser, live_server)
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/new/")
+    page.fill("#id_seeds", "4")
+    page.fill("#id_iterations", str(ICM_FAST["iterations"]))
+    page.uncheck("#id_with_baselines")
+    with page.expect_navigation():
+        page.click("main form button[type=submit]")
+    assert "/runs/new/" not in page.url, page.inner_text("main")[:2000]
+    run = Run.objects.get(dataset=ds)
+    assert run.seed == 4 and run.config["batch_size"] == 24  # sized to the data
+    Run.objects.filter(pk=run.pk).update(backend=FAKE)  # the form offers real backends only
+    assert page.get_attribute("#run-phase", "data-phase") == "queued"
+    assert "Queued" in page.inner_text("#run-phase") and page.locator("#run-progress").count() == 1
+    # A worker takes it and loads the model: the page says so before the engine reports anything.
+    lease = claim(run.pk)
+    set_phase(run, lease, "loading")
+    page.reload()
+    assert page.inner_text("#run-phase") == "Loading the model" and page.locator("#run-progress").count() == 1
+    assert "time left: estimating" in page.inner_text(".run-phase")
+    page.screenshot(path=str(ARTIFACTS / "run-loading.png"), full_page=True)
+    Run.objects.filter(pk=run.pk).update(lease="", status="queued")
+    assert execute_run(run.pk) == "succeeded"
+    page.reload()
+    assert page.inner_text("#run-phase") == "Finished" and page.locator("#run-progress").count() == 0
+    # Its labels made all False: the dataset page's method table and label sets flag it.
+    run.refresh_from_db()
+    Label.objects.filter(label_set=run.label_set).update(value=False)
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/")
+    page.wait_for_selector("#method-table .warning-one_class")
+    badge = page.locator("#method-table .warning-one_class").first
+    assert badge.is_visible() and badge.inner_text() == "one class"
+    assert "every label in the set is the same class" in badge.get_attribute("title")
+    assert page.locator("table .warning-one_class").count() >= 2  # the method table and the label sets
+    page.screenshot(path=str(ARTIFACTS / "dataset-one-class.png"), full_page=True)
