@@ -190,9 +190,11 @@ class RunCreateSerializer(serializers.Serializer):
     backend = serializers.CharField(default="transformers")
     model = serializers.CharField(required=False, allow_blank=True, default="")
     base_url = serializers.URLField(required=False, help_text="openai backend: the server's URL")
-    seed = serializers.IntegerField(default=0, help_text="one seed (seeds, when given, replaces it)")
+    seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1,
+                                    help_text="one seed (seeds, when given, replaces it)")
     seeds = serializers.ListField(
-        child=serializers.IntegerField(), required=False, min_length=1, max_length=20,
+        child=serializers.IntegerField(min_value=-(2**31), max_value=2**31 - 1), required=False, min_length=1,
+        max_length=20,
         help_text="one run per seed (distinct) for the methods whose labels depend on it (ICM, random-label ICL, "
                   "bootstrap, golden ICL), each with its own label set; zero-shot runs once")
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,

@@ -220,8 +220,8 @@ class Recorder:
     def eta(self, step: int, elapsed: float) -> float | None:
         """Seconds left at the pace of the latest window of steps, or None ("estimating") before a twentieth
         of the steps or ETA_MIN_S of work. Not the whole run's average: a search's early iterations call the
-        model for every proposal, its late ones mostly hit the score cache (a run of 24 examples showed
-        12,781 s left at its start and ended 12 s after its last reading), so the recent pace is the truer."""
+        model for every proposal, its late ones mostly hit the score cache, so the whole run's average pace
+        overstates the time left by far (docs/trust.md); the recent pace is the truer."""
         self.pace.append((elapsed, step))
         while len(self.pace) > 2 and elapsed - self.pace[1][0] >= ETA_WINDOW_S:
             self.pace.pop(0)
@@ -413,8 +413,9 @@ def set_phase(run: Run, lease: str, phase: str) -> None:
     current = Run.objects.filter(pk=run.pk).values_list("progress", flat=True).first() or {}
     progress = {**current, "phase": phase, "updated": timezone.now().isoformat()}
     # Written only while this execution holds the run; a lost lease shows at the next write that must hold it.
+    # A page reads the whole row again (no fields in the hint): the claim just changed the status too.
     if Run.objects.filter(pk=run.pk, lease=lease).update(progress=progress):
-        notify(run.pk, {"progress": progress})
+        notify(run.pk)
 
 
 def execute_run(run_id: int) -> str:

@@ -169,6 +169,8 @@ def check_seeds(seeds: Any) -> list[int]:
     if (not isinstance(seeds, list | tuple) or not seeds
             or any(not isinstance(x, int) or isinstance(x, bool) for x in seeds)):
         raise ValidationError({"seeds": "seeds must be a non-empty list of integers"})
+    if any(not -(2**31) <= x < 2**31 for x in seeds):
+        raise ValidationError({"seeds": "each seed must fit in 32 bits"})
     if len(set(seeds)) != len(seeds):
         raise ValidationError({"seeds": "each seed may appear once"})
     if len(seeds) > MAX_SEEDS:
