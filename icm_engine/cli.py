@@ -452,7 +452,7 @@ def _summary(report: dict[str, Any]) -> None:
             "model_calls", "prompt_tokens", "computed_tokens", "wall_s", "examples_per_minute", "peak_rss_mb")
     print(json.dumps({k: report[k] for k in keys if k in report}))
     if report.get("n_compared"):
-        comparison = {"n": report["n_compared"], **report}
+        comparison = {**report, "n": report["n_compared"]}  # the items compared, not the input's rows
         for line in warning_lines(comparison):
             print(f"icm: {line}", file=sys.stderr)
 

@@ -33,6 +33,14 @@ def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
     return float(ci.low), float(ci.high)
 
 
+def auroc(scores: Sequence[float | None], gold: Sequence[bool | None]) -> float | None:
+    """AUROC of the scores against gold over the items with both; None unless gold has both classes there."""
+    pairs = [(float(s), bool(t)) for s, t in zip(scores, gold, strict=True) if s is not None and t is not None]
+    if len({t for _, t in pairs}) < 2:
+        return None
+    return float(roc_auc_score([t for _, t in pairs], [s for s, _ in pairs]))
+
+
 def gold_comparison(
     labels: Sequence[bool], gold: Sequence[bool], scores: Sequence[float | None] | None = None
 ) -> dict[str, Any]:
@@ -60,9 +68,7 @@ def gold_comparison(
     if n == 0:
         return out
     if scores is not None:
-        pairs = [(float(s), bool(t)) for s, t in zip(scores, g, strict=True) if s is not None]
-        if len({t for _, t in pairs}) == 2:
-            out["auroc"] = float(roc_auc_score([t for _, t in pairs], [s for s, _ in pairs]))
+        out["auroc"] = auroc(scores, g.tolist())
     # The test asks whether the set beats the majority rate; with every gold label one class nothing can.
     out["p_vs_majority"] = float(binomtest(correct, n, p=majority, alternative="greater").pvalue)
     if n >= 2 and len(set(y.tolist())) == 1:
@@ -89,11 +95,7 @@ def label_metrics(
     out["n_gold"] = sum(t is not None for t in gold)
     out["n_compared"] = len(idx)
     out["predicted_true_rate"] = out["balance"]
-    out["auroc"] = None
-    if scores is not None:
-        sg = [(float(s), bool(t)) for s, t in zip(scores, gold, strict=True) if s is not None and t is not None]
-        if len({t for _, t in sg}) == 2:
-            out["auroc"] = float(roc_auc_score([t for _, t in sg], [s for s, _ in sg]))
+    out["auroc"] = auroc(scores, gold) if scores is not None else None
     return out
 
 

@@ -330,3 +330,4 @@ def test_a_one_class_labeling_is_reported_with_its_warnings(tmp_path: Path, monk
     assert report["warnings"] == ["one_class", "no_better_than_majority"]
     assert json.loads(out.strip().splitlines()[-1])["warnings"] == ["one_class", "no_better_than_majority"]
     assert "icm: warning: one_class:" in err and "icm: warning: no_better_than_majority:" in err
+    assert "accuracy 0.792 on 24," in err
