@@ -1,8 +1,8 @@
 """Run zero-shot, random-ICL, bootstrap, ICM and golden-ICL on the same model and slices; print a table.
 
 Usage:
-    python scripts/results_table.py --suite sanity --out docs/results/sanity.json
-    python scripts/results_table.py --suite paper --out docs/results/paper.json
+    python bench/results_table.py --suite sanity --out bench/results/sanity.json
+    python bench/results_table.py --suite paper --out bench/results/paper.json
 
 Every figure in docs/results.md comes from this script; rerun it to check them. All methods use
 batch calibration (`--calibrate`), so no method is penalised for a readout's shared bias.

@@ -1,13 +1,13 @@
 """Microbenchmarks behind the attention, batching and vocabulary-head choices (docs/engine.md).
 
 Usage:
-  python scripts/attention_bench.py kernels
+  python bench/attention_bench.py kernels
       PyTorch's fused attention (what transformers' SDPA path runs: key/value heads repeated per query
       head under a mask) against backends/attention.py on fast-scorer and whole-prompt shapes, bfloat16.
-  ICM_ATTENTION=sdpa|auto python scripts/attention_bench.py prompts
+  ICM_ATTENTION=sdpa|auto python bench/attention_bench.py prompts
       The default model's tokens/s through label_logprobs without prefix sharing: 8 prompts of about
       1,930 tokens (48 TruthfulQA demonstrations and a claim) and the bench's 64 short claims.
-  python scripts/attention_bench.py head
+  python bench/attention_bench.py head
       The vocabulary head's label log-probs for calls of 1 to 97 rows, 16 rows a pass against the
       backend's head_rows (64), in the backend's default dtype.
 

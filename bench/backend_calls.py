@@ -2,8 +2,8 @@
 command, and replay them alone.
 
 Usage:
-  python scripts/backend_calls.py record CALLS.json.gz -- label INPUT --task truthfulqa --limit 64 ...
-  python scripts/backend_calls.py replay CALLS.json.gz [--limit N] [--dtype float32] [--scores OUT.json.gz] [--pads]
+  python bench/backend_calls.py record CALLS.json.gz -- label INPUT --task truthfulqa --limit 64 ...
+  python bench/backend_calls.py replay CALLS.json.gz [--limit N] [--dtype float32] [--scores OUT.json.gz] [--pads]
 
 A replay runs the same token sequences through a fresh backend in the same order, without the search, and
 prints one JSON line a call (computed tokens, wall, resident and peak memory, store size) and a total:

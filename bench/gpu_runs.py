@@ -6,7 +6,7 @@ processes side by side fill it), and whatever has not finished at `--deadline` s
 recorded as such. Each command's stdout and stderr go to its own log; `runs.json` lists every command
 with its exit code and wall time, so the figures drawn from it say which runs finished.
 
-    python scripts/gpu_runs.py --plan bench,channel32,channel64 --model gemma.gguf --out results \\
+    python bench/gpu_runs.py --plan bench,channel32,channel64 --model gemma.gguf --out results \\
         --device cuda --deadline 480 --parallel 6
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Compare prompt framings and readouts on a dev file: zero-shot vs random vs golden in-context labels.
 
-Usage: python scripts/framing.py data/sanity/claims_dev.jsonl [--limit 60]
+Usage: python bench/framing.py data/sanity/claims_dev.jsonl [--limit 60]
 Prints AUROC and accuracy of each (framing, method); used to choose the sanity set's framing on dev only.
 """
 

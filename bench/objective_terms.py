@@ -3,7 +3,7 @@
 For gold, gold flipped, the anchor's own labels and three random labelings with one True per group, on the
 first N examples of a claims file (split readout, other groups as context, calibrated, as the sanity runs).
 Reads gold only to build those label sets and report their accuracy: a diagnostic of the objective, never
-part of a search. Usage: python scripts/objective_terms.py data/sanity/claims_dev.jsonl 40
+part of a search. Usage: python bench/objective_terms.py data/sanity/claims_dev.jsonl 40
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 #!/bin/bash
 # The reference mode at the fast-scorer issue's size (64 TruthfulQA claims, 64 iterations), seeds 0-2,
 # float32. On 2 AVX2 cores a seed takes hours, more than one session: each run checkpoints into
-# docs/results/reference_f32_tqa64/ after its iterations, and this same command, run again, skips the
+# bench/results/reference_f32_tqa64/ after its iterations, and this same command, run again, skips the
 # finished seeds and resumes the unfinished one. Run it with nothing else on the cores. Late iterations
-# take minutes; to lose none, stop it with `scripts/reference_f32.sh --stop`, which waits for the next
+# take minutes; to lose none, stop it with `bench/reference_f32.sh --stop`, which waits for the next
 # checkpoint and then kills it. The fast runs of the same seeds are
-# docs/results/bench_tqa64_fast_f32_avx2_*.json.
+# bench/results/bench_tqa64_fast_f32_avx2_*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-R=docs/results/reference_f32_tqa64
+R=bench/results/reference_f32_tqa64
 if [ "${1:-}" = --stop ]; then
     ck=$(ls $R/seed*-reference.checkpoint.json 2>/dev/null | head -1)
     if [ -n "$ck" ]; then
