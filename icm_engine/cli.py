@@ -16,6 +16,9 @@ from typing import Any
 
 from .anchor import ANCHORS
 from .baselines import METHODS
+from .defaults import DOC as DEFAULTS_DOC
+from .defaults import describe as describe_defaults
+from .defaults import resolve as resolve_defaults
 from .examples import DataError, LoadedData, load_labels, match_ids
 from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
 from .search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
@@ -43,13 +46,16 @@ def _task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-target", help="channel readout target template")
     p.add_argument("--likelihood-prefix", help="the likelihood anchor's label-free prefix before the channel "
                    "target (default 'Question: {question}\\nAnswer:')")
-    p.add_argument("--readout", choices=READOUTS, default="verdict",
+    p.add_argument("--readout", choices=READOUTS, default=None,
                    help="verdict: next-token label words; channel: likelihood of the claim after each label's "
-                   "verbalizer; split: likelihood of the claim given each label's examples")
-    p.add_argument("--context", choices=CONTEXTS, default="all",
-                   help="demonstrations a target sees: all other labeled examples (paper) or only other groups")
-    p.add_argument("--calibrate", action="store_true",
-                   help="subtract the batch's mean log-odds from every score (contextual calibration)")
+                   "verbalizer; split: likelihood of the claim given each label's examples (default: the "
+                   f"preset's, chosen for the packaged model on development data: {DEFAULTS_DOC})")
+    p.add_argument("--context", choices=CONTEXTS, default=None,
+                   help="demonstrations a target sees: all other labeled examples (paper) or only other groups "
+                        "(default: the preset's)")
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
+                   help="subtract the batch's mean log-odds from every score (contextual calibration; on by "
+                        "default: uncalibrated, the label words' bias can make one class the most predictable)")
     p.add_argument("--limit", type=int, help="keep the first N examples (whole consistency groups)")
 
 
@@ -231,6 +237,7 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
         "readout": args.readout,
         "context": args.context,
         "calibrate": args.calibrate,
+        "defaults": describe_defaults(_make_task(args), args.from_preset),
         "seed": args.seed,
     }
     report.update(extra)
@@ -431,6 +438,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "model_calls": stats.calls, "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens,
         "computed_tokens": stats.computed_tokens, "wall_s": round(out["wall_s"], 3),
         "task": task.describe(), "backend": backend.describe(), "readout": args.readout,
+        "calibrate": args.calibrate, "defaults": describe_defaults(_make_task(args), args.from_preset),
     }
     if args.report:
         atomic_write(args.report, json.dumps(report, indent=2) + "\n")
@@ -464,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "bench": cmd_bench,
                 "bench-summary": cmd_bench_summary}
     try:
+        if hasattr(args, "readout"):
+            settings, args.from_preset = resolve_defaults(_make_task(args), vars(args))
+            vars(args).update(settings)
         return handlers[args.command](args)
     except DataError as exc:
         print(f"icm: error: {exc}", file=sys.stderr)

@@ -331,3 +331,6 @@ def test_a_one_class_labeling_is_reported_with_its_warnings(tmp_path: Path, monk
     assert json.loads(out.strip().splitlines()[-1])["warnings"] == ["one_class", "no_better_than_majority"]
     assert "icm: warning: one_class:" in err and "icm: warning: no_better_than_majority:" in err
     assert "accuracy 0.792 on 24," in err
+    # Custom prompts: no measured choice applies, so the paper's readout, calibrated, and the report says so.
+    assert report["readout"] == "verdict" and report["calibrate"] is True
+    assert report["defaults"]["applied"] == ["readout", "context", "calibrate"] and report["defaults"]["why"]

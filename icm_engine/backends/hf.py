@@ -39,19 +39,34 @@ PACKAGED_MODELS = {
 }
 
 
-def resolve_model_dir(model: str) -> Path:
-    """A local Hugging Face folder for `model`: a packaged name, a folder, or a .gguf file."""
+def model_kind(model: str) -> str | None:
+    """What `model` names: "packaged", "folder" (a local Hugging Face folder), "gguf" (a .gguf file), or None."""
     if model in PACKAGED_MODELS:
-        return _packaged_model_dir(model)
+        return "packaged"
     path = Path(model).expanduser()
     if path.is_dir() and (path / "config.json").exists():
-        return path
+        return "folder"
     if path.is_file() and path.suffix == ".gguf":
+        return "gguf"
+    return None
+
+
+def unknown_model(model: str) -> str:
+    return (f"unknown model {model!r}: give a packaged model ({', '.join(PACKAGED_MODELS)}), "
+            "a local Hugging Face model folder or a .gguf file (models are never downloaded)")
+
+
+def resolve_model_dir(model: str) -> Path:
+    """A local Hugging Face folder for `model`: a packaged name, a folder, or a .gguf file."""
+    kind = model_kind(model)
+    path = Path(model).expanduser()
+    if kind == "packaged":
+        return _packaged_model_dir(model)
+    if kind == "folder":
+        return path
+    if kind == "gguf":
         return _dequantized_dir(path, f"gguf-{path.stem}-{int(path.stat().st_mtime)}")
-    raise BackendError(
-        f"unknown model {model!r}: give a packaged model ({', '.join(PACKAGED_MODELS)}), "
-        "a local Hugging Face model folder or a .gguf file (models are never downloaded)"
-    )
+    raise BackendError(unknown_model(model))
 
 
 def _packaged_model_dir(name: str) -> Path:
@@ -358,7 +373,7 @@ class TransformersBackend:
         """Log-probs of label_ids from hidden states [rows, dim], `head_rows` at a time: each pass reads
         the whole vocabulary head (671 MB in float32), so a call's rows go through it together (44 rows:
         9.6-11.6 ms a row in one pass, 19.3-19.8 in passes of 16; float32 on 2 AVX2 cores,
-        `python scripts/attention_bench.py head`)."""
+        `python bench/attention_bench.py head`)."""
         torch, ids = self._torch, list(label_ids)
         return torch.cat([torch.log_softmax(self._logits(h[a:a + self.head_rows]), dim=-1)[:, ids]
                           for a in range(0, len(h), self.head_rows)])

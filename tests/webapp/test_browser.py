@@ -22,7 +22,7 @@ from .test_review import MODEL, ROWS
 ARTIFACTS = Path(__file__).resolve().parents[2] / "out" / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
 @pytest.fixture
@@ -201,9 +201,13 @@ def test_a_run_shows_its_phase_and_progress_and_a_one_class_labeling_its_badge(b
     ds = fake_dataset(owner)
     page = signed_in(browser, live_server)
     page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/new/")
+    # The form prices the start as it changes: nothing like it has run on this server yet, and it says so.
+    page.wait_for_selector("#estimate-table")
+    assert "not measured yet on this server" in page.inner_text("#run-estimate")
     page.fill("#id_seeds", "4")
     page.fill("#id_iterations", str(ICM_FAST["iterations"]))
     page.uncheck("#id_with_baselines")
+    wait_until(page, lambda: "Golden" not in page.inner_text("#run-estimate"), "the estimate without baselines")
     with page.expect_navigation():
         page.click("main form button[type=submit]")
     assert "/runs/new/" not in page.url, page.inner_text("main")[:2000]

@@ -180,6 +180,7 @@ def _pages(ds, ls, member_id, run, check, example):
         ("get", f"/datasets/{ds}/runs/"),
         ("get", f"/datasets/{ds}/runs/new/"),
         ("get", f"/datasets/{ds}/runs/panel/"),
+        ("get", f"/datasets/{ds}/runs/estimate/"),
         ("get", f"/runs/{run}/"),
         ("post", f"/runs/{run}/cancel/"),
         ("post", f"/runs/{run}/resume/"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 
@@ -521,7 +522,7 @@ def test_websocket_applies_pushed_progress_and_still_checks_access(owner, viewer
     # Access is still read from the database every second: a removed member is disconnected.
     from channels.layers import get_channel_layer
 
-    from webapp.runs.execution import group_name
+    from webapp.runs.live import group_name
 
     ds = fake_dataset(owner)
     Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)
@@ -555,7 +556,7 @@ def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(own
     # batch end at once; a second iteration snapshot inside the throttle's interval still waits.
     from channels.layers import get_channel_layer
 
-    from webapp.runs.execution import group_name
+    from webapp.runs.live import group_name
 
     settings.ICM_WS_MIN_INTERVAL_S = 3.0
     ds = fake_dataset(owner)
@@ -610,7 +611,7 @@ def test_websocket_html_fragment_for_htmx(owner):
 
 
 def test_embedded_startup_resumes_orphaned_runs(owner, settings):
-    from webapp.runs.services import recover_runs
+    from webapp.runs.dispatch import recover_runs
 
     ds = fake_dataset(owner)
     run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
@@ -658,3 +659,45 @@ def test_run_pages_hidden_from_strangers(client, owner, stranger):
                         ("get", f"/datasets/{ds.pk}/runs/new/"), ("get", f"/datasets/{ds.pk}/runs/panel/")):
         assert getattr(client, method)(url).status_code == 404, url
 
+
+
+def _form(**changes) -> dict:
+    fields = {"method": "icm", "backend": "transformers", "seeds": "0", "readout": "verdict", "context": "all",
+              "calibrate": "on", "num_seed": 2, "alpha": 50, "initial_temperature": 10, "final_temperature": 0.01,
+              "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast", "init": "random", "rounds": 3}
+    return {k: v for k, v in (fields | changes).items() if v is not None}
+
+
+def test_the_run_form_prices_a_start_at_the_pace_of_finished_runs(client, owner):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ds = fake_dataset(owner)
+    client.force_login(owner)
+    page = client.get(f"/datasets/{ds.pk}/runs/new/").content.decode()
+    assert 'id="run-estimate"' in page and f"/datasets/{ds.pk}/runs/estimate/" in page
+    # Custom prompts: the form starts from the paper's readout, calibrated, and says why.
+    assert "prompts are its own" in page and re.search(r'name="calibrate"[^>]*checked', page)
+    url = f"/datasets/{ds.pk}/runs/estimate/"
+    html = client.get(url, _form(iterations=10, batch_size=24)).content.decode()
+    assert "not measured yet on this server" in html and "estimate-warning" not in html
+    # One finished ICM run of 24 examples, 10 iterations over one batch: 100 s, 5,000 tokens, 50 calls.
+    now = timezone.now()
+    Run.objects.create(dataset=ds, created_by=owner, method="icm", task="claims", backend="transformers",
+                       config={"readout": "verdict", "batch_size": 24, "iterations": 10}, status=RunStatus.SUCCEEDED,
+                       progress={"size": 24, "computed_tokens": 5000, "model_calls": 50},
+                       started=now - timedelta(seconds=100), finished=now)
+    html = client.get(url, _form(iterations=10, batch_size=24, seeds="0, 1")).content.decode()
+    assert html.count("2 min") >= 2 and "5,000" in html and "10,000" in html and "3 min" in html
+    assert "estimate-warning" not in html and "cannot be priced" not in html
+    # Forty times the iterations, and the baselines (never measured here) beside them: over an hour.
+    html = client.get(url, _form(iterations=400, batch_size=24, seeds="0, 1", with_baselines="on")).content.decode()
+    assert "estimate-warning" in html and "over an hour" in html and "2.2 h" in html
+    assert "cannot be priced" in html and "Zero-shot" in html
+    # Another readout has no measured pace; a form that does not validate gets no estimate and no error.
+    assert "not measured yet" in client.get(url, _form(iterations=10, batch_size=24, readout="split")).content.decode()
+    resp = client.get(url, _form(alpha=-1))
+    assert resp.status_code == 200 and "alpha must be positive" in resp.content.decode()
+    resp = client.get(url, _form(iterations=10, batch_size=1))
+    assert resp.status_code == 200 and "Complete the form" in resp.content.decode()

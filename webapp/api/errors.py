@@ -7,7 +7,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from icm_engine.examples import DataError
+from icm_engine.facade import DataError
 
 
 def problems_payload(exc: DataError) -> dict:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from icm_engine.metrics import WARNINGS
-from icm_engine.tasks import PRESETS
+from icm_engine.facade import PRESETS, WARNINGS
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 from webapp.datasets.permissions import visible_fields
 from webapp.review.models import VerdictKind

@@ -1,6 +1,6 @@
 from django import forms
 
-from icm_engine.tasks import PRESETS
+from icm_engine.facade import PRESETS
 
 from .models import LabelSetKind, Role
 

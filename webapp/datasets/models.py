@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from icm_engine.tasks import PRESETS
+from icm_engine.facade import PRESETS
 
 
 class Role(models.TextChoices):

@@ -15,8 +15,18 @@ from typing import Any
 
 from django.conf import settings
 
-from icm_engine.examples import MAX_PROBLEMS, DataError, LoadedData, Problem, parse_label, read_rows
-from icm_engine.tasks import PRESETS, Task, get_task, load_dataset
+from icm_engine.facade import (
+    MAX_PROBLEMS,
+    PRESETS,
+    DataError,
+    LoadedData,
+    Problem,
+    Task,
+    get_task,
+    load_dataset,
+    parse_label,
+    read_rows,
+)
 
 # A leading apostrophe is how our CSV exports neutralise cells a spreadsheet would run as formulas.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

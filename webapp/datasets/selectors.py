@@ -9,7 +9,7 @@ from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, QuerySet,
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from icm_engine.metrics import gold_comparison
+from icm_engine.facade import gold_comparison
 
 from .models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 

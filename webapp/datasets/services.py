@@ -16,7 +16,7 @@ from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
-from icm_engine.examples import DataError, Problem, parse_label
+from icm_engine.facade import DataError, Problem, parse_label
 
 from . import permissions
 from .models import (

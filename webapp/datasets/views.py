@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from icm_engine.examples import DataError
+from icm_engine.facade import DataError
 
 from . import permissions, selectors, services
 from .exports import FORMATS, dataset_export, label_set_export

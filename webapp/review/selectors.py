@@ -12,9 +12,8 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import Http404
 
-from icm_engine.consistency import ConsistencyRule
-from icm_engine.examples import Example as EngineExample
-from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind
+from icm_engine.facade import ConsistencyRule, EngineExample
+from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
 from webapp.datasets.selectors import User, dataset_label_sets
 
 from . import stats
@@ -299,10 +298,14 @@ def accuracy_plot(report: dict[str, Any], names: dict[int, str], width: int = 56
     return out
 
 
+def annotation_set(user: User, dataset: Dataset) -> LabelSet | None:
+    """The user's own blind label set for the dataset (None before their first label)."""
+    return (LabelSet.objects.filter(dataset=dataset, annotator=user, source=LabelSetSource.ANNOTATION)
+            .order_by("-version").first())
+
+
 def next_to_label(user: User, dataset: Dataset) -> tuple[Example | None, int, int]:
     """The first example (by position) the user has not labeled blind yet, how many they have, of how many."""
-    from .services import annotation_set
-
     own = annotation_set(user, dataset)
     examples = Example.objects.filter(dataset=dataset).order_by("position")
     todo = examples.exclude(labels__label_set=own) if own else examples
@@ -311,10 +314,6 @@ def next_to_label(user: User, dataset: Dataset) -> tuple[Example | None, int, in
 
 def annotator_progress(dataset: Dataset, total: int) -> list[dict[str, Any]]:
     """Each annotator's blind label set: how many examples they labeled, of how many."""
-    from django.db.models import Count
-
-    from webapp.datasets.models import LabelSetSource
-
     rows = (LabelSet.objects.filter(dataset=dataset, source=LabelSetSource.ANNOTATION)
             .select_related("annotator").annotate(n=Count("labels")).order_by("annotator__username"))
     return [{"label_set": ls, "annotator": ls.annotator, "labeled": ls.n, "total": total,

@@ -17,7 +17,7 @@ from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKi
 from webapp.datasets.selectors import next_version, role_of
 
 from .models import GoldCorrection, SpotCheck, SpotCheckAnswer, SpotCheckItem, Verdict, VerdictKind
-from .selectors import gold_wrong
+from .selectors import annotation_set, gold_wrong
 
 MAX_NOTE = 4000
 
@@ -129,10 +129,10 @@ def adjudicate_from_verdicts(*, user: AbstractBaseUser, dataset: Dataset, base: 
 
 # -- blind annotation -------------------------------------------------------------------------------------------
 
-def annotation_set(user: AbstractBaseUser, dataset: Dataset, create: bool = False) -> LabelSet | None:
-    qs = LabelSet.objects.filter(dataset=dataset, annotator=user, source=LabelSetSource.ANNOTATION)
-    found = qs.order_by("-version").first()
-    if found is None and create:
+def ensure_annotation_set(user: AbstractBaseUser, dataset: Dataset) -> LabelSet:
+    """The user's own blind label set for the dataset, made on their first label."""
+    found = annotation_set(user, dataset)
+    if found is None:
         name = f"{user.get_username()} (blind)"
         version = next_version(dataset.pk, name)
         found = LabelSet.objects.create(dataset=dataset, kind=LabelSetKind.HUMAN, name=name, version=version,
@@ -147,7 +147,7 @@ def annotate(*, user: AbstractBaseUser, dataset: Dataset, example: Example, valu
     if example.dataset_id != dataset.pk:
         raise Http404("No such example in this dataset.")
     with transaction.atomic():
-        label_set = annotation_set(user, dataset, create=True)
+        label_set = ensure_annotation_set(user, dataset)
         label, _ = Label.objects.update_or_create(label_set=label_set, example=example,
                                                   defaults={"value": bool(value)})
         total = Example.objects.filter(dataset=dataset).count()

@@ -10,7 +10,7 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import cohens_kappa
 
-from icm_engine.metrics import gold_comparison, wilson
+from icm_engine.facade import gold_comparison, wilson
 
 __all__ = ["CLASSES", "accuracy", "confusion", "kappa", "mcnemar_exact", "wilson"]
 

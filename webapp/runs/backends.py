@@ -6,14 +6,12 @@ import importlib
 import importlib.util
 import json
 import threading
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from icm_engine.backends import BACKENDS, DEFAULT_MODEL, Backend, get_backend
-from icm_engine.backends.hf import PACKAGED_MODELS
+from icm_engine.facade import BACKENDS, DEFAULT_MODEL, Backend, get_backend, model_kind, unknown_model
 
 # Tests run the worker machinery against a deterministic fake: `test:module.Class`, accepted only when
 # ICM_TEST_BACKENDS is on (never in the product's settings).
@@ -33,13 +31,8 @@ def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
         raise ValidationError({"backend": f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"})
     if backend == "transformers":
         name = model or DEFAULT_MODEL
-        path = Path(name).expanduser()
-        known = name in PACKAGED_MODELS or (path.is_dir() and (path / "config.json").exists()) or (
-            path.is_file() and path.suffix == ".gguf")
-        if not known:
-            raise ValidationError({"model": f"unknown model {name!r}: give a packaged model "
-                                            f"({', '.join(PACKAGED_MODELS)}), a local Hugging Face model folder "
-                                            "or a .gguf file on the worker (models are never downloaded)"})
+        if model_kind(name) is None:
+            raise ValidationError({"model": unknown_model(name)})
     elif backend == "openai":
         if not (options.get("base_url") or settings.ICM_OPENAI_BASE_URL):
             raise ValidationError({"base_url": "the openai backend needs a server URL (base_url, or "

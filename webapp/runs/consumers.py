@@ -24,8 +24,8 @@ from django.conf import settings
 from django.http import Http404
 from django.template.loader import render_to_string
 
-from . import embedded
-from .execution import group_name
+from . import live
+from .live import group_name
 from .selectors import get_run, plot_points, snapshot
 
 POLL_S = 1.0
@@ -68,7 +68,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         # A hint and the poll can both decide to refresh; the snapshot load awaits the database, so
         # without this the second would not yet see the first's send and both would go out at once.
         self.sending = asyncio.Lock()
-        embedded.server_loop = asyncio.get_running_loop()
+        live.server_loop = asyncio.get_running_loop()
         await self.channel_layer.group_add(group_name(self.run_id), self.channel_name)
         await self.accept()
         await self._send(snap)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -14,8 +13,6 @@ log = logging.getLogger(__name__)
 _queue: queue.Queue[int] = queue.Queue()
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
-# The web server's event loop, where the in-memory channel layer lives (set by the first websocket).
-server_loop: asyncio.AbstractEventLoop | None = None
 
 
 def _work() -> None:

@@ -9,7 +9,6 @@ with the labels an uninterrupted run of the same seed would have given.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -20,24 +19,32 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from icm_engine.baselines import run_baseline
-from icm_engine.examples import Example as EngineExample
-from icm_engine.examples import LoadedData, limit_examples
-from icm_engine.metrics import label_metrics
-from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches
-from icm_engine.tasks import Task, get_task
+from icm_engine.facade import (
+    EngineExample,
+    ICMConfig,
+    ICMSearch,
+    LoadedData,
+    SearchEvent,
+    Task,
+    TimeLeft,
+    get_task,
+    label_metrics,
+    limit_examples,
+    make_batches,
+    run_baseline,
+)
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
 from webapp.datasets.selectors import latest_gold, next_version
 from webapp.datasets.services import labels_changed
 
 from .backends import build_backend
+from .live import notify
 from .models import ACTIVE, Run, RunMethod, RunStatus
 from .selectors import shard_progress
 
@@ -45,40 +52,6 @@ log = logging.getLogger(__name__)
 
 HISTORY_POINTS = 600
 RECENT_CHANGES = 15
-# The time left is estimated from the pace of the last ETA_WINDOW_S seconds of steps, once the run has done
-# a twentieth of them and ETA_MIN_S seconds of work.
-ETA_WINDOW_S = 30.0
-ETA_MIN_S = 2.0
-
-
-def group_name(run_id: int) -> str:
-    return f"run-{run_id}"
-
-
-def notify(run_id: int, fields: dict[str, Any] | None = None) -> None:
-    """Tell live pages that the run's row changed. Only a hint: a lost one costs a second's delay.
-    `fields`, when given, are the changed columns as written (progress, history): a page that has the
-    run's snapshot applies them without reading the database, which keeps delivery fast under load."""
-    try:
-        from channels.layers import InMemoryChannelLayer, get_channel_layer
-
-        from . import embedded
-
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        message: dict[str, Any] = {"type": "run.changed"}
-        if fields:
-            message["fields"] = fields
-        loop = embedded.server_loop
-        if isinstance(layer, InMemoryChannelLayer):
-            # The in-memory layer lives in the server's event loop: hand the send to that loop, thread-safely.
-            if loop is not None and loop.is_running():
-                asyncio.run_coroutine_threadsafe(layer.group_send(group_name(run_id), message), loop)
-            return
-        async_to_sync(layer.group_send)(group_name(run_id), message)
-    except Exception:  # the channel layer being down must never fail a run
-        log.debug("progress hint for run %s not sent", run_id, exc_info=True)
 
 
 def worker_name() -> str:
@@ -161,7 +134,7 @@ class Recorder:
     """Turns engine events into throttled progress snapshots, checkpoints and live-page hints."""
 
     def __init__(self, run: Run, lease: str, heartbeat: Heartbeat, gold: list[bool | None], total_steps: int,
-                 first_step: int = 0):
+                 first_step: int = 0, batch_steps: int | None = None):
         self.run_id = run.pk
         self.parent_id = run.parent_id
         # A shard counts its steps from its first batch.
@@ -180,7 +153,8 @@ class Recorder:
         self.done = 0
         self.last_position: dict[str, Any] | None = None
         self.batch_u: dict[str, float] = dict((run.progress or {}).get("batch_u") or {})
-        self.pace: list[tuple[float, int]] = []
+        # ICM's time left counts the model work still to do (batch_steps: its iterations); a baseline's, its steps.
+        self.time_left = TimeLeft(self.total_steps, batch_steps)
 
     def should_stop(self) -> bool:
         return self.heartbeat.lost.is_set() or self.heartbeat.cancel.is_set()
@@ -217,23 +191,8 @@ class Recorder:
         if self.parent_id:
             notify(self.parent_id)
 
-    def eta(self, step: int, elapsed: float) -> float | None:
-        """Seconds left at the pace of the latest window of steps, or None ("estimating") before a twentieth
-        of the steps or ETA_MIN_S of work. Not the whole run's average: a search's early iterations call the
-        model for every proposal, its late ones mostly hit the score cache, so the whole run's average pace
-        overstates the time left by far (docs/trust.md); the recent pace is the truer."""
-        self.pace.append((elapsed, step))
-        while len(self.pace) > 2 and elapsed - self.pace[1][0] >= ETA_WINDOW_S:
-            self.pace.pop(0)
-        if step < max(1, self.total_steps / 20) or elapsed < ETA_MIN_S:
-            return None
-        (t0, s0), (t1, s1) = self.pace[0], self.pace[-1]
-        if s1 <= s0 or t1 <= t0:
-            return elapsed / step * (self.total_steps - step)
-        return (t1 - t0) / (s1 - s0) * (self.total_steps - step)
-
     def _snapshot(self, values: dict[str, Any], step: int, elapsed: float) -> dict[str, Any]:
-        eta = self.eta(step, elapsed)
+        eta = self.time_left.update(step, elapsed, values.get("model_calls"))
         values.update(step=step, total_steps=self.total_steps, elapsed_s=round(elapsed, 2),
                       eta_s=None if eta is None else round(eta, 1), recent_changes=self.changes[-RECENT_CHANGES:],
                       updated=timezone.now().isoformat())
@@ -461,7 +420,8 @@ def execute_run(run_id: int) -> str:
 def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
     config = ICMConfig.from_dict({**run.config, "seed": run.seed})
     lo, hi = run.batch_range or (0, len(make_batches(examples, config.batch_size)))
-    recorder = Recorder(run, lease, heartbeat, gold, (hi - lo) * config.iterations, first_step=lo * config.iterations)
+    recorder = Recorder(run, lease, heartbeat, gold, (hi - lo) * config.iterations, first_step=lo * config.iterations,
+                        batch_steps=config.iterations)
     search = ICMSearch(examples, task, backend, config, on_event=recorder.on_event, checkpoint=run.checkpoint,
                        batch_range=(lo, hi))
     recorder.search = search

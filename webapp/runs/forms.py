@@ -1,14 +1,16 @@
 from django import forms
 
-from icm_engine.anchor import ANCHORS
-from icm_engine.backends import BACKENDS
-from icm_engine.scoring import CONTEXTS, DEMO_ORDERS, READOUTS
-from icm_engine.search import (
+from icm_engine.facade import (
+    ANCHORS,
+    BACKENDS,
+    CONTEXTS,
+    DEMO_ORDERS,
     INITS,
     ITERATIONS_PER_EXAMPLE,
     MODES,
     PAPER_BATCH_SIZE,
     PAPER_ITERATIONS,
+    READOUTS,
     SCHEDULES,
     SEMANTICS,
     ICMConfig,

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import Http404
 
-from webapp.datasets.models import Dataset
+from webapp.datasets.models import Dataset, Example, Label
 from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold
 
 from .models import ACTIVE, Run, RunMethod, RunStatus
@@ -31,6 +31,35 @@ def get_run(user: User, pk: Any) -> Run:
         return runs_for_user(user).get(pk=pk)
     except (Run.DoesNotExist, ValueError, TypeError):
         raise Http404("No such run.") from None
+
+
+def has_full_gold(dataset: Dataset) -> bool:
+    gold = latest_gold(dataset)
+    n = Example.objects.filter(dataset=dataset).count()
+    return gold is not None and Label.objects.filter(label_set=gold).count() >= n
+
+
+# Methods whose labels depend on the seed: they get one run per seed; the others run once.
+SEEDED = (RunMethod.ICM, RunMethod.RANDOM_ICL, RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
+
+
+def baseline_methods(dataset: Dataset, anchor: str = "none") -> list[str]:
+    """The baselines queued beside an ICM run: zero-shot, random-label ICL, the anchor alone where ICM uses
+    the likelihood anchor, and the golden-label ceiling where every example has gold."""
+    out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
+    if anchor == "likelihood":
+        out.append(RunMethod.LIKELIHOOD)
+    if has_full_gold(dataset):
+        out.append(RunMethod.GOLD_ICL)
+    return out
+
+
+def planned_runs(dataset: Dataset, method: str, seeds: list[int], baselines: bool, anchor: str = "none",
+                 ) -> list[tuple[str, int]]:
+    """The (method, seed) of each run a start queues, in order: `method` once per seed (once if its labels do
+    not depend on the seed), then with `baselines` (ICM only) each baseline likewise."""
+    methods = [method] + (baseline_methods(dataset, anchor) if baselines and method == RunMethod.ICM else [])
+    return [(m, seed) for m in methods for seed in (seeds if m in SEEDED else seeds[:1])]
 
 
 def runs_of(dataset: Dataset) -> QuerySet[Run]:

@@ -4,10 +4,8 @@ worker stopped."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,16 +14,24 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Length
 from django.utils import timezone
 
-from icm_engine.baselines import METHODS as BASELINE_METHODS
-from icm_engine.scoring import CONTEXTS, READOUTS
-from icm_engine.search import ICMConfig, make_batches, sized_to
-from icm_engine.tasks import get_task
+from icm_engine.facade import (
+    BASELINE_METHODS,
+    CONTEXTS,
+    READOUTS,
+    ICMConfig,
+    get_task,
+    make_batches,
+    resolve_defaults,
+    sized_to,
+)
 from webapp.datasets import permissions
-from webapp.datasets.models import Dataset, Example, Label
-from webapp.datasets.selectors import latest_gold, role_of
+from webapp.datasets.models import Dataset, Example
+from webapp.datasets.selectors import role_of
 
 from .backends import check_backend
+from .dispatch import dispatch
 from .models import ACTIVE, Run, RunMethod, RunStatus
+from .selectors import has_full_gold, planned_runs
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +60,11 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
                                                       f"{first[1]!r} (row {first[0] + 1}) does not have"})
 
 
-def _validate_config(method: str, params: dict[str, Any], n_examples: int) -> dict[str, Any]:
+def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[str, Any]) -> dict[str, Any]:
+    """A run's whole configuration from the settings given: what is left out sized to the examples or taken from
+    the preset, everything checked (ValidationError says which setting is wrong)."""
+    # Readout, context and calibration left out (or null): the dataset's preset's choice for the packaged model.
+    params = {**params, **resolve_defaults(task, params)[0]}
     if method == RunMethod.ICM:
         unknown = set(params) - ICM_KEYS
         if unknown:
@@ -71,8 +81,8 @@ def _validate_config(method: str, params: dict[str, Any], n_examples: int) -> di
     unknown = set(params) - BASELINE_KEYS
     if unknown:
         raise ValidationError({"hyperparameters": f"unknown parameters for a baseline: {', '.join(sorted(unknown))}"})
-    out = {"readout": params.get("readout", "verdict"), "context": params.get("context", "all"),
-           "calibrate": bool(params.get("calibrate", False)), "shots": params.get("shots"),
+    out = {"readout": params["readout"], "context": params["context"],
+           "calibrate": bool(params["calibrate"]), "shots": params.get("shots"),
            "rounds": params.get("rounds", 3),
            "batch_size": 256 if params.get("batch_size") is None else params["batch_size"]}
     problems = []
@@ -89,12 +99,6 @@ def _validate_config(method: str, params: dict[str, Any], n_examples: int) -> di
     if problems:
         raise ValidationError({"hyperparameters": "; ".join(problems)})
     return out
-
-
-def has_full_gold(dataset: Dataset) -> bool:
-    gold = latest_gold(dataset)
-    n = Example.objects.filter(dataset=dataset).count()
-    return gold is not None and Label.objects.filter(label_set=gold).count() >= n
 
 
 def create_run(
@@ -122,7 +126,8 @@ def create_run(
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValidationError({"limit": "limit must be a positive integer"})
     n_examples = Example.objects.filter(dataset=dataset).count()
-    config = _validate_config(method, dict(hyperparameters or {}), min(n_examples, limit or n_examples))
+    config = run_config(method, dict(hyperparameters or {}), min(n_examples, limit or n_examples),
+                        dataset.task_config)
     _check_fields(dataset, method, config)
     backend_options = dict(backend_options or {})
     check_backend(backend, model, backend_options)
@@ -149,20 +154,7 @@ def create_run(
     return run
 
 
-# Methods whose labels depend on the seed: they get one run per seed; the others run once.
-SEEDED = (RunMethod.ICM, RunMethod.RANDOM_ICL, RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
 MAX_SEEDS = 20
-
-
-def baseline_methods(dataset: Dataset, anchor: str = "none") -> list[str]:
-    """The baselines queued beside an ICM run: zero-shot, random-label ICL, the anchor alone where ICM uses
-    the likelihood anchor, and the golden-label ceiling where every example has gold."""
-    out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
-    if anchor == "likelihood":
-        out.append(RunMethod.LIKELIHOOD)
-    if has_full_gold(dataset):
-        out.append(RunMethod.GOLD_ICL)
-    return out
 
 
 def check_seeds(seeds: Any) -> list[int]:
@@ -197,14 +189,15 @@ def start_runs(
     hyperparameters = dict(hyperparameters or {})
     if baseline_hyperparameters is None:
         baseline_hyperparameters = {k: v for k, v in hyperparameters.items() if k in BASELINE_KEYS}
+    runs = []
     with transaction.atomic():
-        runs = [create_run(user=user, dataset=dataset, method=method, seed=seed, hyperparameters=hyperparameters,
-                           shards=shards, **common) for seed in (seeds if method in SEEDED else seeds[:1])]
-        if baselines and method == RunMethod.ICM:
-            for other in baseline_methods(dataset, hyperparameters.get("anchor") or "none"):
-                for seed in seeds if other in SEEDED else seeds[:1]:
-                    create_run(user=user, dataset=dataset, method=other, seed=seed,
-                               hyperparameters=baseline_hyperparameters, **common)
+        for planned, seed in planned_runs(dataset, method, seeds, baselines, hyperparameters.get("anchor") or "none"):
+            own = planned == method
+            run = create_run(user=user, dataset=dataset, method=planned, seed=seed,
+                             hyperparameters=hyperparameters if own else baseline_hyperparameters,
+                             shards=shards if own else None, **common)
+            if own:
+                runs.append(run)
     return runs
 
 
@@ -236,19 +229,6 @@ def _create_sharded(*, user, dataset, backend, model, seed, limit, config, backe
     return parent
 
 
-def dispatch(run_id: int) -> None:
-    """Hand a run to whatever executes runs here. Only ever called after the row is committed."""
-    if settings.ICM_RUN_DISPATCH == "celery":
-        from .tasks import execute
-
-        execute.delay(run_id)
-    elif settings.ICM_RUN_DISPATCH == "embedded":
-        from . import embedded
-
-        embedded.submit(run_id)
-    # "none": runs wait for an explicit execute_run (tests of the queueing itself).
-
-
 def cancel_run(*, user: AbstractBaseUser, run: Run) -> Run:
     permissions.require(role_of(user, run.dataset), permissions.WRITE_LABELS, "Cancelling a run")
     if run.status not in ACTIVE:
@@ -267,7 +247,8 @@ def _cancel_one(run: Run) -> Run:
     if not Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
             status=RunStatus.CANCELLED, cancel_requested=True, finished=now):
         Run.objects.filter(pk=run.pk).update(cancel_requested=True)
-    from .execution import notify, settle_parent
+    from .execution import settle_parent
+    from .live import notify
 
     notify(run.pk)
     if run.parent_id:
@@ -304,28 +285,3 @@ def _resume_one(run: Run) -> Run:
         settle_parent(run.parent_id)
     run.refresh_from_db()
     return run
-
-
-def recover_runs(*, startup: bool = False) -> list[int]:
-    """Re-dispatch runs nobody is executing: running with a stale heartbeat, or queued with a lost message.
-
-    At the start of an embedded server every active run is orphaned (its thread died with the old
-    process), so all of them go back to the queue at once.
-    """
-    now = timezone.now()
-    if startup:
-        # A sharded run's parent executes nothing: only its shards are re-queued.
-        Run.objects.filter(status=RunStatus.RUNNING, shard_count=0).update(status=RunStatus.QUEUED, lease="")
-        ids = list(Run.objects.filter(status=RunStatus.QUEUED).order_by("created").values_list("pk", flat=True))
-    else:
-        stale = now - timedelta(seconds=settings.ICM_RUN_LEASE_S)
-        requeue = now - timedelta(seconds=max(settings.ICM_RUN_LEASE_S * 5, 60))
-        ids = list(
-            Run.objects.filter(Q(status=RunStatus.RUNNING, heartbeat__lt=stale)
-                               | Q(status=RunStatus.QUEUED, dispatched__lt=requeue), shard_count=0)
-            .order_by("created").values_list("pk", flat=True)
-        )
-    for run_id in ids:
-        Run.objects.filter(pk=run_id).update(dispatched=now)
-        dispatch(run_id)
-    return ids

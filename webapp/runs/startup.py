@@ -14,7 +14,7 @@ def start_embedded_worker() -> None:
     if settings.ICM_RUN_DISPATCH != "embedded":
         return
     from . import embedded
-    from .services import recover_runs
+    from .dispatch import recover_runs
 
     embedded.ensure_started()
     try:

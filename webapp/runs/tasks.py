@@ -25,7 +25,7 @@ _stop = threading.Event()
 def _recovery_loop() -> None:
     from django.db import close_old_connections
 
-    from .services import recover_runs
+    from .dispatch import recover_runs
 
     interval = max(1.0, settings.ICM_RUN_LEASE_S / 2)
     while not _stop.is_set():

@@ -8,10 +8,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from icm_engine.facade import choice_for
 from webapp.datasets import permissions
 from webapp.datasets.selectors import get_dataset, role_of
 
 from . import selectors, services
+from .estimates import dataset_size, start_estimate
 from .forms import RunForm
 from .models import RunMethod
 from .selectors import plot_points, snapshot
@@ -48,7 +50,8 @@ def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
 def run_new(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
     permissions.require(role_of(request.user, dataset), permissions.WRITE_LABELS, "Starting a run")
-    form = RunForm(request.POST or None)
+    defaults = choice_for(dataset.task_config)
+    form = RunForm(request.POST or None, initial=defaults.settings())
     errors = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
@@ -67,8 +70,36 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"run": exc.messages}
     elif request.method == "POST":
         errors = form.errors
-    return render(request, "runs/new.html", {"dataset": dataset, "form": form, "errors": errors},
+    return render(request, "runs/new.html", {"dataset": dataset, "form": form, "errors": errors, "defaults": defaults},
                   status=400 if errors else 200)
+
+
+@require_GET
+def run_estimate(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run form's cost estimate for its current values (loaded by htmx as the form changes)."""
+    dataset = get_dataset(request.user, pk)
+    permissions.require(role_of(request.user, dataset), permissions.WRITE_LABELS, "Starting a run")
+    form = RunForm(request.GET)
+    context: dict = {"problems": None, "estimate": None}
+    if not form.is_valid():
+        context["problems"] = ["Complete the form to see an estimate."]
+        return render(request, "runs/_estimate.html", context)
+    d = form.cleaned_data
+    n = dataset_size(dataset)
+    n = min(n, d["limit"] or n)
+    try:
+        seeds = services.check_seeds(d["seeds"])
+        icm = services.run_config(d["method"], form.hyperparameters(d["method"]), n, dataset.task_config)
+        base = services.run_config(RunMethod.ZERO_SHOT, form.hyperparameters(RunMethod.ZERO_SHOT), n,
+                                   dataset.task_config)
+    except ValidationError as exc:
+        context["problems"] = exc.messages
+        return render(request, "runs/_estimate.html", context)
+    context["estimate"] = start_estimate(dataset, method=d["method"], seeds=seeds, baselines=d["with_baselines"],
+                                         backend=d["backend"], model=d["model"], n=n, icm_config=icm,
+                                         baseline_config=base)
+    context["n"] = n
+    return render(request, "runs/_estimate.html", context)
 
 
 @require_GET

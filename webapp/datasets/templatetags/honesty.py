@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from icm_engine.metrics import WARNINGS
+from icm_engine.facade import WARNINGS
 
 register = template.Library()
 

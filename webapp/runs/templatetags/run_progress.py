@@ -40,3 +40,15 @@ def seconds_since(start: str | None, end: str | None = None) -> int | None:
         return None
     until = datetime.fromisoformat(end) if end else timezone.now()
     return max(0, round((until - datetime.fromisoformat(start)).total_seconds()))
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """Seconds as a reader counts them: 40 s, 12 min, 2.5 h."""
+    if seconds is None:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,33 @@
+"""Each preset's readout choice fills only what the user left out; changed prompts fall back to the paper's
+readout, calibrated."""
+
+from __future__ import annotations
+
+from icm_engine.defaults import CUSTOM, PRESET_CHOICES, choice_for, describe, resolve
+from icm_engine.tasks import PRESETS, get_task
+
+
+def test_every_preset_has_a_calibrated_choice():
+    assert set(PRESET_CHOICES) == set(PRESETS)
+    assert all(c.calibrate for c in PRESET_CHOICES.values())
+
+
+def test_given_settings_win_and_the_rest_come_from_the_preset():
+    task = get_task("gsm8k")
+    choice = PRESET_CHOICES["gsm8k"]
+    settings, applied = resolve(task, {"readout": "channel", "context": None, "calibrate": False})
+    assert settings == {"readout": "channel", "context": choice.context, "calibrate": False}
+    assert applied == ["context"]
+    settings, applied = resolve(task.describe(), {})
+    assert settings == choice.settings() and applied == ["readout", "context", "calibrate"]
+    report = describe(task, applied)
+    assert report["readout"] == choice.readout and report["applied"] == applied
+    assert report["chosen_in"] == "docs/defaults.md"
+
+
+def test_changed_prompts_get_the_papers_readout_calibrated():
+    assert choice_for(get_task("claims", template="Item: {text}\nLabel:")) == CUSTOM
+    assert choice_for(get_task("truthfulqa", label_words=[" yes", " no"])) == CUSTOM
+    # The consistency rule is not a prompt: the preset's choice still applies.
+    assert choice_for(get_task("claims", consistency="key:answer")) == PRESET_CHOICES["claims"]
+    assert CUSTOM.settings() == {"readout": "verdict", "context": "all", "calibrate": True}
