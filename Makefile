@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install run test lint demo vllm-env
+.PHONY: install run test test-fast lint demo vllm-env
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # pytest's exit code 5 (no tests collected) counts as a failure.
+# The inner loop: the engine and the web app without the model, vLLM, Celery workers or the browser.
+test-fast: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m "not model and not vllm and not celery and not browser" $(PYTEST_ARGS)
+
 test: install vllm-env
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LEASE_S = 3
 PARAMS = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
 
 def _database_url() -> str:
