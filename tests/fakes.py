@@ -127,3 +127,14 @@ class SlowFakeBackend(FakeBackend):
             raise BackendError("the model server is unreachable (test outage)")
         time.sleep(self.delay)
         return super().label_logprobs(prompts, label_words)
+
+
+def _register() -> None:
+    # Importing this module makes the fake a backend by name, in this process: the web app's tests name it,
+    # and their Celery workers load it with ICM_BACKEND_PLUGINS=tests.fakes.
+    from icm_engine.backends import register_backend
+
+    register_backend("slow-fake", lambda model, **options: SlowFakeBackend(**options))
+
+
+_register()

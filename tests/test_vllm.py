@@ -125,7 +125,9 @@ def _run_vllm_process(cmd: list[str], log: Path, timeout: float = 900) -> tuple[
 
 
 def _baseline(python_or_icm: list[str], data_file: Path, out: Path, *backend_args: str) -> dict[str, bool]:
+    # The verdict readout, uncalibrated: the label words' exact log-probabilities are what is compared.
     cmd = [*python_or_icm, "baseline", str(data_file), "--task", "truthfulqa", "--method", "zero-shot",
+           "--readout", "verdict", "--context", "all", "--no-calibrate",
            "--limit", "24", "--dtype", "float32", "--out", str(out), *backend_args]
     returncode, output = _run_vllm_process(cmd, out.with_suffix(".log"))
     assert returncode == 0, output[-3000:]
@@ -240,7 +242,8 @@ def test_a_web_app_run_through_the_openai_backend(vllm_server, shared_data, tran
     path = shared_data / "truthfulqa" / "train_truthfulqa.json"
     dataset = create_dataset(owner=user, filename=path.name, data=path.read_bytes(), task="truthfulqa")
     run = create_run(user=user, dataset=dataset, method="zero-shot", backend="openai", model="gemma3-270m",
-                     limit=24, backend_options={"base_url": vllm_server})
+                     limit=24, backend_options={"base_url": vllm_server},
+                     hyperparameters={"readout": "verdict", "context": "all", "calibrate": False})
     assert execute_run(run.pk) == "succeeded", Run.objects.get(pk=run.pk).error
     run.refresh_from_db()
     labels = {lab.example.external_id: lab.value for lab in run.label_set.labels.select_related("example")}

@@ -204,7 +204,8 @@ ICM_RUN_LEASE_S = float(os.environ.get("ICM_RUN_LEASE_S", "60"))  # a run whose 
 ICM_WS_MIN_INTERVAL_S = float(os.environ.get("ICM_WS_MIN_INTERVAL_S", "0.25"))  # websocket throttle
 ICM_OPENAI_BASE_URL = os.environ.get("ICM_OPENAI_BASE_URL", "")
 ICM_OPENAI_MODEL = os.environ.get("ICM_OPENAI_MODEL", "")  # the served model's name, when a run names none
-ICM_TEST_BACKENDS = env_bool("ICM_TEST_BACKENDS", False)
+# Modules that register model backends of one's own when imported (icm_engine.backends.register_backend).
+ICM_BACKEND_PLUGINS = [m.strip() for m in os.environ.get("ICM_BACKEND_PLUGINS", "").split(",") if m.strip()]
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None

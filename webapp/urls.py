@@ -1,9 +1,19 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever a page's <link rel="icon"> says."""
+    return redirect(static("img/favicon.svg"), permanent=True)
+
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets:list", permanent=False)),
+    path("favicon.ico", favicon),
     path("accounts/", include("webapp.accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("webapp.api.urls")),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .base import Backend, BackendError, BackendStats
@@ -9,9 +11,33 @@ from .base import Backend, BackendError, BackendStats
 BACKENDS = ("transformers", "openai", "vllm")
 DEFAULT_MODEL = "gemma3-270m"
 
+# Backends added by plugins (a module that calls register_backend when imported): a model server of one's
+# own, or a test's deterministic fake. Empty unless something registers one.
+_REGISTERED: dict[str, Callable[..., Backend]] = {}
+
+
+def register_backend(name: str, factory: Callable[..., Backend]) -> None:
+    """Make `get_backend(name, model, **options)` call `factory(model, **options)`."""
+    if name in BACKENDS:
+        raise ValueError(f"{name!r} is a built-in backend")
+    _REGISTERED[name] = factory
+
+
+def load_plugins(modules: Iterable[str]) -> None:
+    """Import each module (by dotted name): importing it registers its backends."""
+    for module in modules:
+        importlib.import_module(module)
+
+
+def backend_names() -> tuple[str, ...]:
+    """The built-in backends, then those registered."""
+    return BACKENDS + tuple(_REGISTERED)
+
 
 def get_backend(name: str = "transformers", model: str | None = None, **options: Any) -> Backend:
     """Build a backend by name. Heavy imports happen here, not at package import."""
+    if name in _REGISTERED:
+        return _REGISTERED[name](model, **options)
     if name == "transformers":
         from .hf import TransformersBackend
 
@@ -24,7 +50,8 @@ def get_backend(name: str = "transformers", model: str | None = None, **options:
         from .vllm import VLLMBackend
 
         return VLLMBackend(model or DEFAULT_MODEL, **options)
-    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "Backend", "BackendError", "BackendStats", "get_backend"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "Backend", "BackendError", "BackendStats", "backend_names", "get_backend",
+           "load_plugins", "register_backend"]

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+import tests.fakes  # noqa: F401  (registers the fake backends the run tests name)
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 

@@ -9,7 +9,7 @@ from webapp.runs.models import Run
 
 from .conftest import jsonl
 
-FAKE = "test:tests.fakes.SlowFakeBackend"
+FAKE = "slow-fake"  # registered by tests.fakes
 TEMPLATE = "Item: {text}\\nLabel:"
 
 

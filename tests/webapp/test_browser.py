@@ -197,7 +197,6 @@ def test_a_run_shows_its_phase_and_progress_and_a_one_class_labeling_its_badge(b
 
     from .runs_helpers import FAKE, ICM_FAST, fake_dataset
 
-    settings.ICM_TEST_BACKENDS = True
     ds = fake_dataset(owner)
     page = signed_in(browser, live_server)
     page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/new/")

@@ -1,7 +1,7 @@
 """Production mode: real Redis, real Celery worker processes, the real PostgreSQL test database.
 
 The worker runs `celery -A webapp worker` in a subprocess against the same test database, with the
-deterministic fake backend (ICM_TEST_BACKENDS=1) so the tests are about the machinery: progress over
+deterministic fake backend (ICM_BACKEND_PLUGINS=tests.fakes) so the tests are about the machinery: progress over
 the websocket, a worker killed with SIGKILL and replaced, and cancel.
 """
 
@@ -53,9 +53,9 @@ class Workers:
     def start(self) -> subprocess.Popen:
         n = len(self.procs)
         log = self.tmp / f"worker{n}.log"
-        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": self.redis_url, "ICM_TEST_BACKENDS": "1",
-               "ICM_RUN_LEASE_S": str(LEASE_S), "ICM_CHECKPOINT_S": "0.3", "ICM_PROGRESS_S": "0.1",
-               "ICM_START_WORKER": "0", "HTTPS": "0", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": self.redis_url,
+               "ICM_BACKEND_PLUGINS": "tests.fakes", "ICM_RUN_LEASE_S": str(LEASE_S), "ICM_CHECKPOINT_S": "0.3",
+               "ICM_PROGRESS_S": "0.1", "ICM_START_WORKER": "0", "HTTPS": "0", "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool=solo", "-l", "info",
              "--without-gossip", "--without-mingle", "-n", f"test{n}-{os.getpid()}@%h"],
@@ -108,7 +108,6 @@ def workers(settings, tmp_path):
     from webapp.celery import app
 
     app.conf.broker_url = REDIS_URL
-    settings.ICM_TEST_BACKENDS = True
     settings.ICM_RUN_DISPATCH = "celery"
     settings.ICM_RUN_LEASE_S = LEASE_S
     settings.ICM_WS_MIN_INTERVAL_S = 0.1
@@ -244,7 +243,7 @@ def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkey
     # The command's workers inherit its environment: point them at the test database and the fake backend.
     monkeypatch.setenv("DATABASE_URL", _database_url())
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
-    monkeypatch.setenv("ICM_TEST_BACKENDS", "1")
+    monkeypatch.setenv("ICM_BACKEND_PLUGINS", "tests.fakes")
     monkeypatch.setenv("HTTPS", "0")
     call_command("scalebench", str(data), "--task", "claims", "--template", TEMPLATE, "--consistency", "none",
                  "--backend", FAKE, "--limit", "16",

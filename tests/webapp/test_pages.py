@@ -143,3 +143,10 @@ def test_bootstrap_demo_is_idempotent(db, capsys):
     assert Dataset.objects.filter(name="Sanity claims (demo)").count() == 1
     ds = Dataset.objects.get(name="Sanity claims (demo)")
     assert ds.examples.count() == 140 and ds.label_sets.get(kind="gold").labels.count() == 140
+
+
+def test_every_page_names_a_favicon_and_favicon_ico_finds_it(client, owner):
+    client.force_login(owner)
+    assert 'rel="icon"' in client.get("/datasets/").content.decode()
+    resp = client.get("/favicon.ico")
+    assert resp.status_code == 301 and resp.url.endswith("img/favicon.svg")

@@ -32,7 +32,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _run_settings(settings, tmp_path):
-    settings.ICM_TEST_BACKENDS = True
     settings.ICM_RUN_DISPATCH = "none"  # each test says how runs execute
     settings.ICM_CHECKPOINT_S = 0.2
     settings.ICM_PROGRESS_S = 0.05

@@ -11,11 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from icm_engine.facade import BACKENDS, DEFAULT_MODEL, Backend, get_backend, model_kind, unknown_model
+from icm_engine.facade import BACKENDS, DEFAULT_MODEL, Backend, backend_names, get_backend, model_kind, unknown_model
 
-# Tests run the worker machinery against a deterministic fake: `test:module.Class`, accepted only when
-# ICM_TEST_BACKENDS is on (never in the product's settings).
-TEST_PREFIX = "test:"
 KEEP_BACKENDS = 2
 _built: dict[tuple[str, str, str], Backend] = {}
 _lock = threading.Lock()
@@ -23,12 +20,8 @@ _lock = threading.Lock()
 
 def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
     """Refuse an unknown backend or model now, not in the worker minutes later."""
-    if backend.startswith(TEST_PREFIX):
-        if not settings.ICM_TEST_BACKENDS:
-            raise ValidationError({"backend": f"unknown backend {backend!r}"})
-        return
-    if backend not in BACKENDS:
-        raise ValidationError({"backend": f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"})
+    if backend not in backend_names():
+        raise ValidationError({"backend": f"unknown backend {backend!r}; choose one of {', '.join(backend_names())}"})
     if backend == "transformers":
         name = model or DEFAULT_MODEL
         if model_kind(name) is None:
@@ -47,7 +40,7 @@ def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
 def build_backend(backend: str, model: str, options: dict[str, Any]) -> Backend:
     """A backend for a run. A worker keeps the last ones it built: loading a model takes seconds, and
     consecutive runs (ICM, then its baselines) usually share one. Engines read cost as deltas of `stats`."""
-    if backend.startswith(TEST_PREFIX):
+    if backend not in BACKENDS:  # a plugin's backend is built for each run and keeps what it will itself
         return _build(backend, model, options)
     key = (backend, model, json.dumps(options, sort_keys=True))
     with _lock:
@@ -61,11 +54,6 @@ def build_backend(backend: str, model: str, options: dict[str, Any]) -> Backend:
 
 
 def _build(backend: str, model: str, options: dict[str, Any]) -> Backend:
-    if backend.startswith(TEST_PREFIX):
-        if not settings.ICM_TEST_BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}")
-        module, _, cls = backend[len(TEST_PREFIX):].rpartition(".")
-        return getattr(importlib.import_module(module), cls)(**options)
     opts = dict(options)
     if backend == "openai":
         opts["base_url"] = opts.get("base_url") or settings.ICM_OPENAI_BASE_URL

@@ -2,7 +2,6 @@ from django import forms
 
 from icm_engine.facade import (
     ANCHORS,
-    BACKENDS,
     CONTEXTS,
     DEMO_ORDERS,
     INITS,
@@ -14,6 +13,7 @@ from icm_engine.facade import (
     SCHEDULES,
     SEMANTICS,
     ICMConfig,
+    backend_names,
 )
 
 from .models import RunMethod
@@ -27,7 +27,8 @@ class RunForm(forms.Form):
         required=False, initial=True, label="Also run the baselines",
         help_text="Zero-shot, random-label ICL and (where every example has gold) golden-label ICL, with the same "
                   "settings, so ICM is shown beside them.")
-    backend = forms.ChoiceField(choices=[(b, b) for b in BACKENDS], initial="transformers")
+    # Built-in backends and any a plugin registered (ICM_BACKEND_PLUGINS).
+    backend = forms.ChoiceField(choices=lambda: [(b, b) for b in backend_names()], initial="transformers")
     model = forms.CharField(required=False, help_text="Empty: the packaged Gemma 3 270M. Or a local model folder / "
                                                       ".gguf on the worker, or the served model's name (openai).")
     base_url = forms.URLField(required=False, assume_scheme="http", help_text="openai backend: the server's URL.")

@@ -36,6 +36,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from icm_engine.facade import load_plugins
 from webapp.datasets.models import Example, Membership, Role
 from webapp.datasets.services import create_dataset, import_label_set
 from webapp.review.models import VerdictKind
@@ -43,7 +44,8 @@ from webapp.runs.models import Run, RunStatus
 from webapp.runs.services import cancel_run, create_run
 from webapp.subprocesses import spawn, stop
 
-FAKE = "test:tests.fakes.SlowFakeBackend"
+FAKE = "slow-fake"
+FAKE_PLUGIN = "tests.fakes"  # the deterministic fake model of the test suite, slowed down
 TEMPLATE = "Item: {text}\nLabel:"
 PREFIX = "loadtest-"
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
@@ -81,7 +83,7 @@ class Command(BaseCommand):
         Membership.objects.bulk_create([Membership(dataset=run_dataset, user_id=r["user"], role=Role.VIEWER)
                                         for r in reviewers[: o["watchers"]]])
         logs = Path(tempfile.mkdtemp(prefix="loadtest-"))
-        env = {**os.environ, "ICM_TEST_BACKENDS": "1", "ICM_START_WORKER": "0", "HTTPS": "0", "DEBUG": "0",
+        env = {**os.environ, "ICM_BACKEND_PLUGINS": FAKE_PLUGIN, "ICM_START_WORKER": "0", "HTTPS": "0", "DEBUG": "0",
                "ALLOWED_HOSTS": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"}
         procs = [
             spawn(["celery", "-A", "webapp", "worker", "--pool=solo", "-l", "warning", "--without-gossip",
@@ -97,7 +99,7 @@ class Command(BaseCommand):
         try:
             base = f"http://127.0.0.1:{port}"
             self._wait_server(base, procs[1], logs)
-            settings.ICM_TEST_BACKENDS = True
+            load_plugins([FAKE_PLUGIN])
             # A run that waits on its model, as one served elsewhere: it labels a large dataset in the paper's
             # batches of 64, a bounded number of iterations each, so it keeps calling the model (a search
             # left on one converged batch answers from its score cache and spins the CPU instead).

@@ -1,0 +1,219 @@
+"""The API's datasets, their examples, label sets, exports and members, and tokens. Thin: they authenticate,
+scope every lookup to the user's datasets (others get 404), and hand writes to services."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.accounts.throttles import LoginThrottle
+from webapp.datasets import permissions, selectors, services
+from webapp.datasets.exports import dataset_export, label_set_export
+from webapp.datasets.parsing import parse_dataset_file, read_upload
+
+from .. import serializers as s
+from .common import DOWNLOAD, FORMAT_PARAM, IMPORT_ERRORS, download_format
+
+
+class TokenView(APIView):
+    """Exchange a username and password for an API token (`Authorization: Token <key>`)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 400: None}, auth=[])
+    def post(self, request):
+        ser = s.TokenRequestSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        user = authenticate(request, username=ser.validated_data["username"], password=ser.validated_data["password"])
+        if user is None or not user.is_active:
+            raise ValidationError({"non_field_errors": ["Unable to log in with the given credentials."]})
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class DatasetListView(generics.GenericAPIView):
+    serializer_class = s.DatasetSerializer
+
+    def get_queryset(self):
+        return selectors.datasets_for_user(self.request.user)
+
+    @extend_schema(responses=s.DatasetSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.DatasetSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": s.DatasetCreateSerializer},
+        responses={201: s.DatasetSerializer, 200: OpenApiResponse(s.PreviewSerializer, description="dry run"),
+                   **IMPORT_ERRORS},
+    )
+    def post(self, request):
+        """Create a dataset from an uploaded file (or, with `dry_run`, preview it without writing)."""
+        ser = s.DatasetCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        upload = d["file"]
+        data = read_upload(upload)
+        if d["dry_run"]:
+            parsed = parse_dataset_file(upload.name, data, d["task"], d.get("template"), d.get("consistency"))
+            return Response(parsed.preview())
+        dataset = services.create_dataset(
+            owner=request.user, filename=upload.name, data=data, task=d["task"], name=d.get("name", ""),
+            template=d.get("template"), consistency=d.get("consistency"), description=d.get("description", ""),
+        )
+        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, dataset.pk, counts=True)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailView(APIView):
+    @extend_schema(responses=s.DatasetSerializer)
+    def get(self, request, pk: int):
+        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, pk, counts=True)).data)
+
+    @extend_schema(request=s.DatasetUpdateSerializer, responses=s.DatasetSerializer)
+    def patch(self, request, pk: int):
+        dataset = selectors.get_dataset(request.user, pk)
+        ser = s.DatasetUpdateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        services.update_dataset(user=request.user, dataset=dataset, **ser.validated_data)
+        return Response(s.DatasetSerializer(selectors.get_dataset(request.user, pk, counts=True)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int):
+        services.delete_dataset(user=request.user, dataset=selectors.get_dataset(request.user, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DatasetExamplesView(generics.ListAPIView):
+    serializer_class = s.ExampleSerializer
+
+    def get_queryset(self):
+        dataset = selectors.get_dataset(self.request.user, self.kwargs["pk"])
+        self.role = selectors.role_of(self.request.user, dataset)
+        return selectors.examples_of(dataset, self.request.query_params.get("search", ""))
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "role": getattr(self, "role", None)}
+
+    @extend_schema(parameters=[OpenApiParameter("search", str, description="text in any field, or an exact id")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class DatasetLabelSetsView(generics.GenericAPIView):
+    serializer_class = s.LabelSetSerializer
+    pagination_class = None
+
+    @extend_schema(responses=s.LabelSetSerializer(many=True))
+    def get(self, request, pk: int):
+        dataset = selectors.get_dataset(request.user, pk)
+        label_sets = selectors.label_sets_with_counts(dataset, request.user)
+        return Response(s.LabelSetSerializer(label_sets, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": s.LabelSetImportSerializer},
+        responses={201: s.LabelSetSerializer, **IMPORT_ERRORS},
+    )
+    def post(self, request, pk: int):
+        """Import a label set: JSONL or CSV rows of `id` and `label` (optional `score`)."""
+        dataset = selectors.get_dataset(request.user, pk)
+        ser = s.LabelSetImportSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        label_set = services.import_label_set(
+            user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
+            kind=d["kind"], name=d.get("name", ""), model=d.get("model", ""),
+        )
+        created = selectors.label_sets_with_counts(dataset).get(pk=label_set.pk)
+        return Response(s.LabelSetSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetExportView(APIView):
+    @extend_schema(parameters=[FORMAT_PARAM], responses=DOWNLOAD)
+    def get(self, request, pk: int):
+        """The whole dataset: every example's fields and one column per label set."""
+        dataset = selectors.get_dataset(request.user, pk)
+        permissions.require_label_reader(selectors.role_of(request.user, dataset))
+        return dataset_export(dataset, download_format(request))
+
+
+class DatasetMembersView(generics.GenericAPIView):
+    serializer_class = s.MemberSerializer
+    pagination_class = None
+
+    @extend_schema(responses=s.MemberSerializer(many=True))
+    def get(self, request, pk: int):
+        dataset = selectors.get_dataset(request.user, pk)
+        return Response(s.MemberSerializer(selectors.members_of(dataset), many=True).data)
+
+    @extend_schema(request=s.MemberCreateSerializer, responses={201: s.MemberSerializer})
+    def post(self, request, pk: int):
+        dataset = selectors.get_dataset(request.user, pk)
+        ser = s.MemberCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        member = services.add_member(actor=request.user, dataset=dataset, **ser.validated_data)
+        return Response(s.MemberSerializer(member).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetMemberDetailView(APIView):
+    @extend_schema(request=s.MemberUpdateSerializer, responses=s.MemberSerializer)
+    def patch(self, request, pk: int, user_id: int):
+        membership = selectors.get_membership(selectors.get_dataset(request.user, pk), user_id)
+        ser = s.MemberUpdateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        services.set_member_role(actor=request.user, membership=membership, role=ser.validated_data["role"])
+        return Response(s.MemberSerializer(membership).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int, user_id: int):
+        membership = selectors.get_membership(selectors.get_dataset(request.user, pk), user_id)
+        services.remove_member(actor=request.user, membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelSetDetailView(APIView):
+    @extend_schema(responses=s.LabelSetSerializer)
+    def get(self, request, pk: int):
+        label_set = selectors.get_label_set(request.user, pk)
+        return Response(s.LabelSetSerializer(selectors.label_sets_with_counts(label_set.dataset).get(pk=pk)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk: int):
+        services.delete_label_set(user=request.user, label_set=selectors.get_label_set(request.user, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelSetLabelsView(generics.ListAPIView):
+    serializer_class = s.LabelSerializer
+
+    def get_queryset(self):
+        return selectors.labels_of(selectors.get_label_set(self.request.user, self.kwargs["pk"]))
+
+
+class LabelSetAgreementView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("other", int, required=True, description="the label set to compare with")],
+        responses=s.AgreementSerializer,
+    )
+    def get(self, request, pk: int):
+        """How often this label set agrees with another of the same dataset, on the examples both label."""
+        label_set = selectors.get_label_set(request.user, pk)
+        other = selectors.get_label_set(request.user, request.query_params.get("other"))
+        if other.dataset_id != label_set.dataset_id:
+            raise ValidationError({"other": "both label sets must belong to one dataset"})
+        return Response({"label_set": label_set.pk, "other": other.pk, **selectors.agreement(label_set, other)})
+
+
+class LabelSetExportView(APIView):
+    @extend_schema(parameters=[FORMAT_PARAM], responses=DOWNLOAD)
+    def get(self, request, pk: int):
+        """Every label with the example's id and the label set's provenance."""
+        return label_set_export(selectors.get_label_set(request.user, pk), download_format(request))
