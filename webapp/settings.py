@@ -245,6 +245,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # <id:name> (webapp.ids): a database id, an integer from 1 to 2**63 - 1.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1,
+                                        "maximum": 2**63 - 1}},
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "webapp.datasets.models.Role",
         "LabelSetKindEnum": "webapp.datasets.models.LabelSetKind",

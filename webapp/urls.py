@@ -5,6 +5,8 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+import webapp.ids  # noqa: F401  (registers the <id:name> path converter before the apps' patterns)
+
 
 def favicon(request: HttpRequest) -> HttpResponse:
     """Browsers ask for /favicon.ico whatever a page's <link rel="icon"> says."""

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.datasets import selectors
+from webapp.ids import as_id
 from webapp.runs import selectors as run_selectors
 from webapp.runs import services as run_services
 
@@ -22,7 +23,8 @@ class RunListView(generics.GenericAPIView):
         qs = run_selectors.runs_for_user(self.request.user).defer("checkpoint")
         dataset = self.request.query_params.get("dataset")
         if dataset:
-            qs = qs.filter(dataset_id=dataset) if dataset.isdigit() else qs.none()
+            pk = as_id(dataset)
+            qs = qs.filter(dataset_id=pk) if pk is not None else qs.none()
         return qs.order_by("-created", "-id")
 
     @extend_schema(parameters=[OpenApiParameter("dataset", int, description="only this dataset's runs")],
