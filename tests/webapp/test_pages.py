@@ -150,3 +150,36 @@ def test_every_page_names_a_favicon_and_favicon_ico_finds_it(client, owner):
     assert 'rel="icon"' in client.get("/datasets/").content.decode()
     resp = client.get("/favicon.ico")
     assert resp.status_code == 301 and resp.url.endswith("img/favicon.svg")
+
+
+def test_a_failed_sign_in_says_so_once(client, owner):
+    html = client.post("/accounts/login/", {"username": "olivia", "password": "wrong"}).content.decode()
+    assert html.count("Please enter a correct username and password") == 1
+
+
+def test_a_refusal_is_logged_in_one_line_without_its_traceback():
+    """Django logs a 403 with the PermissionDenied's traceback; the server's log (settings.LOGGING) keeps its
+    one line, and a server error keeps its traceback."""
+    import logging
+    import sys
+
+    from django.core.exceptions import PermissionDenied
+
+    from webapp.log_filters import OneLineRefusals
+
+    console = [h for h in logging.getLogger().handlers if any(isinstance(f, OneLineRefusals) for f in h.filters)]
+    assert console, "the server's console handler has no refusal filter"
+    try:
+        raise PermissionDenied("Deleting needs the owner role")
+    except PermissionDenied:
+        exc = sys.exc_info()
+
+    def logged(status: int) -> str:
+        record = logging.getLogger("django.request").makeRecord(
+            "django.request", logging.WARNING, __file__, 1, "Forbidden (Permission denied): %s", ("/x/",), exc,
+            extra={"status_code": status})
+        assert console[0].filter(record)
+        return console[0].format(record)
+
+    assert logged(403) == "Forbidden (Permission denied): /x/"
+    assert "Traceback" in logged(500)

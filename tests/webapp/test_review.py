@@ -368,6 +368,8 @@ def test_review_queue_page_and_verdict_flow(audit, owner, client):
     assert "Contingency" in html and 'data-key="1"' in html and "Keys" in html
     page = client.get(url).context
     item = page["item"]
+    # The item's score as a reader reads it: three decimals, not a float's 17 digits.
+    assert f"<dt>Model score</dt><dd>{item['score']:.3f}</dd>" in html
     resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}&humans={human.pk}",
                        {"example": item["example"].pk, "verdict": "gold_wrong", "cell": page["cell"]})
     assert resp.status_code == 302 and "i=" in resp.url
