@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--checkpoint", help="save the search state here (between iterations, at most every 10 s); "
                                           "resume from it if present")
 
-    bench = sub.add_parser("bench", help="run reference and fast on the same data and seeds; print what each cost")
+    bench = sub.add_parser("bench", help="run reference and fast on the same data and seeds; print what each cost "
+                           "(readout default: verdict over all others, uncalibrated, as the official code)")
     bench.add_argument("input")
     _task_args(bench)
     _backend_args(bench)
@@ -472,7 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"label": cmd_label, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "bench": cmd_bench,
                 "bench-summary": cmd_bench_summary}
     try:
-        if hasattr(args, "readout"):
+        if args.command == "bench":
+            # The scorers' benchmark compares reference and fast under the official code's readout (verdict
+            # over all others, uncalibrated), as its figures were measured; the presets' choices are not for it.
+            args.readout, args.context = args.readout or "verdict", args.context or "all"
+            args.calibrate = bool(args.calibrate)
+        elif hasattr(args, "readout"):
             settings, args.from_preset = resolve_defaults(_make_task(args), vars(args))
             vars(args).update(settings)
         return handlers[args.command](args)

@@ -334,3 +334,27 @@ def test_a_one_class_labeling_is_reported_with_its_warnings(tmp_path: Path, monk
     # Custom prompts: no measured choice applies, so the paper's readout, calibrated, and the report says so.
     assert report["readout"] == "verdict" and report["calibrate"] is True
     assert report["defaults"]["applied"] == ["readout", "context", "calibrate"] and report["defaults"]["why"]
+
+
+def test_bench_keeps_the_official_readout_while_label_takes_the_presets(tmp_path: Path, monkeypatch):
+    """`icm bench` compares the scorers under the official code's readout, as its figures were measured;
+    `icm label` on the same preset takes the preset's choice (docs/defaults.md)."""
+    from icm_engine import bench as bench_module
+    from icm_engine import cli
+    from icm_engine.defaults import PRESET_CHOICES
+
+    seen = {}
+
+    def fake_bench(backend, task, examples, gold, config, seeds, **kwargs):
+        seen["config"] = config
+        return {"runs": []}
+
+    monkeypatch.setattr(bench_module, "bench", fake_bench)
+    monkeypatch.setattr(cli, "_make_backend", lambda args: type("B", (), {"describe": lambda self: {}})())
+    rows = [{"question": "q", "choice": f"c{i}", "label": i % 2, "consistency_id": i // 2} for i in range(4)]
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["bench", str(data), "--task", "truthfulqa", "--iterations", "2"]) == 0
+    config = seen["config"]
+    assert (config.readout, config.context, config.calibrate) == ("verdict", "all", False)
+    assert PRESET_CHOICES["truthfulqa"].readout != "verdict"  # else this test would prove nothing
