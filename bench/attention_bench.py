@@ -64,7 +64,7 @@ def kernels() -> None:
 
 def prompts() -> None:
     from icm_engine.backends.hf import TransformersBackend
-    from icm_engine.tasks import get_task, load_dataset
+    from icm_engine.presets import get_task, load_dataset
 
     task = get_task("truthfulqa")
     data = load_dataset("../shared/data/truthfulqa/train_truthfulqa.json", task, limit=64)
@@ -95,10 +95,11 @@ def head() -> None:
         for rows in (1, 16, 44, 64, 97):
             h = torch.randn(rows, backend.model.config.hidden_size, dtype=backend.model.dtype)
             times = {}
-            for per_pass in (16, backend.head_rows):
-                backend.head_rows, default = per_pass, backend.head_rows
+            limits = backend.limits
+            for per_pass in (16, limits.head_rows):
+                limits.head_rows, default = per_pass, limits.head_rows
                 times[per_pass] = _best_ms(lambda h=h: backend._label_logprobs(h, ids), repeats=3, warmup=1) / rows
-                backend.head_rows = default
+                limits.head_rows = default
             print(f"{rows} rows: " + ", ".join(f"{ms:.2f} ms a row in passes of {n}" for n, ms in times.items()),
                   flush=True)
 

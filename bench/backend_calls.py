@@ -24,16 +24,16 @@ import time
 
 def record(path: str, argv: list[str]) -> int:
     from icm_engine import cli
-    from icm_engine.backends import hf
+    from icm_engine.backends.hf.prefix_sharing import PrefixSharer
 
     calls: list[dict] = []
-    shared_hidden = hf.TransformersBackend._shared_hidden
+    shared_hidden = PrefixSharer.hidden
 
     def recording(self, seqs, first_read):
         calls.append({"seqs": [list(s) for s in seqs], "first_read": list(first_read)})
         return shared_hidden(self, seqs, first_read)
 
-    hf.TransformersBackend._shared_hidden = recording
+    PrefixSharer.hidden = recording
     try:
         return cli.main(argv)
     finally:
@@ -58,7 +58,7 @@ def count_pads(backend) -> dict[str, float]:
         counts["forward_s"] += time.perf_counter() - start
         return out
 
-    backend._body = counted
+    backend._body = backend.sharer.body = counted
     return counts
 
 

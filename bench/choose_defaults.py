@@ -24,7 +24,7 @@ from pathlib import Path
 from icm_engine.backends import get_backend
 from icm_engine.baselines import run_baseline
 from icm_engine.metrics import gold_comparison
-from icm_engine.tasks import get_task, load_dataset
+from icm_engine.presets import get_task, load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"

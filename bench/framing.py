@@ -13,7 +13,7 @@ import time
 from icm_engine.backends import get_backend
 from icm_engine.baselines import run_baseline
 from icm_engine.metrics import label_metrics
-from icm_engine.tasks import get_task, load_dataset
+from icm_engine.presets import get_task, load_dataset
 
 FRAMINGS = {
     "paper-qa": dict(template="Question: {question}\nClaim: {choice}\nI think this claim is"),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from icm_engine.tasks import PRESETS  # noqa: E402
+from icm_engine.presets import PRESETS  # noqa: E402
 
 SANITY = ROOT / "data" / "sanity"
 ICM = [sys.executable, "-m", "icm_engine.cli"]

@@ -16,8 +16,8 @@ import numpy as np
 from icm_engine.anchor import likelihood_anchor
 from icm_engine.backends import get_backend
 from icm_engine.consistency import ConsistencyRule
+from icm_engine.presets import get_task, load_dataset
 from icm_engine.scoring import Scorer, signed_mean
-from icm_engine.tasks import get_task, load_dataset
 
 
 def main(path: str, limit: int) -> None:

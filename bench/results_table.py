@@ -19,8 +19,8 @@ from pathlib import Path
 from icm_engine.backends import get_backend
 from icm_engine.baselines import run_baseline
 from icm_engine.metrics import label_metrics
+from icm_engine.presets import get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch
-from icm_engine.tasks import get_task, load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ICM_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from icm_engine.backends import get_backend
 from icm_engine.defaults import resolve
+from icm_engine.presets import get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches, sized_to
-from icm_engine.tasks import get_task, load_dataset
 from icm_engine.time_left import TimeLeft
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .examples import Example
-from .tasks import Task
+from .presets import Task
 
 ANCHORS = ("none", "likelihood")
 

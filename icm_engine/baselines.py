@@ -22,9 +22,9 @@ from .anchor import likelihood_anchor
 from .backends.base import Backend, BackendStats
 from .consistency import ConsistencyRule
 from .examples import Example
+from .presets import Task
 from .scoring import ScoreCache, Scorer
 from .search import make_batches
-from .tasks import Task
 
 METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
 

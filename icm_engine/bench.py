@@ -21,8 +21,8 @@ from typing import Any
 from .backends.base import Backend
 from .examples import Example
 from .metrics import label_metrics
+from .presets import Task
 from .search import ICMConfig, ICMSearch, fingerprint, read_checkpoint
-from .tasks import Task
 from .util import atomic_write, rss_bytes
 
 # The least time between a bench run's checkpoints (seconds); saves come between iterations.

@@ -20,9 +20,9 @@ from .defaults import DOC as DEFAULTS_DOC
 from .defaults import describe as describe_defaults
 from .defaults import resolve as resolve_defaults
 from .examples import DataError, LoadedData, load_labels, match_ids
+from .presets import PRESETS, get_task, load_dataset
 from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
 from .search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
-from .tasks import PRESETS, get_task, load_dataset
 from .util import atomic_write
 
 EXIT_INPUT = 2
@@ -317,7 +317,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     search = ICMSearch(data.examples, task, backend, config, on_event=on_event, checkpoint=checkpoint)
     if checkpoint:
-        bar.update(search.batch_index * config.iterations + search.iteration)
+        bar.update(search.state.batch_index * config.iterations + search.state.iteration)
     result = search.run()
     bar.close()
     if args.checkpoint:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .tasks import PRESETS, Task
+from .presets import PRESETS, Task
 
 DOC = "docs/defaults.md"
 

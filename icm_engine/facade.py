@@ -18,6 +18,7 @@ from .defaults import resolve as resolve_defaults
 from .examples import MAX_PROBLEMS, DataError, LoadedData, Problem, limit_examples, parse_label, read_rows
 from .examples import Example as EngineExample
 from .metrics import WARNINGS, gold_comparison, label_metrics, wilson
+from .presets import PRESETS, Task, get_task, load_dataset
 from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
 from .search import (
     INITS,
@@ -33,7 +34,6 @@ from .search import (
     make_batches,
     sized_to,
 )
-from .tasks import PRESETS, Task, get_task, load_dataset
 from .time_left import TimeLeft
 
 __all__ = [

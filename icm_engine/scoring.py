@@ -27,7 +27,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .examples import Example
-from .tasks import Task
+from .presets import Task
 
 READOUTS = ("verdict", "channel", "split")
 # Which labeled examples a target sees: "all" others (the paper), or only those of other

@@ -4,7 +4,7 @@ readout, calibrated."""
 from __future__ import annotations
 
 from icm_engine.defaults import CUSTOM, PRESET_CHOICES, choice_for, describe, resolve
-from icm_engine.tasks import PRESETS, get_task
+from icm_engine.presets import PRESETS, get_task
 
 
 def test_every_preset_has_a_calibrated_choice():

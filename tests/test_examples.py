@@ -5,7 +5,7 @@ import json
 import pytest
 
 from icm_engine.examples import DataError, load_labels, parse_label
-from icm_engine.tasks import get_task, load_dataset
+from icm_engine.presets import get_task, load_dataset
 
 # Every file the paper released (and the eval halves) with the preset that reads it.
 FILES = {

@@ -14,7 +14,8 @@ import shutil
 import numpy as np
 import pytest
 
-from icm_engine.backends.hf import TransformersBackend, resolve_model_dir, width_groups
+from icm_engine.backends.hf import BatchLimits, TransformersBackend, padded_batches, resolve_model_dir, width_groups
+from icm_engine.backends.hf.kv_cache import recording_returns_window
 
 pytestmark = pytest.mark.model  # borrows the packaged model's tokenizer
 
@@ -47,12 +48,13 @@ def tiny(tmp_path_factory) -> TransformersBackend:
     folder = tmp_path_factory.mktemp("tiny-gemma3")
     config = _tiny_gemma3(folder)
     backend = TransformersBackend(model=str(folder), dtype="float32")
-    if backend._sliding is None:
+    layout = backend.sharer.layout
+    if layout.sliding is None:
         # This transformers cannot run a window-only cache over several passes (the probe below); the
         # backend keeps every position in every layer, which the tests below check instead.
-        assert not TransformersBackend._recording_returns_window(DynamicCache(config=config).layers[0])
+        assert not recording_returns_window(DynamicCache(config=config).layers[0])
     else:
-        assert backend._sliding == [True, True, True, False] and backend._window == WINDOW
+        assert layout.sliding == [True, True, True, False] and layout.window == WINDOW
     return backend
 
 
@@ -91,12 +93,12 @@ def test_window_only_caches_give_the_scores_of_whole_prompts(tiny, chunk, window
     """With 7-token chunks, long new stretches also run in several passes over the cache. The whole-layers
     variant is the path taken where this transformers cannot keep sliding layers window-only. Rows resumed
     from the store run in batches of similar width (split-by-width) or all in one padded batch."""
-    monkeypatch.setattr(tiny, "chunk_tokens", chunk)
-    monkeypatch.setattr(tiny, "batch_overhead_tokens", overhead)
+    monkeypatch.setattr(tiny.limits, "chunk_tokens", chunk)
+    monkeypatch.setattr(tiny.limits, "overhead_tokens", overhead)
     if not windows:
-        monkeypatch.setattr(tiny, "_sliding", None)
-        monkeypatch.setattr(tiny, "_window", 0)
-    elif tiny._sliding is None:
+        monkeypatch.setattr(tiny.sharer.layout, "sliding", None)
+        monkeypatch.setattr(tiny.sharer.layout, "window", 0)
+    elif tiny.sharer.layout.sliding is None:
         pytest.skip("this transformers cannot keep sliding layers window-only")
     calls, tokens, tail = _calls()
     whole = _scores(tiny, calls, share=False)
@@ -149,8 +151,8 @@ class _RecordingLayer:
 
 
 def test_the_window_probe_tells_recording_layers_apart():
-    assert TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=True))
-    assert not TransformersBackend._recording_returns_window(_RecordingLayer(16, slice_visible=False))
+    assert recording_returns_window(_RecordingLayer(16, slice_visible=True))
+    assert not recording_returns_window(_RecordingLayer(16, slice_visible=False))
 
 
 def test_label_logprobs_are_the_models_own_through_a_softcap_in_chunks_of_any_size(tmp_path):
@@ -169,7 +171,7 @@ def test_label_logprobs_are_the_models_own_through_a_softcap_in_chunks_of_any_si
         expected = np.array([torch.log_softmax(backend.model(input_ids=torch.tensor([s])).logits[0, -1], -1)[ids]
                              .double().numpy() for s in seqs])
     for head_rows, share in ((3, False), (3, True), (64, False), (64, True)):
-        backend.head_rows = head_rows
+        backend.limits.head_rows = head_rows
         backend.reset_prefix_cache()
         np.testing.assert_allclose(backend.score_token_seqs(seqs, ids, share_prefixes=share), expected, atol=1e-4)
 
@@ -187,7 +189,7 @@ def test_padded_prefix_caches_do_not_read_uninitialised_memory(tiny, monkeypatch
 
     calls, _, _ = _calls()
     whole = _scores(tiny, calls, share=False)
-    monkeypatch.setattr(tiny, "batch_overhead_tokens", 10**6)  # rows of every width in one padded batch
+    monkeypatch.setattr(tiny.limits, "overhead_tokens", 10**6)  # rows of every width in one padded batch
     monkeypatch.setattr(torch.Tensor, "new_empty", poisoned)
     shared = _scores(tiny, calls, share=True)
     for got, want in zip(shared, whole, strict=True):
@@ -231,22 +233,16 @@ def test_unshared_batches_split_by_width_and_stay_under_the_token_budget():
     """The reference mode's (and the peak pass's) right-padded batches: short prompts are not padded to
     long ones even when all would fit one batch, and no batch holds more than max_batch_tokens padded
     positions."""
-    from types import SimpleNamespace
-
-    backend = SimpleNamespace(batch_overhead_tokens=64, max_batch_tokens=8192)
     for lengths in ([40] * 20 + [300] * 5 + [45] * 4, [40] * 150 + [300] * 40):
-        batches = TransformersBackend._batches(backend, lengths)
+        batches = padded_batches(lengths, BatchLimits(max_batch_tokens=8192, overhead_tokens=64))
         assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
         assert all(len(b) * max(lengths[k] for k in b) <= 8192 for b in batches)
         assert all(len({lengths[k] == 300 for k in b}) == 1 for b in batches)  # never mixed
 
 
 def test_unshared_batches_of_thousands_of_prompts_cover_every_prompt_once():
-    from types import SimpleNamespace
-
     lengths = [int(w) for w in np.random.default_rng(0).integers(5, 400, size=3000)]
-    backend = SimpleNamespace(batch_overhead_tokens=64, max_batch_tokens=8192)
-    batches = TransformersBackend._batches(backend, lengths)
+    batches = padded_batches(lengths, BatchLimits(max_batch_tokens=8192, overhead_tokens=64))
     assert sorted(k for b in batches for k in b) == list(range(len(lengths)))
     assert all(len(b) * max(lengths[k] for k in b) <= 8192 for b in batches)
     padded = sum(len(b) * max(lengths[k] for k in b) for b in batches)

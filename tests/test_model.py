@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from icm_engine.backends.hf import resolve_model_dir
+from icm_engine.presets import get_task, load_dataset
 from icm_engine.scoring import Scorer
-from icm_engine.tasks import get_task, load_dataset
 
 from .conftest import ROOT, SANITY
 

@@ -9,9 +9,10 @@ import pytest
 
 from icm_engine.consistency import ConsistencyRule
 from icm_engine.examples import Example
+from icm_engine.presets import get_task, load_dataset
 from icm_engine.scoring import Scorer, energy, signed_mean
 from icm_engine.search import ICMConfig, ICMSearch, accept_probability, make_batches
-from icm_engine.tasks import get_task, load_dataset
+from icm_engine.search.semantics import PaperSemantics
 
 from .fakes import TEMPLATE, WORDS, FakeBackend, TableBackend
 
@@ -75,15 +76,15 @@ def test_final_labels_are_consistent():
 def test_consistency_fix_removes_conflicts_when_an_option_exists():
     examples, _ = make_examples(6, per_group=3)
     search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(alpha=0.01, seed=0))
-    search._batch_setup()
+    search.setup_batch()
     labels = [True] * len(examples)  # every group in conflict
-    u, scores, conflicts = search._evaluate(labels)
+    u, scores, conflicts = search.evaluate(labels)
     assert conflicts > 0
-    fixed, fixed_u, _ = search._fix_paper(labels, u, scores)
+    fixed, fixed_u, _ = PaperSemantics().fix(search, labels, u, scores)
     # With a tiny alpha every repair is a strict improvement, so each round adopts one.
     assert search.rule.count(fixed) < conflicts and fixed_u > u
     search.config.fix_steps = 100
-    fixed, _, _ = search._fix_paper(labels, u, scores)
+    fixed, _, _ = PaperSemantics().fix(search, labels, u, scores)
     assert search.rule.count(fixed) == 0
 
 
@@ -216,10 +217,10 @@ def test_reference_mode_hand_computed():
     assert backend.stats.calls == 6
     # The code's temperature schedule counts accepted flips: T = T0 / (1 + 2 ln(1 + flips)).
     search = ICMSearch(examples, TASK, backend, ICMConfig(mode="reference"))
-    search.flips_in_batch = 100
+    search.state.flips_in_batch = 100
     assert search.temperature() == pytest.approx(10 / (1 + 2 * math.log(101)))
     search = ICMSearch(examples, TASK, backend, ICMConfig())
-    search.iteration = 100
+    search.state.iteration = 100
     assert search.temperature() == pytest.approx(10 / (1 + 0.99 * math.log(100)))
 
 
@@ -274,7 +275,7 @@ def test_calibrated_search_runs_and_resumes():
     cfg = ICMConfig(iterations=30, seed=2, calibrate=True)
     full, _ = run(examples, cfg)
     search = ICMSearch(examples, TASK, FakeBackend(), cfg)
-    search.run(should_stop=lambda: search.iteration >= 11)
+    search.run(should_stop=lambda: search.state.iteration >= 11)
     resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=json.loads(json.dumps(search.checkpoint())))
     assert resumed.run().labels == full.labels
 
@@ -284,7 +285,7 @@ def test_counters_survive_stop_and_continue():
     cfg = ICMConfig(iterations=30, seed=1)
     full, _ = run(examples, cfg)
     search = ICMSearch(examples, TASK, FakeBackend(), cfg)
-    search.run(should_stop=lambda: search.iteration >= 12)
+    search.run(should_stop=lambda: search.state.iteration >= 12)
     again = search.run()
     assert again.labels == full.labels
     assert again.stats.calls == full.stats.calls and again.iterations == full.iterations == 30
@@ -295,10 +296,10 @@ def test_zero_shot_init_labels_the_higher_scored_half_true():
     events: list = []
     search = ICMSearch(examples, TASK, FakeBackend(noise=0.0), ICMConfig(iterations=0, init="zero-shot", num_seed=6),
                        on_event=events.append)
-    search._batch_setup()
+    search.setup_batch()
     search.rng.seed("0:0")
-    search._init_batch()
-    seeded = [(y, g) for y, g in zip(search.labels, gold, strict=True) if y is not None]
+    search.init_batch()
+    seeded = [(y, g) for y, g in zip(search.state.labels, gold, strict=True) if y is not None]
     assert sum(y for y, _ in seeded) == 3  # balanced, as the paper's random init
     # The fake's zero-shot score is the example's marker, so zero-shot seeds agree with it.
     assert all(y == g for y, g in seeded)
@@ -368,24 +369,24 @@ def _accuracy(labels, gold) -> float:
 def test_likelihood_anchor_seeds_follow_the_models_preference_within_each_group():
     examples, gold = make_examples(8)
     search = ICMSearch(examples, TASK, FakeBackend(noise=0.0), ICMConfig(iterations=0, anchor="likelihood", num_seed=6))
-    search._batch_setup()
+    search.setup_batch()
     search.rng.seed("0:0")
-    search._init_batch()
-    seeded = [(y, g) for y, g in zip(search.labels, gold, strict=True) if y is not None]
+    search.init_batch()
+    seeded = [(y, g) for y, g in zip(search.state.labels, gold, strict=True) if y is not None]
     assert len(seeded) == 6 and sum(y for y, _ in seeded) == 3
     assert all(y == g for y, g in seeded)
     # Centred per group: each pair's two anchors are opposite, whatever the claims' lengths.
     for g in range(8):
-        a, b = (search.anchor[p] for p, ex in enumerate(examples) if ex.group == f"g{g}")
+        a, b = (search.state.anchor[p] for p, ex in enumerate(examples) if ex.group == f"g{g}")
         assert a == pytest.approx(-b)
 
 
 def _finished(examples, labels, anchor: str):
     """A search whose batch has the given labels and no iterations left: run() only finishes the batch."""
     search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, seed=0, anchor=anchor))
-    search._batch_setup()
-    search.labels = list(labels)
-    search.initialized = True
+    search.setup_batch()
+    search.state.labels = list(labels)
+    search.state.initialized = True
     return search.run()
 
 
@@ -418,7 +419,7 @@ def test_a_checkpoint_from_before_the_anchor_option_still_resumes():
     examples, _ = make_examples(6)
     cfg = ICMConfig(iterations=20, seed=2)
     search = ICMSearch(examples, TASK, FakeBackend(), cfg)
-    search.run(should_stop=lambda: search.iteration >= 5)
+    search.run(should_stop=lambda: search.state.iteration >= 5)
     checkpoint = json.loads(json.dumps(search.checkpoint()))
     for key in ("anchor", "flipped_batches"):
         del checkpoint[key]
@@ -439,7 +440,7 @@ def test_labeled_demo_order_puts_demonstrations_in_the_order_they_were_labeled()
     cfg = ICMConfig(iterations=40, seed=2, demo_order="labeled")
     search = ICMSearch(examples, TASK, FakeBackend(record=True), cfg)
     result = search.run()
-    order = search.labeled_order
+    order = search.state.labeled_order
     assert sorted(order) == [u for u, y in enumerate(result.labels) if y is not None]
     assert order != sorted(order)  # the search labeled them out of position order, so the test can tell
     rank = {u: r for r, u in enumerate(order)}
@@ -490,9 +491,9 @@ def test_the_anchor_weight_adds_the_anchors_signed_mean_to_u():
     plain = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood"))
     weighted = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood", anchor_weight=0.5))
     for s in (plain, weighted):
-        s._batch_setup()
-    u0, scores0, conflicts = plain._evaluate(labels)
-    u1, scores1, _ = weighted._evaluate(labels)
+        s.setup_batch()
+    u0, scores0, conflicts = plain.evaluate(labels)
+    u1, scores1, _ = weighted.evaluate(labels)
     assert scores1 == pytest.approx(scores0) and conflicts == 1
     anchor = weighted._batch_anchor()
     signed = [a if y else -a for y, a in zip(labels, anchor, strict=True) if y is not None]

@@ -13,9 +13,10 @@ from types import SimpleNamespace
 import pytest
 import transformers
 
-from icm_engine.backends import hf
 from icm_engine.backends.base import BackendError
-from icm_engine.backends.hf import TOKENIZER_PROBE, _dequantized_dir, check_converted_tokenizer, resolve_model_dir
+from icm_engine.backends.hf import TOKENIZER_PROBE, TransformersBackend, check_converted_tokenizer, resolve_model_dir
+from icm_engine.backends.hf import backend as hf_backend
+from icm_engine.backends.hf.model_files import _dequantized_dir
 
 
 class CharacterTokenizer:
@@ -57,7 +58,7 @@ def test_a_folder_converted_earlier_is_probed_when_loaded(tmp_path, monkeypatch)
     monkeypatch.setenv("ICM_CACHE_DIR", str(tmp_path))
     folder = tmp_path / "models" / "gguf-m-1"
     folder.mkdir(parents=True)
-    monkeypatch.setattr(hf, "resolve_model_dir", lambda model: folder)
+    monkeypatch.setattr(hf_backend, "resolve_model_dir", lambda model: folder)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: CharacterTokenizer())
     with pytest.raises(BackendError, match=f"delete {folder}"):
-        hf.TransformersBackend(str(tmp_path / "m.gguf"))
+        TransformersBackend(str(tmp_path / "m.gguf"))

@@ -24,7 +24,7 @@ import pytest
 from icm_engine.backends import get_backend
 from icm_engine.backends.base import BackendStats
 from icm_engine.baselines import run_baseline
-from icm_engine.tasks import get_task, load_dataset
+from icm_engine.presets import get_task, load_dataset
 
 from .conftest import ROOT
 from .tools.vllm_probe import replay

@@ -216,7 +216,7 @@ class Recorder:
         if not final and now - self.last_progress < settings.ICM_PROGRESS_S:
             return
         self.last_progress = now
-        gold = self.compare(search.labels)
+        gold = self.compare(search.state.labels)
         rate = gold["gold_agreement"]
         position = {"batch": ev.batch, "iteration": ev.iteration, "temperature": round(ev.temperature, 4),
                     "score": round(ev.score, 4)}

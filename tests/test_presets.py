@@ -6,7 +6,7 @@ import pytest
 
 from icm_engine.consistency import Conflict, ConsistencyRule
 from icm_engine.examples import LoadedData, limit_examples
-from icm_engine.tasks import get_task, load_dataset, normalise_answer
+from icm_engine.presets import get_task, load_dataset, normalise_answer
 
 
 def test_gsm8k_key_is_the_final_answer(shared_data):
