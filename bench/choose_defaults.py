@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from icm_engine.backends import get_backend
-from icm_engine.baselines import run_baseline
+from icm_engine.baselines import BaselineConfig, run_baseline
 from icm_engine.metrics import gold_comparison
 from icm_engine.presets import get_task, load_dataset
 
@@ -49,8 +49,8 @@ def rows(preset: str, backend) -> list[dict]:
         gold = data.gold_list()
         for method in METHODS:
             t = time.monotonic()
-            res = run_baseline(method, data.examples, task, backend, gold=gold, seed=0, readout=readout,
-                               context=context)
+            res = run_baseline(method, data.examples, task, backend,
+                               BaselineConfig(readout=readout, context=context), gold=gold, seed=0)
             seconds = round(time.monotonic() - t, 1)
             mean = sum(res.scores) / len(res.scores)
             for calibrate in (False, True):

@@ -11,7 +11,7 @@ import json
 import time
 
 from icm_engine.backends import get_backend
-from icm_engine.baselines import run_baseline
+from icm_engine.baselines import BaselineConfig, run_baseline
 from icm_engine.metrics import label_metrics
 from icm_engine.presets import get_task, load_dataset
 
@@ -46,8 +46,8 @@ def main() -> None:
         for method in args.methods.split(","):
             for seed in range(args.seeds if method == "random-icl" else 1):
                 t = time.monotonic()
-                res = run_baseline(method, data.examples, task, backend, gold=gold, seed=seed, readout=readout,
-                                   context=args.context)
+                res = run_baseline(method, data.examples, task, backend,
+                                   BaselineConfig(readout=readout, context=args.context), gold=gold, seed=seed)
                 m = label_metrics(res.labels, gold, res.scores)
                 print(json.dumps({"framing": name, "context": args.context, "method": method, "seed": seed,
                                   "acc": round(m["accuracy"], 3),

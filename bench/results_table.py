@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from icm_engine.backends import get_backend
-from icm_engine.baselines import run_baseline
+from icm_engine.baselines import BaselineConfig, run_baseline
 from icm_engine.metrics import label_metrics
 from icm_engine.presets import get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch
@@ -56,8 +56,8 @@ def run_one(spec: dict, backend, seed: int, methods) -> list[dict]:
                             calibrate=True, seed=seed)
             res = ICMSearch(data.examples, task, backend, cfg).run()
         else:
-            res = run_baseline(method, data.examples, task, backend, gold=gold, seed=seed, readout=spec["readout"],
-                               context=spec["context"], calibrate=True)
+            config = BaselineConfig(readout=spec["readout"], context=spec["context"], calibrate=True)
+            res = run_baseline(method, data.examples, task, backend, config, gold=gold, seed=seed)
         m = label_metrics(res.labels, gold, res.scores)
         row = {"dataset": spec["name"], "n": len(data.examples), "method": method, "seed": seed,
                "accuracy": m["accuracy"], "auroc": m["auroc"], "labeled": m["n_compared"],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from .anchor import likelihood_anchor
@@ -23,10 +23,53 @@ from .backends.base import Backend, BackendStats
 from .consistency import ConsistencyRule
 from .examples import Example
 from .presets import Task
-from .scoring import ScoreCache, Scorer
+from .scoring import CONTEXTS, READOUTS, ScoreCache, Scorer
 from .search import make_batches
 
 METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
+
+
+@dataclass
+class BaselineConfig:
+    """A baseline's settings, with their defaults: the official code's readout, every other example of the
+    batch in context, no calibration, three bootstrap rounds, the paper's batch of 256."""
+
+    readout: str = "verdict"
+    context: str = "all"
+    calibrate: bool = False
+    shots: int | None = None  # at most this many demonstrations (None: all visible)
+    rounds: int = 3  # bootstrap only
+    batch_size: int = 256
+
+    def validate(self) -> BaselineConfig:
+        problems = []
+        if self.readout not in READOUTS:
+            problems.append(f"readout must be one of {', '.join(READOUTS)}")
+        if self.context not in CONTEXTS:
+            problems.append(f"context must be one of {', '.join(CONTEXTS)}")
+        if not isinstance(self.calibrate, bool):
+            problems.append("calibrate must be true or false")
+        for key, low in (("shots", 1), ("rounds", 0), ("batch_size", 2)):
+            value = getattr(self, key)
+            if value is None and key == "shots":
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                problems.append(f"{key} must be an integer >= {low}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BaselineConfig:
+        """Settings left out (or null) take their defaults; unknown ones are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown parameters for a baseline: {', '.join(sorted(unknown))}")
+        return cls(**{k: v for k, v in data.items() if v is not None}).validate()
 
 
 @dataclass
@@ -67,16 +110,13 @@ def run_baseline(
     examples: Sequence[Example],
     task: Task,
     backend: Backend,
+    config: BaselineConfig | None = None,
     gold: Sequence[bool | None] | None = None,
     seed: int = 0,
-    readout: str = "verdict",
-    context: str = "all",
-    calibrate: bool = False,
-    shots: int | None = None,
-    rounds: int = 3,
-    batch_size: int = 256,
     on_progress: Callable[[int], None] | None = None,
 ) -> BaselineResult:
+    """Label `examples` by `method` (gold only for gold-icl, where it fills the demonstrations)."""
+    c = (config or BaselineConfig()).validate()
     if method not in METHODS:
         raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
     if method == "gold-icl" and (gold is None or any(g is None for g in gold)):
@@ -86,18 +126,18 @@ def run_baseline(
     labels_out: list[bool | None] = [None] * len(examples)
     scores_out: list[float | None] = [None] * len(examples)
     cache = ScoreCache()
-    for b, uids in enumerate(make_batches(examples, batch_size)):
+    for b, uids in enumerate(make_batches(examples, c.batch_size)):
         rng = random.Random(f"{seed}:{method}:{b}")
         batch = [examples[u] for u in uids]
         n = len(batch)
-        scorer = Scorer(task, backend, batch, readout=readout, cache=cache, context_policy=context)
+        scorer = Scorer(task, backend, batch, readout=c.readout, cache=cache, context_policy=c.context)
         rule = ConsistencyRule(batch, task.consistency)
 
         def predict(context_labels: Sequence[bool | None], scorer=scorer, n=n, rng=rng) -> list[float]:
-            items = [(_demos(scorer, t, context_labels, shots, rng), t) for t in range(n)]
+            items = [(_demos(scorer, t, context_labels, c.shots, rng), t) for t in range(n)]
             values = scorer.score(items)
             # Calibration by the batch, as in ICM: the mean log-odds is the readout's shared bias.
-            return [float(v) for v in (values - values.mean() if calibrate else values)]
+            return [float(v) for v in (values - values.mean() if c.calibrate else values)]
 
         if method == "zero-shot":
             scores = predict([None] * n)
@@ -108,16 +148,16 @@ def run_baseline(
         elif method in ("random-icl", "gold-icl"):
             if method == "gold-icl":
                 assert gold is not None
-                context = [gold[u] for u in uids]
+                shown = [gold[u] for u in uids]
             else:
-                context = [True] * (n // 2) + [False] * (n - n // 2)
-                rng.shuffle(context)
-            scores = predict(context)
+                shown = [True] * (n // 2) + [False] * (n - n // 2)
+                rng.shuffle(shown)
+            scores = predict(shown)
             labels = [s > 0 for s in scores]
         else:
             scores = predict([None] * n)
             labels = enforce_consistency(rule, scores)
-            for _ in range(rounds):
+            for _ in range(c.rounds):
                 scores = predict(labels)
                 labels = enforce_consistency(rule, scores)
         for p, u in enumerate(uids):

@@ -391,7 +391,7 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .baselines import run_baseline
+    from .baselines import BaselineConfig, run_baseline
 
     task = _make_task(args)
     data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.method == "likelihood")
@@ -403,10 +403,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise DataError([Problem(Path(args.input).name, row, "label", "gold-icl needs a gold label on every row")])
     backend = _make_backend(args)
     bar = _Progress(len(data.examples), args.quiet, args.method)
-    result = run_baseline(args.method, data.examples, task, backend, gold=gold, seed=args.seed,
-                          readout=args.readout, context=args.context, calibrate=args.calibrate,
-                          shots=args.shots, rounds=args.rounds,
-                          batch_size=args.batch_size, on_progress=bar.update)
+    config = BaselineConfig(readout=args.readout, context=args.context, calibrate=args.calibrate, shots=args.shots,
+                            rounds=args.rounds, batch_size=args.batch_size)
+    result = run_baseline(args.method, data.examples, task, backend, config, gold=gold, seed=args.seed,
+                          on_progress=bar.update)
     bar.close()
     atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {

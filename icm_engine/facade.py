@@ -10,7 +10,7 @@ from .anchor import ANCHORS
 from .backends import BACKENDS, DEFAULT_MODEL, Backend, backend_names, get_backend, load_plugins
 from .backends.hf import model_kind, unknown_model
 from .baselines import METHODS as BASELINE_METHODS
-from .baselines import run_baseline
+from .baselines import BaselineConfig, run_baseline
 from .consistency import ConsistencyRule
 from .cost import Estimate, Measured, estimate, total, work
 from .defaults import choice_for
@@ -37,11 +37,56 @@ from .search import (
 from .time_left import TimeLeft
 
 __all__ = [
-    "ANCHORS", "BACKENDS", "BASELINE_METHODS", "CONTEXTS", "DEFAULT_MODEL", "DEMO_ORDERS", "INITS",
-    "ITERATIONS_PER_EXAMPLE", "MAX_PROBLEMS", "MODES", "PAPER_BATCH_SIZE", "PAPER_ITERATIONS", "PRESETS", "READOUTS",
-    "SCHEDULES", "SEMANTICS", "WARNINGS", "Backend", "ConsistencyRule", "DataError", "EngineExample", "Estimate",
-    "ICMConfig", "ICMSearch", "LoadedData", "Measured", "Problem", "SearchEvent", "Task", "TimeLeft", "backend_names",
-    "choice_for", "estimate", "get_backend", "get_task", "gold_comparison", "label_metrics", "limit_examples",
-    "load_dataset", "load_plugins", "make_batches", "model_kind", "parse_label", "read_rows", "resolve_defaults",
-    "run_baseline", "sized_to", "total", "unknown_model", "wilson", "work",
+    "ANCHORS",
+    "BACKENDS",
+    "BASELINE_METHODS",
+    "CONTEXTS",
+    "DEFAULT_MODEL",
+    "DEMO_ORDERS",
+    "INITS",
+    "ITERATIONS_PER_EXAMPLE",
+    "MAX_PROBLEMS",
+    "MODES",
+    "PAPER_BATCH_SIZE",
+    "PAPER_ITERATIONS",
+    "PRESETS",
+    "READOUTS",
+    "SCHEDULES",
+    "SEMANTICS",
+    "WARNINGS",
+    "Backend",
+    "BaselineConfig",
+    "ConsistencyRule",
+    "DataError",
+    "EngineExample",
+    "Estimate",
+    "ICMConfig",
+    "ICMSearch",
+    "LoadedData",
+    "Measured",
+    "Problem",
+    "SearchEvent",
+    "Task",
+    "TimeLeft",
+    "backend_names",
+    "choice_for",
+    "estimate",
+    "get_backend",
+    "get_task",
+    "gold_comparison",
+    "label_metrics",
+    "limit_examples",
+    "load_dataset",
+    "load_plugins",
+    "make_batches",
+    "model_kind",
+    "parse_label",
+    "read_rows",
+    "resolve_defaults",
+    "run_baseline",
+    "sized_to",
+    "total",
+    "unknown_model",
+    "wilson",
+    "work",
 ]

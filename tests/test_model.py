@@ -117,7 +117,7 @@ def test_baseline_and_evaluate_commands(tmp_path):
 def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend):
     """The framing finding of docs/engine.md, on the dev half it was chosen on: golden in-context labels
     must carry clear signal over random ones (measured: AUROC 0.86 vs 0.54 on these 40 claims)."""
-    from icm_engine.baselines import run_baseline
+    from icm_engine.baselines import BaselineConfig, run_baseline
     from icm_engine.metrics import label_metrics
 
     task = get_task("claims", consistency="key:answer")
@@ -125,8 +125,8 @@ def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend)
     gold = data.gold_list()
     auroc = {}
     for method in ("gold-icl", "random-icl"):
-        res = run_baseline(method, data.examples, task, real_backend, gold=gold, readout="split",
-                           context="other-groups")
+        res = run_baseline(method, data.examples, task, real_backend,
+                           BaselineConfig(readout="split", context="other-groups"), gold=gold)
         auroc[method] = label_metrics(res.labels, gold, res.scores)["auroc"]
     assert auroc["gold-icl"] >= 0.75
     assert auroc["gold-icl"] >= auroc["random-icl"] + 0.15
@@ -197,15 +197,15 @@ def test_continuation_logprobs_are_the_models_own_per_token_logprobs(float32_bac
             seq, start = b.encode_pair(p, c)
             logp = torch.log_softmax(b.model(input_ids=torch.tensor([seq])).logits[0].float(), dim=-1)
             expected.append(sum(float(logp[t - 1, seq[t]]) for t in range(start, len(seq))))
-    rows = b.head_rows
+    rows = b.limits.head_rows
     try:
         for head_rows, share in ((5, False), (5, True), (64, False)):
-            b.head_rows = head_rows
+            b.limits.head_rows = head_rows
             b.reset_prefix_cache()
             got = b.continuation_logprobs(prefixes, claims, share_prefixes=share)
             np.testing.assert_allclose(got, expected, atol=1e-3)
     finally:
-        b.head_rows = rows
+        b.limits.head_rows = rows
 
 
 def test_grouped_attention_gives_the_models_scores(float32_backend):

@@ -23,7 +23,7 @@ import pytest
 
 from icm_engine.backends import get_backend
 from icm_engine.backends.base import BackendStats
-from icm_engine.baselines import run_baseline
+from icm_engine.baselines import BaselineConfig, run_baseline
 from icm_engine.presets import get_task, load_dataset
 
 from .conftest import ROOT
@@ -80,9 +80,9 @@ def recorded(truthfulqa) -> list[dict]:
     task, data = truthfulqa
     rec = Recording(get_backend("transformers", dtype="float32"))
     run_baseline("zero-shot", data.examples, task, rec)
-    run_baseline("random-icl", data.examples, task, rec, seed=1, shots=6)
-    run_baseline("zero-shot", data.examples, task, rec, readout="channel")
-    run_baseline("random-icl", data.examples, task, rec, seed=2, shots=4, readout="split")
+    run_baseline("random-icl", data.examples, task, rec, BaselineConfig(shots=6), seed=1)
+    run_baseline("zero-shot", data.examples, task, rec, BaselineConfig(readout="channel"))
+    run_baseline("random-icl", data.examples, task, rec, BaselineConfig(shots=4, readout="split"), seed=2)
     kinds = {c["kind"] for c in rec.calls}
     assert kinds == {"label", "continuation"}
     return rec.calls

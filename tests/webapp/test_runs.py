@@ -19,6 +19,7 @@ from webapp.datasets.models import Label, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 from webapp.runs import embedded
 from webapp.runs.execution import execute_run
+from webapp.runs.progress import RunProgress
 from webapp.runs.models import Run, RunStatus
 from webapp.runs.selectors import runs_of
 from webapp.runs.services import create_run
@@ -543,7 +544,7 @@ def test_websocket_applies_pushed_progress_and_still_checks_access(owner, viewer
         return first, pushed, closed
 
     first, pushed, closed = async_to_sync(scenario)()
-    assert first["progress"] == {} and first["status"] == "queued"
+    assert first["progress"] == RunProgress().as_dict() and first["status"] == "queued"  # nothing known yet
     assert pushed["progress"] == progress and pushed["history"] == [[7, -1.5, None]]
     assert pushed["status"] == "queued" and pushed["id"] == run.pk
     assert Run.objects.get(pk=run.pk).progress == {}  # it came with the hint, not from the row

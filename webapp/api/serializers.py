@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from rest_framework import serializers
+from rest_framework_dataclasses.serializers import DataclassSerializer
 
 from icm_engine.facade import PRESETS, WARNINGS
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 from webapp.datasets.permissions import visible_fields
 from webapp.review.models import VerdictKind
 from webapp.runs.models import RunMethod, RunStatus
+from webapp.runs.progress import HELP as RUN_PROGRESS_HELP
+from webapp.runs.progress import RunProgress
 
 
 class ProblemSerializer(serializers.Serializer):
@@ -212,37 +215,18 @@ class RunCreateSerializer(serializers.Serializer):
                   "are those of one whole run with the same seed")
 
 
-class RunProgressSerializer(serializers.Serializer):
-    phase = serializers.CharField(required=False)
-    step = serializers.IntegerField(required=False)
-    total_steps = serializers.IntegerField(required=False)
-    batch = serializers.IntegerField(required=False)
-    batches = serializers.IntegerField(required=False)
-    iteration = serializers.IntegerField(required=False)
-    iterations = serializers.IntegerField(required=False)
-    temperature = serializers.FloatField(required=False)
-    score = serializers.FloatField(required=False, help_text="U = alpha * mutual predictability - conflicts")
-    labeled = serializers.IntegerField(required=False)
-    size = serializers.IntegerField(required=False)
-    accepted = serializers.IntegerField(required=False)
-    rejected = serializers.IntegerField(required=False)
-    conflicts = serializers.IntegerField(required=False)
-    gold_agreement = serializers.FloatField(required=False, allow_null=True, help_text="the accuracy alone")
-    gold_n = serializers.IntegerField(required=False)
-    gold = GoldComparisonSerializer(required=False, allow_null=True,
-                                    help_text="the labels so far against gold, with what keeps the accuracy honest")
-    final_u = serializers.FloatField(required=False, allow_null=True,
-                                     help_text="ICM: the mean over batches of each batch's final U (no gold involved)")
+class RunProgressSerializer(DataclassSerializer):
+    """The progress record (webapp.runs.progress.RunProgress), field for field."""
+
+    gold = GoldComparisonSerializer(required=False, allow_null=True, help_text=RUN_PROGRESS_HELP["gold"])
     batch_u = serializers.DictField(child=serializers.FloatField(), required=False,
-                                    help_text="ICM: each finished batch's final U, by batch index")
-    model_calls = serializers.IntegerField(required=False)
-    prompts = serializers.IntegerField(required=False)
-    prompt_tokens = serializers.IntegerField(required=False)
-    computed_tokens = serializers.IntegerField(required=False)
-    elapsed_s = serializers.FloatField(required=False)
-    eta_s = serializers.FloatField(required=False, allow_null=True)
+                                    help_text=RUN_PROGRESS_HELP["batch_u"])
     recent_changes = serializers.ListField(child=serializers.DictField(), required=False)
-    updated = serializers.CharField(required=False)
+
+    class Meta:
+        dataclass = RunProgress
+        extra_kwargs = {name: {"help_text": text} for name, text in RUN_PROGRESS_HELP.items()
+                        if name not in ("gold", "batch_u")}
 
 
 class RunShardSerializer(serializers.Serializer):

@@ -13,6 +13,7 @@ from webapp.datasets.models import Dataset, Example, Label
 from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold
 
 from .models import ACTIVE, Run, RunMethod, RunStatus
+from .progress import RunProgress
 
 
 def runs_for_user(user: User) -> QuerySet[Run]:
@@ -93,11 +94,11 @@ def shards_of(run: Run) -> list[dict[str, Any]]:
 def snapshot(run: Run) -> dict[str, Any]:
     """Everything the live page and the API show about a run, from its database row (a sharded run's
     progress is its shards', summed as they go)."""
-    progress = run.progress or {}
+    progress = RunProgress.from_dict(run.progress).as_dict()
     shards: list[dict[str, Any]] = []
     if run.is_sharded:
         children = shards_of(run)
-        progress = {**progress, **shard_progress(children)}
+        progress.update(shard_progress(children))
         if run.label_set_id and run.status not in ACTIVE:
             progress["gold"] = gold_comparisons([run.label_set], latest_gold(run.dataset)).get(run.label_set_id)
         shards = [{"id": c["pk"], "status": c["status"], "batch_range": c["batch_range"], "worker": c["worker"],

@@ -16,8 +16,7 @@ from django.utils import timezone
 
 from icm_engine.facade import (
     BASELINE_METHODS,
-    CONTEXTS,
-    READOUTS,
+    BaselineConfig,
     ICMConfig,
     get_task,
     make_batches,
@@ -35,7 +34,7 @@ from .selectors import has_full_gold, planned_runs
 
 log = logging.getLogger(__name__)
 
-BASELINE_KEYS = {"readout", "context", "calibrate", "shots", "rounds", "batch_size"}
+BASELINE_KEYS = set(BaselineConfig().as_dict())
 ICM_KEYS = {f for f in ICMConfig().as_dict() if f != "seed"}
 
 
@@ -78,27 +77,10 @@ def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[
         data = config.as_dict()
         data.pop("seed")
         return data
-    unknown = set(params) - BASELINE_KEYS
-    if unknown:
-        raise ValidationError({"hyperparameters": f"unknown parameters for a baseline: {', '.join(sorted(unknown))}"})
-    out = {"readout": params["readout"], "context": params["context"],
-           "calibrate": bool(params["calibrate"]), "shots": params.get("shots"),
-           "rounds": params.get("rounds", 3),
-           "batch_size": 256 if params.get("batch_size") is None else params["batch_size"]}
-    problems = []
-    if out["readout"] not in READOUTS:
-        problems.append(f"readout must be one of {', '.join(READOUTS)}")
-    if out["context"] not in CONTEXTS:
-        problems.append(f"context must be one of {', '.join(CONTEXTS)}")
-    for key, low in (("shots", 1), ("rounds", 0), ("batch_size", 2)):
-        value = out[key]
-        if value is None and key == "shots":
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            problems.append(f"{key} must be an integer >= {low}")
-    if problems:
-        raise ValidationError({"hyperparameters": "; ".join(problems)})
-    return out
+    try:
+        return BaselineConfig.from_dict(params).as_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"hyperparameters": str(exc)}) from None
 
 
 def create_run(

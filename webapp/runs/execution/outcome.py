@@ -1,0 +1,118 @@
+"""The outcome of an execution: its labels written as a label set and its status, in one transaction; a
+sharded run's status and progress brought up to date with its shards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from icm_engine.facade import EngineExample
+from webapp.datasets.models import Example, Label, LabelSet, LabelSetKind, LabelSetSource
+from webapp.datasets.selectors import next_version
+from webapp.datasets.services import labels_changed
+
+from ..live import notify
+from ..models import ACTIVE, Run, RunMethod, RunStatus
+from ..selectors import shard_progress
+from .lease import LeaseLost
+
+
+def finish(run_id: int, lease: str, status: str, labels: list[bool | None] | None, scores: list[float | None] | None,
+            examples: list[EngineExample], provenance: dict[str, Any], progress_extra: dict[str, Any],
+            keep_checkpoint: bool, checkpoint: dict[str, Any] | None = None) -> None:
+    """Write the outcome in one transaction, only while this execution still holds the lease."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.lease != lease:
+            raise LeaseLost()
+        labeled = [(ex, y, s) for ex, y, s in zip(examples, labels or [], scores or [], strict=False) if y is not None]
+        if run.parent_id:
+            label_set = _shard_labels(run, [str(ex.id) for ex in examples], labeled, provenance)
+        else:
+            label_set = _new_label_set(run, labeled, provenance, partial=status != RunStatus.SUCCEEDED
+                                       or len(labeled) < len(examples)) if labeled else None
+        run.status = status
+        run.finished = timezone.now()
+        if not run.parent_id:  # a shard's labels live in its parent's label set
+            run.label_set = label_set or run.label_set
+        run.progress = {**(run.progress or {}), **progress_extra, "phase": status}
+        if checkpoint is not None:
+            run.checkpoint, run.checkpointed = checkpoint, timezone.now()
+        if not keep_checkpoint:
+            run.checkpoint = None
+        run.lease = ""
+        run.save()
+    notify(run_id)
+    if run.parent_id:
+        settle_parent(run.parent_id)
+
+
+def _new_label_set(run: Run, labeled: list, provenance: dict[str, Any], partial: bool) -> LabelSet:
+    name = f"{run.method} run {run.pk}"
+    label_set = LabelSet.objects.create(
+        dataset_id=run.dataset_id,
+        kind=LabelSetKind.ICM if run.method == RunMethod.ICM else LabelSetKind.BASELINE,
+        name=name, version=next_version(run.dataset_id, name), source=LabelSetSource.RUN,
+        created_by_id=run.created_by_id, run_id=run.pk, model=provenance.get("model", "")[:255],
+        configuration=provenance, partial=partial,
+    )
+    _write_labels(label_set, run.dataset_id, labeled)
+    return label_set
+
+
+def _write_labels(label_set: LabelSet, dataset_id: int, labeled: list) -> None:
+    ids = dict(Example.objects.filter(dataset_id=dataset_id, external_id__in=[str(ex.id) for ex, _, _ in labeled])
+               .values_list("external_id", "pk"))
+    Label.objects.bulk_create(
+        [Label(label_set=label_set, example_id=ids[str(ex.id)], value=bool(y),
+               score=None if s is None else float(s)) for ex, y, s in labeled],
+        batch_size=2000,
+    )
+    labels_changed(label_set.pk)
+
+
+def _shard_labels(run: Run, shard_ids: list[str], labeled: list, provenance: dict[str, Any]) -> LabelSet | None:
+    """A shard writes into its parent's one label set (partial until every shard has succeeded),
+    replacing what an earlier, cancelled attempt of the same shard left there."""
+    parent = Run.objects.select_for_update().get(pk=run.parent_id)
+    label_set = parent.label_set
+    if label_set is None:
+        if not labeled:
+            return None
+        prov = {**provenance, "run": parent.pk, "shards": parent.shard_count}
+        label_set = _new_label_set(parent, [], prov, partial=True)
+        parent.label_set = label_set
+        parent.save(update_fields=["label_set"])
+    Label.objects.filter(label_set=label_set, example__dataset_id=run.dataset_id,
+                         example__external_id__in=shard_ids).delete()
+    _write_labels(label_set, run.dataset_id, labeled)
+    return label_set
+
+
+def settle_parent(parent_id: int) -> None:
+    """Bring a sharded run's status and progress up to date with its shards: running while any is active;
+    then succeeded (the label set is whole), failed (naming the shard) or cancelled."""
+    with transaction.atomic():
+        parent = Run.objects.select_for_update().get(pk=parent_id)
+        children = list(parent.shards.order_by("pk").values("pk", "status", "error", "progress"))
+        statuses = {c["status"] for c in children}
+        progress = {**(parent.progress or {}), **shard_progress(children)}
+        if statuses & set(ACTIVE):
+            status, error, finished = RunStatus.RUNNING, "", None
+        elif statuses == {RunStatus.SUCCEEDED}:
+            status, error, finished = RunStatus.SUCCEEDED, "", timezone.now()
+        elif RunStatus.FAILED in statuses:
+            bad = next(c for c in children if c["status"] == RunStatus.FAILED)
+            status, error = RunStatus.FAILED, f"shard run {bad['pk']} failed: {bad['error'].splitlines()[0][:500]}"
+            finished = timezone.now()
+        else:
+            status, error, finished = RunStatus.CANCELLED, "", timezone.now()
+        progress["phase"] = status
+        parent.status, parent.error, parent.progress, parent.finished = status, error, progress, finished
+        parent.save(update_fields=["status", "error", "progress", "finished"])
+        if parent.label_set_id:
+            whole = status == RunStatus.SUCCEEDED and progress["labeled"] >= progress["size"]
+            LabelSet.objects.filter(pk=parent.label_set_id).update(partial=not whole)
+    notify(parent_id)

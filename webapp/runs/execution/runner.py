@@ -1,0 +1,165 @@
+"""The run function: the same code in a Celery worker and in the embedded worker thread.
+
+It claims the run (lease.py), loads its inputs and backend, runs ICM or a baseline while the recorder
+writes progress and checkpoints (recorder.py), and writes the outcome (outcome.py). The search state goes to
+the database every few seconds; a new execution resumes from it and ends with the labels an uninterrupted
+run of the same seed would have given.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from icm_engine.facade import (
+    BaselineConfig,
+    EngineExample,
+    ICMConfig,
+    ICMSearch,
+    LoadedData,
+    Task,
+    get_task,
+    limit_examples,
+    make_batches,
+    run_baseline,
+)
+from webapp.datasets.models import Dataset, Example, Label
+from webapp.datasets.selectors import latest_gold
+
+from ..backends import build_backend
+from ..live import notify
+from ..models import Run, RunMethod, RunStatus
+from .lease import Cancelled, Heartbeat, LeaseLost, claim
+from .outcome import finish, settle_parent
+from .recorder import Recorder, set_phase
+
+log = logging.getLogger(__name__)
+
+
+def dataset_examples(dataset: Dataset, limit: int | None) -> list[EngineExample]:
+    """The examples as the engine sees them: no labels, in import order, the first `limit` (whole groups)."""
+    rows = Example.objects.filter(dataset=dataset).order_by("position").values_list(
+        "external_id", "fields", "group", "consistency_key")
+    examples = [EngineExample(uid=i, id=ext, fields=fields, group=group, key=key)
+                for i, (ext, fields, group, key) in enumerate(rows)]
+    return limit_examples(LoadedData(examples), limit).examples
+
+
+def load_inputs(run: Run) -> tuple[list[EngineExample], Task, list[bool | None]]:
+    """The examples as the engine sees them (no labels), the task, and gold by position (monitoring only)."""
+    dataset = run.dataset
+    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+    examples = dataset_examples(dataset, run.limit)
+    gold_set = latest_gold(dataset)
+    gold_by_id = dict(Label.objects.filter(label_set=gold_set).values_list("example__external_id", "value")) \
+        if gold_set else {}
+    return examples, task, [gold_by_id.get(ex.id) for ex in examples]
+
+
+def _described(prov: dict[str, Any], backend: Any) -> dict[str, Any]:
+    """The provenance with the backend as it describes itself after the work (a server backend learns
+    only on its first call whether it gets exact label log-probabilities)."""
+    return {**prov, "backend": backend.describe()} if hasattr(backend, "describe") else prov
+
+
+def provenance_of(run: Run, task: Task, backend_info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run": run.pk, "method": run.method, "seed": run.seed, "limit": run.limit, "config": run.config,
+        "task": task.describe(), "backend": backend_info, "model": str(backend_info.get("model") or run.model),
+    }
+
+
+def execute_run(run_id: int) -> str:
+    """Claim and execute a run; returns what happened (for logs). Safe to call twice: a second call
+    for a run someone else owns, or that is finished, does nothing."""
+    lease = claim(run_id)
+    if lease is None:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        log.info("run %s not claimed (status %s)", run_id, status)
+        return f"skipped ({status})"
+    run = Run.objects.select_related("dataset").get(pk=run_id)
+    set_phase(run, lease, "loading")
+    heartbeat = Heartbeat(run_id, lease, interval=min(1.0, settings.ICM_RUN_LEASE_S / 4))
+    heartbeat.start()
+    try:
+        examples, task, gold = load_inputs(run)
+        backend = build_backend(run.backend, run.model, run.backend_options)
+        info = backend.describe() if hasattr(backend, "describe") else {"backend": run.backend}
+        prov = provenance_of(run, task, info)
+        if run.method == RunMethod.ICM:
+            return _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov)
+        return _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov)
+    except (LeaseLost, Cancelled) as exc:
+        if isinstance(exc, Cancelled):
+            finish(run_id, lease, RunStatus.CANCELLED, None, None, [], {}, {}, keep_checkpoint=True)
+            return "cancelled"
+        log.warning("run %s: lease lost; another execution owns it", run_id)
+        return "lease lost"
+    except Exception as exc:  # any failure: the run is failed, resumable from its checkpoint
+        log.exception("run %s failed", run_id)
+        message = f"{type(exc).__name__}: {exc}"
+        Run.objects.filter(pk=run_id, lease=lease).update(
+            status=RunStatus.FAILED, error=message[:4000] + "\n\n" + traceback.format_exc(limit=3)[-2000:],
+            finished=timezone.now(), lease="")
+        notify(run_id)
+        if run.parent_id:
+            settle_parent(run.parent_id)
+        return "failed"
+    finally:
+        heartbeat.stop_event.set()
+
+
+def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
+    config = ICMConfig.from_dict({**run.config, "seed": run.seed})
+    lo, hi = run.batch_range or (0, len(make_batches(examples, config.batch_size)))
+    recorder = Recorder(run, lease, heartbeat, gold, (hi - lo) * config.iterations, first_step=lo * config.iterations,
+                        batch_steps=config.iterations)
+    search = ICMSearch(examples, task, backend, config, on_event=recorder.on_event, checkpoint=run.checkpoint,
+                       batch_range=(lo, hi))
+    recorder.search = search
+    result = search.run(should_stop=recorder.should_stop)
+    if heartbeat.lost.is_set():
+        raise LeaseLost()
+    # A shard reports, and hands its parent, only its own batches (the others' labels are all None).
+    mine = [u for b in range(lo, hi) for u in search.batches[b]]
+    extra = {**recorder.compare(result.labels, result.scores),
+             **recorder.u_fields(), "labeled": sum(result.labels[u] is not None for u in mine),
+             "size": len(mine), "model_calls": result.stats.calls, "prompts": result.stats.prompts,
+             "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
+             "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
+             "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches}
+    kept = [examples[u] for u in mine]
+    labels, scores = [result.labels[u] for u in mine], [result.scores[u] for u in mine]
+    prov = _described(prov, backend)
+    set_phase(run, lease, "writing")
+    if result.complete:
+        finish(run.pk, lease, RunStatus.SUCCEEDED, labels, scores, kept, prov, extra, keep_checkpoint=False)
+        return "succeeded"
+    # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
+    finish(run.pk, lease, RunStatus.CANCELLED, labels, scores, kept, prov, extra, keep_checkpoint=True,
+            checkpoint=search.checkpoint())
+    return "cancelled"
+
+
+def _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
+    recorder = Recorder(run, lease, heartbeat, gold, len(examples))
+    origin = backend.stats.copy()
+
+    def on_progress(n: int) -> None:
+        recorder.on_baseline_progress(n, len(examples), backend.stats.minus(origin))
+
+    result = run_baseline(run.method, examples, task, backend, BaselineConfig.from_dict(run.config),
+                          gold=gold if run.method == RunMethod.GOLD_ICL else None, seed=run.seed,
+                          on_progress=on_progress)
+    set_phase(run, lease, "writing")
+    extra = {**recorder.compare(result.labels, result.scores), "labeled": len(examples),
+             "model_calls": result.stats.calls,
+             "prompts": result.stats.prompts, "prompt_tokens": result.stats.prompt_tokens,
+             "computed_tokens": result.stats.computed_tokens, "elapsed_s": round(result.wall_s, 2), "eta_s": 0}
+    finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, _described(prov, backend),
+            extra, keep_checkpoint=False)
+    return "succeeded"
