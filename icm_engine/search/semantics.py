@@ -6,15 +6,27 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from ..consistency import Conflict
-
-if TYPE_CHECKING:
-    from .loop import ICMSearch
+from ..consistency import Conflict, ConsistencyRule
+from .config import ICMConfig
 
 Labels = list[bool | None]
 Scores = list[float | None]
+Repaired = tuple[Labels, float, Scores]  # labels after ConsistencyFix, their U and scores
+
+
+class SearchContext(Protocol):
+    """What a strategy uses of the search (search.loop.ICMSearch); a protocol, so this module does not
+    import the loop that imports it."""
+
+    config: ICMConfig
+    rule: ConsistencyRule  # the current batch's
+    rng: random.Random
+
+    def evaluate(self, labels: Labels) -> tuple[float, Scores, int]:
+        """U, the scores and the number of conflicts."""
+        ...
 
 
 class Semantics(Protocol):
@@ -23,11 +35,11 @@ class Semantics(Protocol):
 
     def seed_positions(self, rng: random.Random, n: int, k: int) -> list[int]: ...
 
-    def repair_seeds(self, search: ICMSearch, labels: Labels, U: float, scores: Scores) -> tuple[Labels, float, Scores]:
+    def repair_seeds(self, search: SearchContext, labels: Labels, U: float, scores: Scores) -> Repaired:
         """The seed labels after ConsistencyFix, with their U and scores."""
         ...
 
-    def repair_proposal(self, search: ICMSearch, labels: Labels) -> tuple[Labels, float, Scores]:
+    def repair_proposal(self, search: SearchContext, labels: Labels) -> Repaired:
         """A proposed label set after ConsistencyFix, with its U and scores."""
         ...
 
@@ -42,7 +54,7 @@ class PaperSemantics:
     def seed_positions(self, rng: random.Random, n: int, k: int) -> list[int]:
         return sorted(rng.sample(range(n), k))
 
-    def fix(self, search: ICMSearch, labels: Labels, U: float, scores: Scores) -> tuple[Labels, float, Scores]:
+    def fix(self, search: SearchContext, labels: Labels, U: float, scores: Scores) -> Repaired:
         for _ in range(search.config.fix_steps):
             conflicts = search.rule.conflicts(labels)
             if not conflicts:
@@ -61,10 +73,10 @@ class PaperSemantics:
             U, labels, scores = best
         return labels, U, scores
 
-    def repair_seeds(self, search: ICMSearch, labels: Labels, U: float, scores: Scores) -> tuple[Labels, float, Scores]:
+    def repair_seeds(self, search: SearchContext, labels: Labels, U: float, scores: Scores) -> Repaired:
         return self.fix(search, labels, U, scores)
 
-    def repair_proposal(self, search: ICMSearch, labels: Labels) -> tuple[Labels, float, Scores]:
+    def repair_proposal(self, search: SearchContext, labels: Labels) -> Repaired:
         U, scores, conflicts = search.evaluate(labels)
         if conflicts:
             return self.fix(search, labels, U, scores)
@@ -82,7 +94,7 @@ class CodeSemantics:
     def seed_positions(self, rng: random.Random, n: int, k: int) -> list[int]:
         return list(range(k))
 
-    def fix(self, search: ICMSearch, labels: Labels, best_metric: float) -> tuple[Labels, tuple | None]:
+    def fix(self, search: SearchContext, labels: Labels, best_metric: float) -> tuple[Labels, tuple | None]:
         """Reproduces the code's never-reset "found" flag: once a fix was found, later rounds keep scanning
         until `fix_steps` runs out (a cost the official code pays)."""
         found_any = False
@@ -107,14 +119,14 @@ class CodeSemantics:
                 break
         return labels, adopted
 
-    def repair_seeds(self, search: ICMSearch, labels: Labels, U: float, scores: Scores) -> tuple[Labels, float, Scores]:
+    def repair_seeds(self, search: SearchContext, labels: Labels, U: float, scores: Scores) -> Repaired:
         fixed, adopted = self.fix(search, labels, U)
         if adopted is None:
             return labels, U, scores
         U, scores, _ = search.evaluate(fixed)
         return fixed, U, scores
 
-    def repair_proposal(self, search: ICMSearch, labels: Labels) -> tuple[Labels, float, Scores]:
+    def repair_proposal(self, search: SearchContext, labels: Labels) -> Repaired:
         # The code repairs with a dummy metric (the first option found is adopted), then re-scores.
         labels, _ = self.fix(search, labels, -math.inf)
         U, scores, _ = search.evaluate(labels)

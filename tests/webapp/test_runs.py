@@ -19,8 +19,8 @@ from webapp.datasets.models import Label, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 from webapp.runs import embedded
 from webapp.runs.execution import execute_run
-from webapp.runs.progress import RunProgress
 from webapp.runs.models import Run, RunStatus
+from webapp.runs.progress import RunProgress
 from webapp.runs.selectors import runs_of
 from webapp.runs.services import create_run
 
