@@ -61,7 +61,7 @@ def run_one(spec: dict, backend, seed: int, methods) -> list[dict]:
         m = label_metrics(res.labels, gold, res.scores)
         row = {"dataset": spec["name"], "n": len(data.examples), "method": method, "seed": seed,
                "accuracy": m["accuracy"], "auroc": m["auroc"], "labeled": m["n_compared"],
-               "model_calls": res.stats.calls, "prompt_tokens": res.stats.prompt_tokens,
+               "model_calls": res.stats.model_calls, "prompt_tokens": res.stats.prompt_tokens,
                "computed_tokens": res.stats.computed_tokens, "wall_s": round(time.monotonic() - t0, 1)}
         print(json.dumps(row), flush=True)
         rows.append(row)

@@ -50,7 +50,7 @@ def one_run(path: Path, task_name: str, n: int, backend, seed: int) -> dict:
     wall = shown[-1][1]  # the "done" event: the search's whole time
     row: dict = {"task": task_name, "file": path.name, "n": len(data.examples), "steps": total,
                  "iterations": config.iterations, "batch_size": config.batch_size, **settings, "seed": seed,
-                 "wall_s": round(wall, 1), "model_calls": result.stats.calls,
+                 "wall_s": round(wall, 1), "model_calls": result.stats.model_calls,
                  "computed_tokens": result.stats.computed_tokens}
     for share in CHECKPOINTS:  # the first estimate shown at or after that share of the steps
         step, elapsed, left = next(x for x in shown if x[0] >= share * total and x[2] is not None)

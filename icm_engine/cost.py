@@ -46,7 +46,7 @@ class Measured:
     work: float
     seconds: float
     tokens: int
-    calls: int
+    model_calls: int
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Estimate:
     seconds_low: float
     seconds_high: float
     tokens: int
-    calls: int
+    model_calls: int
     basis: int  # how many earlier runs priced it
 
     @property
@@ -74,7 +74,7 @@ def estimate(units: float, measured: Sequence[Measured]) -> Estimate | None:
         seconds_low=min(per_second) * units,
         seconds_high=max(per_second) * units,
         tokens=math.ceil(statistics.median(m.tokens / m.work for m in usable) * units),
-        calls=math.ceil(statistics.median(m.calls / m.work for m in usable) * units),
+        model_calls=math.ceil(statistics.median(m.model_calls / m.work for m in usable) * units),
         basis=len(usable),
     )
 
@@ -86,5 +86,5 @@ def total(estimates: Sequence[Estimate]) -> Estimate | None:
     return Estimate(
         seconds=sum(e.seconds for e in estimates), seconds_low=sum(e.seconds_low for e in estimates),
         seconds_high=sum(e.seconds_high for e in estimates), tokens=sum(e.tokens for e in estimates),
-        calls=sum(e.calls for e in estimates), basis=min(e.basis for e in estimates),
+        model_calls=sum(e.model_calls for e in estimates), basis=min(e.basis for e in estimates),
     )

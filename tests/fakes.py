@@ -55,7 +55,7 @@ class FakeBackend:
         return _sign(target) * strength + wobble - 0.2
 
     def label_logprobs(self, prompts: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         self.stats.prompts += len(prompts)
         tokens = sum(len(p.split()) for p in prompts)
         self.stats.prompt_tokens += tokens
@@ -71,7 +71,7 @@ class FakeBackend:
     def continuation_logprobs(self, prefixes: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
         """Only what the likelihood anchor asks (a claim after a label-free prefix): the model "knows" the
         marker, so a "pos" claim is likelier, with the same per-text wobble and a length penalty."""
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         self.stats.prompts += len(prefixes)
         tokens = sum(len((p + c).split()) for p, c in zip(prefixes, continuations, strict=True))
         self.stats.prompt_tokens += tokens
@@ -94,7 +94,7 @@ class TableBackend:
         return {"backend": "table"}
 
     def label_logprobs(self, prompts: Sequence[str], label_words: Sequence[str]) -> np.ndarray:
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         self.stats.prompts += len(prompts)
         out = np.zeros((len(prompts), 2))
         for k, p in enumerate(prompts):

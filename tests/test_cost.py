@@ -19,23 +19,23 @@ def test_batches_and_work_counts():
 
 
 def test_an_estimate_is_priced_at_the_median_pace_with_its_range():
-    runs = [Measured(work=100.0, seconds=10.0, tokens=1000, calls=10),
-            Measured(work=200.0, seconds=60.0, tokens=4000, calls=10),
-            Measured(work=100.0, seconds=20.0, tokens=1500, calls=30)]
+    runs = [Measured(work=100.0, seconds=10.0, tokens=1000, model_calls=10),
+            Measured(work=200.0, seconds=60.0, tokens=4000, model_calls=10),
+            Measured(work=100.0, seconds=20.0, tokens=1500, model_calls=30)]
     e = estimate(1000.0, runs)
     assert e is not None and e.basis == 3
     assert e.seconds == pytest.approx(200.0) and e.seconds_low == pytest.approx(100.0)
     assert e.seconds_high == pytest.approx(300.0)
-    assert e.tokens == 15000 and e.calls == 100  # median tokens and calls per unit of work
+    assert e.tokens == 15000 and e.model_calls == 100  # median tokens and calls per unit of work
     assert not e.over_an_hour
 
 
 def test_no_measured_run_means_no_estimate_and_totals_add_up():
     assert estimate(10.0, []) is None
-    assert estimate(10.0, [Measured(work=0.0, seconds=5.0, tokens=1, calls=1)]) is None
+    assert estimate(10.0, [Measured(work=0.0, seconds=5.0, tokens=1, model_calls=1)]) is None
     assert total([]) is None
-    a = estimate(HOUR_S, [Measured(work=1.0, seconds=0.75, tokens=1, calls=1)])
-    b = estimate(HOUR_S, [Measured(work=1.0, seconds=0.5, tokens=2, calls=1)])
+    a = estimate(HOUR_S, [Measured(work=1.0, seconds=0.75, tokens=1, model_calls=1)])
+    b = estimate(HOUR_S, [Measured(work=1.0, seconds=0.5, tokens=2, model_calls=1)])
     assert a is not None and b is not None and not a.over_an_hour and not b.over_an_hour
     both = total([a, b])
     assert both is not None and both.over_an_hour and both.seconds == pytest.approx(1.25 * HOUR_S)

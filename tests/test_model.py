@@ -48,7 +48,7 @@ def test_counts_tokens(real_backend):
     before = real_backend.stats.copy()
     real_backend.label_logprobs(PROMPTS[:2], [" True", " False"])
     delta = real_backend.stats.minus(before)
-    assert delta.calls == 1 and delta.prompts == 2
+    assert delta.model_calls == 1 and delta.prompts == 2
     assert delta.prompt_tokens == sum(len(real_backend.encode(p)) for p in PROMPTS[:2])
 
 
@@ -60,7 +60,7 @@ def test_cache_and_scorer_agree_with_the_backend(real_backend):
     first = scorer.loo(labels, [0, 1, 3, 4])
     before = real_backend.stats.copy()
     again = scorer.loo(labels, [0, 1, 3, 4])
-    assert real_backend.stats.minus(before).calls == 0  # all from the content cache
+    assert real_backend.stats.minus(before).model_calls == 0  # all from the content cache
     np.testing.assert_array_equal(first, again)
     prompt = scorer.context([(1, False), (3, True), (4, False)]) + task.render(data.examples[0])
     direct = real_backend.label_logprobs([prompt], list(task.label_words))[0]
@@ -142,7 +142,7 @@ def test_the_likelihood_anchor_knows_which_claim_of_a_group_is_true(real_backend
     data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=40, readout="split", anchor=True)
     gold = data.gold_list()
     res = run_baseline("likelihood", data.examples, task, real_backend)
-    assert res.stats.calls == 1
+    assert res.stats.model_calls == 1
     pairs = {}
     for ex, y in zip(data.examples, res.labels, strict=True):
         pairs.setdefault(ex.group, []).append(y)

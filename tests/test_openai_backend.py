@@ -87,7 +87,7 @@ def test_label_logprobs_pool_variants_and_floor(server):
     out = backend.label_logprobs(["a", "b", "nofalse"], [" True", " False"])
     np.testing.assert_allclose(out[0], [math.log(0.7), math.log(0.2)])
     assert out[2, 1] == LOG_FLOOR
-    assert backend.stats.calls == 2 and backend.stats.prompts == 3 and backend.stats.prompt_tokens == 21
+    assert backend.stats.model_calls == 2 and backend.stats.prompts == 3 and backend.stats.prompt_tokens == 21
     assert all(r["max_tokens"] == 1 and r["logprobs"] == 20 for r in Stub.requests)
 
 

@@ -64,7 +64,7 @@ def test_icm_finds_the_coherent_labels_and_is_deterministic():
     again, _ = run(examples, cfg)
     assert again.labels == result.labels and again.scores == result.scores
     other, _ = run(examples, ICMConfig(iterations=120, seed=4))
-    assert other.stats.calls > 0
+    assert other.stats.model_calls > 0
 
 
 def test_final_labels_are_consistent():
@@ -212,9 +212,9 @@ def test_reference_mode_hand_computed():
     assert conflicts == 1  # x and z: different answers, both True
     assert energy(50, labels, list(scores), conflicts) == pytest.approx(50 * (2.0 + 1.0 + 0.5) / 3 - 1)
     # Reference cost: one model call per prompt, no caching.
-    assert backend.stats.calls == 3
+    assert backend.stats.model_calls == 3
     scorer.loo(labels, [0, 1, 2])
-    assert backend.stats.calls == 6
+    assert backend.stats.model_calls == 6
     # The code's temperature schedule counts accepted flips: T = T0 / (1 + 2 ln(1 + flips)).
     search = ICMSearch(examples, TASK, backend, ICMConfig(mode="reference"))
     search.state.flips_in_batch = 100
@@ -231,7 +231,7 @@ def test_reference_and_batched_score_the_same_prompts_alike():
     backend = FakeBackend()
     fast = Scorer(TASK, backend, examples).loo(labels, range(10))
     assert list(ref) == pytest.approx(list(fast))
-    assert backend.stats.calls == 1  # one batched call for the whole evaluation
+    assert backend.stats.model_calls == 1  # one batched call for the whole evaluation
 
 
 def test_events_are_typed_and_counted():
@@ -249,7 +249,7 @@ def test_events_are_typed_and_counted():
 def test_reference_mode_runs_and_counts_one_call_per_prompt():
     examples, _ = make_examples(4)
     result, backend = run(examples, ICMConfig(iterations=20, mode="reference", seed=1))
-    assert backend.stats.calls == backend.stats.prompts
+    assert backend.stats.model_calls == backend.stats.prompts
     assert any(y is not None for y in result.labels)
 
 
@@ -280,6 +280,19 @@ def test_calibrated_search_runs_and_resumes():
     assert resumed.run().labels == full.labels
 
 
+def test_checkpoint_that_says_calls_resumes_with_its_count():
+    # Checkpoints written before the counter was named model_calls keep theirs.
+    examples, _ = make_examples(6)
+    cfg = ICMConfig(iterations=30, seed=2)
+    full, _ = run(examples, cfg)
+    search = ICMSearch(examples, TASK, FakeBackend(), cfg)
+    search.run(should_stop=lambda: search.state.iteration >= 11)
+    checkpoint = json.loads(json.dumps(search.checkpoint()))
+    checkpoint["stats"]["calls"] = checkpoint["stats"].pop("model_calls")
+    resumed = ICMSearch(examples, TASK, FakeBackend(), cfg, checkpoint=checkpoint).run()
+    assert resumed.labels == full.labels and resumed.stats.model_calls == full.stats.model_calls
+
+
 def test_counters_survive_stop_and_continue():
     examples, _ = make_examples(6)
     cfg = ICMConfig(iterations=30, seed=1)
@@ -288,7 +301,7 @@ def test_counters_survive_stop_and_continue():
     search.run(should_stop=lambda: search.state.iteration >= 12)
     again = search.run()
     assert again.labels == full.labels
-    assert again.stats.calls == full.stats.calls and again.iterations == full.iterations == 30
+    assert again.stats.model_calls == full.stats.model_calls and again.iterations == full.iterations == 30
 
 
 def test_zero_shot_init_labels_the_higher_scored_half_true():
@@ -467,7 +480,7 @@ def test_the_fast_scorer_under_the_codes_semantics_finds_the_references_labels()
         fast, fast_backend = run(examples, ICMConfig(iterations=60, seed=seed, semantics="code"))
         assert fast.labels == ref.labels and fast.accepted == ref.accepted and fast.rejected == ref.rejected
         assert fast.scores == pytest.approx(ref.scores)
-        assert fast_backend.stats.calls < ref_backend.stats.calls
+        assert fast_backend.stats.model_calls < ref_backend.stats.model_calls
         assert fast_backend.stats.prompts < ref_backend.stats.prompts  # scores cached by prompt content
     with pytest.raises(ValueError, match="semantics"):
         ICMConfig(mode="reference", semantics="paper").validate()

@@ -243,7 +243,7 @@ def test_a_web_app_run_through_the_openai_backend(vllm_server, shared_data, tran
     dataset = create_dataset(owner=user, filename=path.name, data=path.read_bytes(), task="truthfulqa")
     run = create_run(user=user, dataset=dataset, method="zero-shot", backend="openai", model="gemma3-270m",
                      limit=24, backend_options={"base_url": vllm_server},
-                     hyperparameters={"readout": "verdict", "context": "all", "calibrate": False})
+                     config={"readout": "verdict", "context": "all", "calibrate": False})
     assert execute_run(run.pk) == "succeeded", Run.objects.get(pk=run.pk).error
     run.refresh_from_db()
     labels = {lab.example.external_id: lab.value for lab in run.label_set.labels.select_related("example")}

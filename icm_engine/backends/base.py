@@ -17,7 +17,7 @@ class BackendError(RuntimeError):
 class BackendStats:
     """Cost counters. `computed_tokens` counts tokens the model actually ran (after any cache hits)."""
 
-    calls: int = 0
+    model_calls: int = 0
     prompts: int = 0
     prompt_tokens: int = 0
     computed_tokens: int = 0
@@ -25,19 +25,27 @@ class BackendStats:
     # Plain attribute arithmetic: the search reads these on every event it emits, and dataclasses.asdict
     # (a recursive deep copy) made that about half of a fast search's own CPU time.
     def as_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "prompts": self.prompts, "prompt_tokens": self.prompt_tokens,
+        return {"model_calls": self.model_calls, "prompts": self.prompts, "prompt_tokens": self.prompt_tokens,
                 "computed_tokens": self.computed_tokens}
 
     def plus(self, other: BackendStats) -> BackendStats:
-        return BackendStats(self.calls + other.calls, self.prompts + other.prompts,
+        return BackendStats(self.model_calls + other.model_calls, self.prompts + other.prompts,
                             self.prompt_tokens + other.prompt_tokens, self.computed_tokens + other.computed_tokens)
 
     def minus(self, other: BackendStats) -> BackendStats:
-        return BackendStats(self.calls - other.calls, self.prompts - other.prompts,
+        return BackendStats(self.model_calls - other.model_calls, self.prompts - other.prompts,
                             self.prompt_tokens - other.prompt_tokens, self.computed_tokens - other.computed_tokens)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> BackendStats:
+        """From as_dict's output; checkpoints written before the counter was named model_calls say calls."""
+        data = dict(data)
+        if "calls" in data:
+            data["model_calls"] = data.pop("calls")
+        return cls(**data)
+
     def copy(self) -> BackendStats:
-        return BackendStats(self.calls, self.prompts, self.prompt_tokens, self.computed_tokens)
+        return BackendStats(self.model_calls, self.prompts, self.prompt_tokens, self.computed_tokens)
 
 
 @runtime_checkable

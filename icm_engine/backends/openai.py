@@ -126,7 +126,7 @@ class OpenAIBackend:
         usage = body.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         self.stats.prompts += n
         self.stats.prompt_tokens += prompt_tokens
         self.stats.computed_tokens += prompt_tokens - cached

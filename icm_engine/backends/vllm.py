@@ -103,7 +103,7 @@ class VLLMBackend:
                 if tid in top:
                     out[i, k] = top[tid].logprob if self.exact_labels else max(top[tid].logprob, LOG_FLOOR)
             self._count(o)
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         return out
 
     def continuation_logprobs(self, prefixes: Sequence[str], continuations: Sequence[str]) -> np.ndarray:
@@ -120,7 +120,7 @@ class VLLMBackend:
             lps = o.prompt_logprobs
             out[i] = sum(lps[t][seqs[i][t]].logprob for t in range(starts[i], len(seqs[i])))
             self._count(o)
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         return out
 
     def _count(self, output: Any) -> None:

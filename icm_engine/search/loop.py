@@ -172,7 +172,7 @@ class ICMSearch:
         self.state = SearchState.from_checkpoint(ck, len(self.examples))
         set_rng_state(self.rng, ck["rng"])
         self.cache = ScoreCache(self.config.cache_size, ck["cache"])
-        self.stats_base = BackendStats(**ck["stats"])
+        self.stats_base = BackendStats.from_dict(ck["stats"])
         self.elapsed_base = ck["elapsed_s"]
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class ICMSearch:
             iterations=self.config.iterations, temperature=self.temperature(), score=s.U,
             labeled=sum(y is not None for y in s.labels), size=len(self.examples), accepted=accepted,
             accepted_total=s.accepted, rejected_total=s.rejected,
-            conflicts=self.rule.count(self._local()), model_calls=st.calls, prompts=st.prompts,
+            conflicts=self.rule.count(self._local()), model_calls=st.model_calls, prompts=st.prompts,
             prompt_tokens=st.prompt_tokens, computed_tokens=st.computed_tokens, elapsed_s=self.elapsed(),
             changed=changed or [],
         ))

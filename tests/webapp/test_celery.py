@@ -85,9 +85,9 @@ class Workers:
                     proc.wait()
 
 
-def _reference_run(owner, ds, seed: int, hyperparameters: dict) -> Run:
+def _reference_run(owner, ds, seed: int, config: dict) -> Run:
     """The uninterrupted run a faulted one must match, executed here (callers set dispatch to "none" first)."""
-    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=seed, hyperparameters=hyperparameters,
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=seed, config=config,
                            backend_options={"delay": 0.0})
     assert execute_run(reference.pk) == "succeeded"
     reference.refresh_from_db()
@@ -125,7 +125,7 @@ def test_queued_running_succeeded_with_progress_over_the_websocket(workers, owne
     ds = fake_dataset(owner, n=32)
     token = Token.objects.get_or_create(user=owner)[0].key
     resp = owner_api.post("/api/runs/", {"dataset": ds.pk, "task": "claims", "backend": FAKE,
-                                         "hyperparameters": PARAMS}, format="json")
+                                         "config": PARAMS}, format="json")
     assert resp.status_code == 201
     run_id = resp.json()["id"]
     assert resp.json()["status"] == "queued"  # queued in the request; the worker starts it after commit
@@ -156,7 +156,7 @@ def test_an_idle_websocket_stays_open_on_the_redis_channel_layer(workers, owner,
     from webapp.asgi import application
 
     settings.ICM_RUN_DISPATCH = "none"
-    run = _reference_run(owner, fake_dataset(owner, n=8), seed=0, hyperparameters=PARAMS)
+    run = _reference_run(owner, fake_dataset(owner, n=8), seed=0, config=PARAMS)
     token = Token.objects.get_or_create(user=owner)[0].key
 
     async def idle():
@@ -176,13 +176,13 @@ def test_an_idle_websocket_stays_open_on_the_redis_channel_layer(workers, owner,
 
 def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, settings):
     ds = fake_dataset(owner, n=32)
-    # The uninterrupted reference, executed here, with the same seed and hyperparameters.
+    # The uninterrupted reference, executed here, with the same seed and config.
     settings.ICM_RUN_DISPATCH = "none"
-    reference = _reference_run(owner, ds, seed=11, hyperparameters=PARAMS)
+    reference = _reference_run(owner, ds, seed=11, config=PARAMS)
 
     settings.ICM_RUN_DISPATCH = "celery"
     first = workers.start()
-    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=11, hyperparameters=PARAMS,
+    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=11, config=PARAMS,
                      backend_options={"delay": 0.05})
     wait_for(run.pk, {"running"}, timeout=60,
              predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) >= 15)
@@ -200,7 +200,7 @@ def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, set
 def test_cancel_a_running_celery_run(workers, owner, owner_api):
     workers.start()
     ds = fake_dataset(owner, n=32)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=PARAMS | {"iterations": 400},
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=PARAMS | {"iterations": 400},
                      backend_options={"delay": 0.05})
     wait_for(run.pk, {"running"}, timeout=60, predicate=lambda r: r.progress.get("step", 0) >= 10)
     t0 = time.monotonic()
@@ -216,12 +216,12 @@ def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, ow
     ds = fake_dataset(owner, n=48)
     params = PARAMS | {"batch_size": 12, "iterations": 30}  # 4 batches
     settings.ICM_RUN_DISPATCH = "none"
-    reference = _reference_run(owner, ds, seed=5, hyperparameters=params)
+    reference = _reference_run(owner, ds, seed=5, config=params)
 
     settings.ICM_RUN_DISPATCH = "celery"
     workers.start()
     workers.start()
-    parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, hyperparameters=params, shards=4,
+    parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, config=params, shards=4,
                         backend_options={"delay": 0.02})
     done = wait_for(parent.pk, {"succeeded", "failed", "cancelled"}, timeout=120)
     assert done.status == "succeeded", done.error + workers.logs()
@@ -235,6 +235,8 @@ def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, ow
 def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkeypatch, tmp_path, capsys):
     from django.core.management import call_command
 
+    from bench import scalebench
+
     from .runs_helpers import TEMPLATE, fake_rows
 
     data = tmp_path / "fake.jsonl"
@@ -245,7 +247,7 @@ def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkey
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
     monkeypatch.setenv("ICM_BACKEND_PLUGINS", "tests.fakes")
     monkeypatch.setenv("HTTPS", "0")
-    call_command("scalebench", str(data), "--task", "claims", "--template", TEMPLATE, "--consistency", "none",
+    call_command(scalebench.Command(), str(data), "--task", "claims", "--template", TEMPLATE, "--consistency", "none",
                  "--backend", FAKE, "--limit", "16",
                  "--batch-size", "4", "--iterations", "3", "--workers", "1,2")
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -266,7 +268,7 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
 
     ds = fake_dataset(owner, n=32)
     settings.ICM_RUN_DISPATCH = "none"  # this test queues its runs itself
-    reference = _reference_run(owner, ds, seed=13, hyperparameters=PARAMS)
+    reference = _reference_run(owner, ds, seed=13, config=PARAMS)
 
     private = PrivateRedis(tmp_path)
     private.start()
@@ -274,7 +276,7 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
     def queue_on_private(**kwargs):
         # The test process's Celery app may already hold pooled connections to the suite's Redis: send
         # to the private broker explicitly (the worker's REDIS_URL is the private one).
-        run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=PARAMS, **kwargs)
+        run = create_run(user=owner, dataset=ds, backend=FAKE, config=PARAMS, **kwargs)
         with app.connection_for_write(private.url) as conn:
             execute.apply_async((run.pk,), connection=conn)
         return run
@@ -320,12 +322,12 @@ def _restart_postgresql() -> None:
 def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner, owner_api, settings):
     ds = fake_dataset(owner, n=32)
     settings.ICM_RUN_DISPATCH = "none"
-    reference = _reference_run(owner, ds, seed=17, hyperparameters=PARAMS)
+    reference = _reference_run(owner, ds, seed=17, config=PARAMS)
     expected = labels_of(reference)
 
     settings.ICM_RUN_DISPATCH = "celery"
     workers.start()
-    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=17, hyperparameters=PARAMS,
+    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=17, config=PARAMS,
                      backend_options={"delay": 0.1})
     wait_for(run.pk, {"running"}, timeout=60,
              predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) >= 10)
@@ -350,7 +352,7 @@ def _production_server(tmp_path: Path, token: str, processes: int = 2, **env_ext
     client signed in with the API token."""
     import httpx
 
-    from webapp.subprocesses import spawn, stop
+    from bench.processes import spawn, stop
 
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": REDIS_URL, "DB_POOL": "1", "HTTPS": "0",
@@ -464,10 +466,12 @@ def _free_port() -> int:
 def test_loadtest_measures_review_actions_and_progress_delivery(workers, settings, monkeypatch, capsys):
     from django.core.management import call_command
 
+    from bench import loadtest
+
     settings.REDIS_URL = REDIS_URL
     monkeypatch.setenv("DATABASE_URL", _database_url())
     monkeypatch.setenv("REDIS_URL", REDIS_URL)
-    call_command("loadtest", "--reviewers", "4", "--watchers", "2", "--duration", "4", "--examples", "40",
+    call_command(loadtest.Command(), "--reviewers", "4", "--watchers", "2", "--duration", "4", "--examples", "40",
                  "--run-examples", "256")
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     latency = result["latency_ms"]

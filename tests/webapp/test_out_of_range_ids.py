@@ -23,7 +23,7 @@ def test_as_id_takes_database_ids_only():
 def test_out_of_range_ids_never_reach_a_query(owner, owner_api, client, dataset):
     client.force_login(owner)
     ds = dataset.pk
-    create_run(user=owner, dataset=fake_dataset(owner), backend=FAKE, hyperparameters={"iterations": 2})
+    create_run(user=owner, dataset=fake_dataset(owner), backend=FAKE, config={"iterations": 2})
     gets = [f"/api/runs/?dataset={BIG}", f"/api/runs/{BIG}/", f"/api/datasets/{BIG}/", f"/api/labelsets/{BIG}/",
             f"/api/datasets/{ds}/agreement/?labelsets={BIG}", f"/api/datasets/{ds}/agreement/?gold={BIG}",
             f"/api/labelsets/{BIG}/agreement/?other={BIG}", f"/api/datasets/{ds}/examples/?page={BIG}",

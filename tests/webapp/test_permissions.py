@@ -69,7 +69,7 @@ def world(dataset, viewer, owner):
     from webapp.runs.services import create_run
 
     gold = dataset.label_sets.get(kind="gold")
-    run = create_run(user=owner, dataset=dataset, hyperparameters={"iterations": 1})
+    run = create_run(user=owner, dataset=dataset, config={"iterations": 1})
     check = create_spot_check(user=owner, dataset=dataset, gold=gold, size=4)
     example = check.items.first().example_id
     return dataset.pk, gold.pk, viewer.pk, run.pk, check.pk, example

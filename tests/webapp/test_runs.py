@@ -49,20 +49,21 @@ def _post_run(client, dataset, **body):
 # -- validation: refused before anything is queued ----------------------------------------------------------
 
 BAD_RUNS = [
-    ({"hyperparameters": {"alpha": -1}}, "hyperparameters"),
-    ({"hyperparameters": {"iterations": 10, "temperature": 3}}, "hyperparameters"),
-    ({"hyperparameters": {"readout": "psychic"}}, "hyperparameters"),
-    ({"hyperparameters": {"semantics": "clever"}}, "hyperparameters"),
-    ({"hyperparameters": {"mode": "reference", "demo_order": "labeled"}}, "hyperparameters"),
-    ({"hyperparameters": {"anchor": "gold"}}, "hyperparameters"),
-    ({"hyperparameters": {"anchor_weight": 2.0}}, "hyperparameters"),
+    ({"config": {"alpha": -1}}, "config"),
+    ({"config": {"iterations": 10, "temperature": 3}}, "config"),
+    ({"config": {"readout": "psychic"}}, "config"),
+    ({"config": {"semantics": "clever"}}, "config"),
+    ({"config": {"mode": "reference", "demo_order": "labeled"}}, "config"),
+    ({"config": {"anchor": "gold"}}, "config"),
+    ({"config": {"anchor_weight": 2.0}}, "config"),
     ({"backend": "transformers", "model": "no-such-model"}, "model"),
     ({"backend": "quantum"}, "backend"),
     ({"backend": "openai", "model": "m"}, "base_url"),
     ({"task": "gsm8k"}, "task"),
     ({"method": "oracle"}, "method"),
-    ({"method": "bootstrap", "hyperparameters": {"rounds": -2}}, "hyperparameters"),
+    ({"method": "bootstrap", "config": {"rounds": -2}}, "config"),
     ({"limit": 0}, "limit"),
+    ({"hyperparameters": {"iterations": 10}}, "hyperparameters"),  # the settings' old name is not ignored
 ]
 
 
@@ -94,7 +95,7 @@ def test_viewers_and_strangers_cannot_start_runs(owner, viewer, stranger):
 
 def test_run_api_is_scoped_to_members(owner, stranger, owner_api):
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     client = api_client(stranger)
     for method, url in (("get", f"/api/runs/{run.pk}/"), ("post", f"/api/runs/{run.pk}/cancel/"),
                         ("post", f"/api/runs/{run.pk}/resume/")):
@@ -109,7 +110,7 @@ def test_run_api_is_scoped_to_members(owner, stranger, owner_api):
 
 def test_icm_run_end_to_end_in_process(owner, owner_api):
     ds = fake_dataset(owner)
-    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST, seed=3)
+    resp = _post_run(owner_api, ds, config=ICM_FAST, seed=3)
     assert resp.status_code == 201, resp.content
     run_id = resp.json()["id"]
     assert resp.json()["status"] == "queued"
@@ -118,19 +119,21 @@ def test_icm_run_end_to_end_in_process(owner, owner_api):
     run = Run.objects.get(pk=run_id)
     assert run.status == RunStatus.SUCCEEDED and run.checkpoint is None and run.attempts == 1
     ls = run.label_set
-    assert ls.kind == "icm" and ls.run_id == run.pk and not ls.partial and ls.labels.count() == 24
+    assert ls.kind == "icm" and ls.run == run and ls.from_run == run.pk and not ls.partial and ls.labels.count() == 24
     assert ls.configuration["seed"] == 3 and ls.configuration["config"]["iterations"] == 80
     p = run.progress
     assert p["labeled"] == 24 and p["gold_n"] == 24 and p["model_calls"] > 0 and p["computed_tokens"] > 0
     assert p["gold_agreement"] is not None and len(run.history) > 2
     # The finished run's label set is listed with the dataset's label sets.
     listed = owner_api.get(f"/api/datasets/{ds.pk}/labelsets/").json()
-    assert any(x["id"] == ls.pk and x["kind"] == "icm" for x in listed)
+    assert any(x["id"] == ls.pk and x["kind"] == "icm" and x["run"] == run.pk for x in listed)
+    run.delete()  # the label set stays and still names the run that wrote it
+    assert owner_api.get(f"/api/labelsets/{ls.pk}/").json()["run"] == run_id
 
 
 def test_baseline_runs(owner, owner_api):
     ds = fake_dataset(owner)
-    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST | {"batch_size": 64}, baselines=True)
+    resp = _post_run(owner_api, ds, config=ICM_FAST | {"batch_size": 64}, baselines=True)
     assert resp.status_code == 201, resp.content
     methods = sorted(Run.objects.values_list("method", flat=True))
     assert methods == ["gold-icl", "icm", "random-icl", "zero-shot"]
@@ -145,7 +148,7 @@ def test_baseline_runs(owner, owner_api):
 
 def test_seeds_queue_one_run_per_seed_and_the_method_table_aggregates_them(owner, owner_api, client):
     ds = fake_dataset(owner)
-    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST, seeds=[0, 1, 2], baselines=True)
+    resp = _post_run(owner_api, ds, config=ICM_FAST, seeds=[0, 1, 2], baselines=True)
     assert resp.status_code == 201, resp.content
     icm_runs = list(Run.objects.filter(method="icm").order_by("seed"))
     assert resp.json()["runs"] == [r.pk for r in icm_runs] and resp.json()["id"] == icm_runs[0].pk
@@ -174,7 +177,7 @@ def test_seeds_queue_one_run_per_seed_and_the_method_table_aggregates_them(owner
     assert rows["zero-shot"]["n_seeds"] == 1 and rows["zero-shot"]["pick"] is None
     assert rows["bootstrap"]["n_seeds"] == 0 and rows["bootstrap"]["accuracy"]["mean"] is None
     # A run of other settings starts a new experiment: the table shows the latest one's seeds only.
-    later = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, hyperparameters=ICM_FAST | {"iterations": 40})
+    later = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, config=ICM_FAST | {"iterations": 40})
     assert execute_run(later.pk) == "succeeded"
     rows = {r["method"]: r for r in owner_api.get(f"/api/datasets/{ds.pk}/methods/").json()}
     assert [e["run"] for e in rows["icm"]["seeds"]] == [later.pk]
@@ -191,7 +194,7 @@ def test_seeds_queue_one_run_per_seed_and_the_method_table_aggregates_them(owner
                                                 (["a"], "integer"), ([2**40], "less than or equal")])
 def test_bad_seeds_are_refused_and_nothing_is_queued(owner, owner_api, seeds, message):
     ds = fake_dataset(owner)
-    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST, seeds=seeds, baselines=True)
+    resp = _post_run(owner_api, ds, config=ICM_FAST, seeds=seeds, baselines=True)
     assert resp.status_code == 400 and message in str(resp.json()["seeds"]), resp.content
     assert Run.objects.count() == 0
 
@@ -199,9 +202,9 @@ def test_bad_seeds_are_refused_and_nothing_is_queued(owner, owner_api, seeds, me
 def test_a_run_whose_readout_or_anchor_lacks_a_field_is_refused(owner, owner_api):
     ds = fake_dataset(owner)  # fields: text only
     for params, field in (({"anchor": "likelihood"}, "question"), ({"readout": "split"}, "choice")):
-        resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST | params, baselines=True)
+        resp = _post_run(owner_api, ds, config=ICM_FAST | params, baselines=True)
         assert resp.status_code == 400, resp.content
-        message = resp.json()["hyperparameters"][0]
+        message = resp.json()["config"][0]
         assert f"field '{field}'" in message and "'e0' (row 1)" in message
     resp = _post_run(owner_api, ds, method="likelihood")
     assert resp.status_code == 400 and "the likelihood anchor needs the field 'question'" in resp.content.decode()
@@ -218,7 +221,7 @@ def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api,
     rows = [r | {"question": "Which item?", "choice": r["text"]} for r in fake_rows()]
     ds = create_dataset(owner=owner, filename="anchored.jsonl", data=jsonl(rows), task="claims", name="Anchored",
                         template=TEMPLATE, consistency="none")
-    resp = _post_run(owner_api, ds, hyperparameters=ICM_FAST | {"anchor": "likelihood"}, baselines=True)
+    resp = _post_run(owner_api, ds, config=ICM_FAST | {"anchor": "likelihood"}, baselines=True)
     assert resp.status_code == 201, resp.content
     assert sorted(Run.objects.values_list("method", flat=True)) == [
         "gold-icl", "icm", "likelihood", "random-icl", "zero-shot"]
@@ -238,7 +241,7 @@ def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api,
 
 def test_cancel_a_queued_run(owner, owner_api):
     ds = fake_dataset(owner)
-    run_id = _post_run(owner_api, ds, hyperparameters=ICM_FAST).json()["id"]
+    run_id = _post_run(owner_api, ds, config=ICM_FAST).json()["id"]
     resp = owner_api.post(f"/api/runs/{run_id}/cancel/")
     assert resp.json()["status"] == "cancelled"
     assert execute_run(run_id).startswith("skipped")
@@ -264,12 +267,12 @@ def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(own
     # Enough work left after step 10 (up to 110 more iterations of 0.1 s calls) that the run does not end
     # before the cancel lands on a loaded machine: with 60 iterations of 0.03 s it once did.
     params = {"iterations": 120, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
-    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
+    reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, config=params,
                            backend_options={"delay": 0.0})
     assert execute_run(reference.pk) == "succeeded"
     reference.refresh_from_db()
 
-    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, hyperparameters=params,
+    run = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, config=params,
                      backend_options={"delay": 0.0})
     Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.1})
     thread = _run_in_thread(run.pk)
@@ -298,7 +301,7 @@ def test_backend_failure_marks_failed_and_resumes(owner, owner_api, tmp_path):
     ds = fake_dataset(owner)
     flag = tmp_path / "outage"
     flag.write_text("down")
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST,
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST,
                      backend_options={"delay": 0.0, "fail_flag": str(flag)})
     assert execute_run(run.pk) == "failed"
     run.refresh_from_db()
@@ -315,12 +318,12 @@ SHARDED = {"iterations": 40, "batch_size": 8, "num_seed": 3, "fix_steps": 2}
 
 def test_sharded_run_gives_the_labels_of_one_whole_run(owner, owner_api):
     ds = fake_dataset(owner, n=40)  # 5 batches of 8
-    whole = create_run(user=owner, dataset=ds, backend=FAKE, seed=2, hyperparameters=SHARDED,
+    whole = create_run(user=owner, dataset=ds, backend=FAKE, seed=2, config=SHARDED,
                        backend_options={"delay": 0.0})
     assert execute_run(whole.pk) == "succeeded"
     whole.refresh_from_db()
 
-    resp = _post_run(owner_api, ds, hyperparameters=SHARDED, seed=2, shards=3)
+    resp = _post_run(owner_api, ds, config=SHARDED, seed=2, shards=3)
     assert resp.status_code == 201, resp.content
     body = resp.json()
     assert body["status"] == "running" and len(body["shards"]) == 3
@@ -350,7 +353,7 @@ def test_sharded_run_gives_the_labels_of_one_whole_run(owner, owner_api):
 def test_sharded_run_fails_with_its_shard_and_resumes(owner, owner_api, tmp_path):
     ds = fake_dataset(owner, n=32)
     flag = tmp_path / "outage"
-    parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=1, hyperparameters=SHARDED, shards=2,
+    parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=1, config=SHARDED, shards=2,
                         backend_options={"delay": 0.0, "fail_flag": str(flag)})
     first, second = parent.shards.order_by("pk")
     assert execute_run(first.pk) == "succeeded"
@@ -371,7 +374,7 @@ def test_sharded_run_fails_with_its_shard_and_resumes(owner, owner_api, tmp_path
 
 def test_cancel_a_sharded_run_cancels_its_shards(owner, owner_api):
     ds = fake_dataset(owner, n=32)
-    parent_id = _post_run(owner_api, ds, hyperparameters=SHARDED, shards=4).json()["id"]
+    parent_id = _post_run(owner_api, ds, config=SHARDED, shards=4).json()["id"]
     resp = owner_api.post(f"/api/runs/{parent_id}/cancel/").json()
     assert resp["status"] == "cancelled"
     assert {s["status"] for s in resp["shards"]} == {"cancelled"}
@@ -382,7 +385,7 @@ def test_the_sharded_run_page_lists_its_shards(client, owner):
     ds = fake_dataset(owner, n=16)
     client.force_login(owner)
     assert 'name="shards"' in client.get(f"/datasets/{ds.pk}/runs/new/").content.decode()
-    create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=SHARDED, shards=2,
+    create_run(user=owner, dataset=ds, backend=FAKE, config=SHARDED, shards=2,
                backend_options={"delay": 0.0})
     parent = Run.objects.get(shard_count=2)
     first, second = parent.shards.order_by("pk")
@@ -400,7 +403,7 @@ def test_shards_are_for_icm_only_and_capped_by_the_batches(owner, owner_api):
     ds = fake_dataset(owner, n=16)
     resp = _post_run(owner_api, ds, method="zero-shot", shards=2)
     assert resp.status_code == 400 and "shards" in resp.json()
-    body = _post_run(owner_api, ds, hyperparameters=SHARDED, shards=9).json()
+    body = _post_run(owner_api, ds, config=SHARDED, shards=9).json()
     assert [s["batch_range"] for s in body["shards"]] == [[0, 1], [1, 2]]  # 2 batches: 2 shards
 
 
@@ -408,7 +411,7 @@ def test_stale_run_is_taken_over_and_the_old_lease_writes_nothing(owner):
     from webapp.runs.execution import claim
 
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     first = claim(run.pk)
     assert first and claim(run.pk) is None  # owned and alive: nobody else may take it
     Run.objects.filter(pk=run.pk).update(heartbeat=Run.objects.get(pk=run.pk).heartbeat.replace(year=2000))
@@ -446,7 +449,7 @@ def test_embedded_run_streams_progress_over_the_websocket(owner, owner_api, sett
     hp = {"iterations": 60, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
 
     async def scenario():
-        resp = await asyncio.to_thread(_in_thread, _post_run, owner_api, ds, hyperparameters=hp)
+        resp = await asyncio.to_thread(_in_thread, _post_run, owner_api, ds, config=hp)
         run_id = resp.json()["id"]
         comm = WebsocketCommunicator(_app(), f"/ws/runs/{run_id}/?format=json",
                                      headers=[(b"authorization", f"Token {token}".encode())])
@@ -489,7 +492,7 @@ def test_embedded_run_streams_progress_over_the_websocket(owner, owner_api, sett
 
 def test_websocket_refuses_the_wrong_user(owner, stranger, client):
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     stranger_token = Token.objects.get_or_create(user=stranger)[0].key
     owner_token = Token.objects.get_or_create(user=owner)[0].key
     client.force_login(owner)
@@ -526,7 +529,7 @@ def test_websocket_applies_pushed_progress_and_still_checks_access(owner, viewer
 
     ds = fake_dataset(owner)
     Membership.objects.create(dataset=ds, user=viewer, role=Role.VIEWER)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)  # stays queued
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)  # stays queued
     token = Token.objects.get_or_create(user=viewer)[0].key
     progress = {"step": 7, "total_steps": 9, "labeled": 5, "updated": "2026-11-27T00:00:00+00:00"}
 
@@ -560,7 +563,7 @@ def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(own
 
     settings.ICM_WS_MIN_INTERVAL_S = 3.0
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)  # stays queued
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)  # stays queued
     token = Token.objects.get_or_create(user=owner)[0].key
 
     async def write(phase: str, step: int) -> None:  # as the worker does: the row, then the hint with it
@@ -594,7 +597,7 @@ def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(own
 
 def test_websocket_html_fragment_for_htmx(owner):
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     execute_run(run.pk)
     token = Token.objects.get_or_create(user=owner)[0].key
 
@@ -614,7 +617,7 @@ def test_embedded_startup_resumes_orphaned_runs(owner, settings):
     from webapp.runs.dispatch import recover_runs
 
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, lease="dead-process")
     assert recover_runs(startup=True) == [run.pk]  # dispatch "none": re-queued, not executed
     assert Run.objects.get(pk=run.pk).status == RunStatus.QUEUED
@@ -640,7 +643,7 @@ def test_run_pages(client, owner):
     assert resp.status_code == 400 and "the likelihood anchor needs the field &#x27;question&#x27;" in \
         resp.content.decode()
     assert Run.objects.count() == 0
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     execute_run(run.pk)
     html = client.get(f"/runs/{run.pk}/").content.decode()
     assert 'ws-connect="/ws/runs/' in html and "succeeded" in html
@@ -652,7 +655,7 @@ def test_run_pages(client, owner):
 
 def test_run_pages_hidden_from_strangers(client, owner, stranger):
     ds = fake_dataset(owner)
-    run = create_run(user=owner, dataset=ds, backend=FAKE, hyperparameters=ICM_FAST)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     client.force_login(stranger)
     for method, url in (("get", f"/runs/{run.pk}/"), ("post", f"/runs/{run.pk}/cancel/"),
                         ("post", f"/runs/{run.pk}/resume/"), ("get", f"/datasets/{ds.pk}/runs/"),

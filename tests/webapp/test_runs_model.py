@@ -18,7 +18,7 @@ def test_icm_and_zero_shot_runs_on_the_packaged_model(owner, owner_api):
     data = (SANITY / "claims_dev.jsonl").read_bytes()
     ds = create_dataset(owner=owner, filename="claims_dev.jsonl", data=data, task="claims", consistency="key:answer")
     body = {"dataset": ds.pk, "task": "claims", "limit": 8, "seed": 0,
-            "hyperparameters": {"iterations": 6, "batch_size": 8, "num_seed": 4, "fix_steps": 2,
+            "config": {"iterations": 6, "batch_size": 8, "num_seed": 4, "fix_steps": 2,
                                 "readout": "split", "context": "other-groups", "calibrate": True},
             "baselines": True}
     resp = owner_api.post("/api/runs/", body, format="json")

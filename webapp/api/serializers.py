@@ -95,7 +95,7 @@ class ExampleSerializer(serializers.ModelSerializer):
 class LabelSetSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
     annotator = serializers.CharField(source="annotator.username", read_only=True, allow_null=True, default=None)
-    run = serializers.IntegerField(source="run_id", read_only=True, allow_null=True)
+    run = serializers.IntegerField(source="from_run", read_only=True, allow_null=True)
     n_labels = serializers.IntegerField(read_only=True)
     n_true = serializers.IntegerField(read_only=True)
     n_false = serializers.IntegerField(read_only=True)
@@ -201,18 +201,26 @@ class RunCreateSerializer(serializers.Serializer):
                   "bootstrap, golden ICL), each with its own label set; zero-shot runs once")
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                      help_text="only the first N examples, in whole consistency groups")
-    hyperparameters = serializers.DictField(
+    config = serializers.DictField(
         required=False, default=dict,
-        help_text="ICM: alpha, initial_temperature, final_temperature, cooling, schedule, num_seed, iterations, "
+        help_text="The run's settings, stored as the run's config. ICM: alpha, initial_temperature, "
+                  "final_temperature, cooling, schedule, num_seed, iterations, "
                   "fix_steps, boost, batch_size, mode, readout, context, calibrate, init (paper defaults). "
                   "Baselines: readout, context, calibrate, shots, rounds, batch_size.")
     baselines = serializers.BooleanField(
         default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs "
-                                "(and the zero-shot likelihood when hyperparameters.anchor is likelihood)")
+                                "(and the zero-shot likelihood when config.anchor is likelihood)")
     shards = serializers.IntegerField(
         required=False, allow_null=True, min_value=1,
         help_text="ICM: split the batches into this many runs that workers execute in parallel; their labels "
                   "are those of one whole run with the same seed")
+
+    def validate(self, attrs: dict) -> dict:
+        # The settings were sent as "hyperparameters" before they took the run's own name; ignoring that key
+        # would start runs with defaults the client did not ask for.
+        if "hyperparameters" in self.initial_data:
+            raise serializers.ValidationError({"hyperparameters": "renamed: send the run's settings as config"})
+        return attrs
 
 
 class RunProgressSerializer(DataclassSerializer):

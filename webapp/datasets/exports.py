@@ -45,7 +45,7 @@ def provenance(label_set: LabelSet) -> dict[str, Any]:
         "label_set": label_set.name,
         "version": label_set.version,
         "source": label_set.source,
-        "run": label_set.run_id,
+        "run": label_set.from_run,
         "model": label_set.model,
         "configuration": label_set.configuration,
     }

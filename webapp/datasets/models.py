@@ -110,8 +110,6 @@ class LabelSet(models.Model):
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # The run that produced it (a foreign key once runs exist; kept as an id so provenance survives).
-    run_id = models.BigIntegerField(null=True, blank=True)
     model = models.CharField(max_length=255, blank=True)
     configuration = models.JSONField(default=dict, blank=True)
     partial = models.BooleanField(default=False)
@@ -132,6 +130,13 @@ class LabelSet(models.Model):
     @property
     def display_name(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def from_run(self) -> int | None:
+        """The id of the run that wrote this set. It is read from the set's configuration (the run's
+        provenance), so it outlives the run; `run` is the run itself while it exists."""
+        run = self.configuration.get("run") if self.source == LabelSetSource.RUN else None
+        return run if isinstance(run, int) and not isinstance(run, bool) else None
 
 
 class Label(models.Model):

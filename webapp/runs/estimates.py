@@ -47,7 +47,7 @@ def measured(runs: QuerySet[Run]) -> list[Measured]:
         out.append(Measured(work=run_work(r["method"], r["config"] or {}, n, chars.get(r["dataset_id"], 0.0)),
                             seconds=(r["finished"] - r["started"]).total_seconds(),
                             tokens=int(progress.get("computed_tokens") or 0),
-                            calls=int(progress.get("model_calls") or 0)))
+                            model_calls=int(progress.get("model_calls") or 0)))
     return out
 
 

@@ -110,7 +110,7 @@ class RunForm(forms.Form):
             raise forms.ValidationError("Give at least one seed.")
         return seeds
 
-    def hyperparameters(self, method: str) -> dict:
+    def config_for(self, method: str) -> dict:
         d = self.cleaned_data
         if method == RunMethod.ICM:
             params = {k: d[k] for k in self.ICM_FIELDS}

@@ -43,7 +43,7 @@ class Run(models.Model):
     backend_options = models.JSONField(default=dict, blank=True)
     seed = models.IntegerField(default=0)
     limit = models.PositiveIntegerField(null=True, blank=True)
-    # The engine's hyperparameters (ICMConfig for ICM; readout/context/shots/rounds for baselines).
+    # The run's settings, whole (ICMConfig for ICM, BaselineConfig for baselines); the API's `config`.
     config = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     progress = models.JSONField(default=dict, blank=True)

@@ -55,7 +55,7 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
         first = lacking.values_list("position", "external_id").first()
         if first is not None:
             what = f"the {readout} readout" if name in for_readout else "the likelihood anchor"
-            raise ValidationError({"hyperparameters": f"{what} needs the field {name!r}, which example "
+            raise ValidationError({"config": f"{what} needs the field {name!r}, which example "
                                                       f"{first[1]!r} (row {first[0] + 1}) does not have"})
 
 
@@ -67,20 +67,20 @@ def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[
     if method == RunMethod.ICM:
         unknown = set(params) - ICM_KEYS
         if unknown:
-            raise ValidationError({"hyperparameters": f"unknown hyperparameters: {', '.join(sorted(unknown))}"})
+            raise ValidationError({"config": f"unknown settings: {', '.join(sorted(unknown))}"})
         # Left out (or null): sized to the examples the run labels.
         params = {**params, **{k: v for k, v in sized_to(n_examples).items() if params.get(k) is None}}
         try:
             config = ICMConfig(**params).validate()
         except (TypeError, ValueError) as exc:
-            raise ValidationError({"hyperparameters": str(exc)}) from None
+            raise ValidationError({"config": str(exc)}) from None
         data = config.as_dict()
         data.pop("seed")
         return data
     try:
         return BaselineConfig.from_dict(params).as_dict()
     except (TypeError, ValueError) as exc:
-        raise ValidationError({"hyperparameters": str(exc)}) from None
+        raise ValidationError({"config": str(exc)}) from None
 
 
 def create_run(
@@ -92,7 +92,7 @@ def create_run(
     model: str = "",
     seed: int = 0,
     limit: int | None = None,
-    hyperparameters: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
     backend_options: dict[str, Any] | None = None,
     shards: int | None = None,
 ) -> Run:
@@ -108,8 +108,7 @@ def create_run(
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValidationError({"limit": "limit must be a positive integer"})
     n_examples = Example.objects.filter(dataset=dataset).count()
-    config = run_config(method, dict(hyperparameters or {}), min(n_examples, limit or n_examples),
-                        dataset.task_config)
+    config = run_config(method, dict(config or {}), min(n_examples, limit or n_examples), dataset.task_config)
     _check_fields(dataset, method, config)
     backend_options = dict(backend_options or {})
     check_backend(backend, model, backend_options)
@@ -159,8 +158,8 @@ def start_runs(
     method: str = RunMethod.ICM,
     seeds: list[int] | tuple[int, ...] = (0,),
     baselines: bool = False,
-    hyperparameters: dict[str, Any] | None = None,
-    baseline_hyperparameters: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    baseline_config: dict[str, Any] | None = None,
     shards: int | None = None,
     **common: Any,
 ) -> list[Run]:
@@ -168,15 +167,15 @@ def start_runs(
     on the seed runs once, with the first), and with `baselines` (ICM only) the baselines beside it, each
     seeded method once per seed. All or nothing: one invalid run queues none. Returns the runs of `method`."""
     seeds = check_seeds(list(seeds))
-    hyperparameters = dict(hyperparameters or {})
-    if baseline_hyperparameters is None:
-        baseline_hyperparameters = {k: v for k, v in hyperparameters.items() if k in BASELINE_KEYS}
+    config = dict(config or {})
+    if baseline_config is None:
+        baseline_config = {k: v for k, v in config.items() if k in BASELINE_KEYS}
     runs = []
     with transaction.atomic():
-        for planned, seed in planned_runs(dataset, method, seeds, baselines, hyperparameters.get("anchor") or "none"):
+        for planned, seed in planned_runs(dataset, method, seeds, baselines, config.get("anchor") or "none"):
             own = planned == method
             run = create_run(user=user, dataset=dataset, method=planned, seed=seed,
-                             hyperparameters=hyperparameters if own else baseline_hyperparameters,
+                             config=config if own else baseline_config,
                              shards=shards if own else None, **common)
             if own:
                 runs.append(run)

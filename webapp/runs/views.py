@@ -58,8 +58,8 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             runs = services.start_runs(
                 user=request.user, dataset=dataset, method=d["method"], seeds=d["seeds"],
-                baselines=d["with_baselines"], hyperparameters=form.hyperparameters(d["method"]),
-                baseline_hyperparameters=form.hyperparameters(RunMethod.ZERO_SHOT), shards=d["shards"],
+                baselines=d["with_baselines"], config=form.config_for(d["method"]),
+                baseline_config=form.config_for(RunMethod.ZERO_SHOT), shards=d["shards"],
                 backend=d["backend"], model=d["model"], limit=d["limit"],
                 backend_options={"base_url": d["base_url"]} if d["base_url"] else {})
             run = runs[0]
@@ -89,8 +89,8 @@ def run_estimate(request: HttpRequest, pk: int) -> HttpResponse:
     n = min(n, d["limit"] or n)
     try:
         seeds = services.check_seeds(d["seeds"])
-        icm = services.run_config(d["method"], form.hyperparameters(d["method"]), n, dataset.task_config)
-        base = services.run_config(RunMethod.ZERO_SHOT, form.hyperparameters(RunMethod.ZERO_SHOT), n,
+        icm = services.run_config(d["method"], form.config_for(d["method"]), n, dataset.task_config)
+        base = services.run_config(RunMethod.ZERO_SHOT, form.config_for(RunMethod.ZERO_SHOT), n,
                                    dataset.task_config)
     except ValidationError as exc:
         context["problems"] = exc.messages

@@ -212,7 +212,7 @@ class TransformersBackend:
         self._store.resize(min(self._store_capacity, max(2**26, room)))
 
     def _count(self, seqs: Sequence[list[int]], computed: int) -> None:
-        self.stats.calls += 1
+        self.stats.model_calls += 1
         self.stats.prompts += len(seqs)
         self.stats.prompt_tokens += sum(len(s) for s in seqs)
         self.stats.computed_tokens += computed

@@ -55,7 +55,7 @@ def _new_label_set(run: Run, labeled: list, provenance: dict[str, Any], partial:
         dataset_id=run.dataset_id,
         kind=LabelSetKind.ICM if run.method == RunMethod.ICM else LabelSetKind.BASELINE,
         name=name, version=next_version(run.dataset_id, name), source=LabelSetSource.RUN,
-        created_by_id=run.created_by_id, run_id=run.pk, model=provenance.get("model", "")[:255],
+        created_by_id=run.created_by_id, model=provenance.get("model", "")[:255],
         configuration=provenance, partial=partial,
     )
     _write_labels(label_set, run.dataset_id, labeled)

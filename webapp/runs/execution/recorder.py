@@ -135,7 +135,7 @@ class Recorder:
             raise LeaseLost() if self.heartbeat.lost.is_set() else Cancelled()
         elapsed = time.monotonic() - self.t0
         progress = self._progress(
-            self.done, elapsed, phase="baseline", labeled=self.done, size=size, model_calls=stats.calls,
+            self.done, elapsed, phase="baseline", labeled=self.done, size=size, model_calls=stats.model_calls,
             prompts=stats.prompts, prompt_tokens=stats.prompt_tokens, computed_tokens=stats.computed_tokens)
         self._write(progress=progress)
 

@@ -128,7 +128,7 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
     mine = [u for b in range(lo, hi) for u in search.batches[b]]
     extra = {**recorder.compare(result.labels, result.scores),
              **recorder.u_fields(), "labeled": sum(result.labels[u] is not None for u in mine),
-             "size": len(mine), "model_calls": result.stats.calls, "prompts": result.stats.prompts,
+             "size": len(mine), "model_calls": result.stats.model_calls, "prompts": result.stats.prompts,
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
              "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches}
@@ -157,7 +157,7 @@ def _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov
                           on_progress=on_progress)
     set_phase(run, lease, "writing")
     extra = {**recorder.compare(result.labels, result.scores), "labeled": len(examples),
-             "model_calls": result.stats.calls,
+             "model_calls": result.stats.model_calls,
              "prompts": result.stats.prompts, "prompt_tokens": result.stats.prompt_tokens,
              "computed_tokens": result.stats.computed_tokens, "elapsed_s": round(result.wall_s, 2), "eta_s": 0}
     finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, _described(prov, backend),

@@ -1,6 +1,6 @@
 """Measure sharded ICM runs on real Celery workers: throughput with 1, 2, ... worker processes.
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py scalebench FILE --task truthfulqa \\
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/scalebench.py FILE --task truthfulqa \\
         --limit 64 --batch-size 16 --iterations 4 --workers 1,2 [--backend openai --base-url URL --model NAME]
 
 For each worker count K it starts K `celery worker` processes (each with cores/K torch threads for the
@@ -10,6 +10,16 @@ The dataset and runs it makes belong to a `scalebench` user and are deleted at t
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # run as a script: the repository root on the path, then Django
+    import os.path
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.django_setup import main, setup
+
+setup()
 
 import json
 import os
@@ -22,10 +32,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from bench.processes import spawn, stop
 from webapp.datasets.services import create_dataset
 from webapp.runs.models import Run, RunStatus
 from webapp.runs.services import create_run
-from webapp.subprocesses import spawn, stop
 
 
 class Command(BaseCommand):
@@ -90,11 +100,11 @@ class Command(BaseCommand):
             common = {"user": user, "dataset": dataset, "backend": o["backend"], "model": o["model"],
                       "seed": o["seed"], "backend_options": options}
             # Warm-up: one tiny shard per worker, so every worker has loaded its model before the clock starts.
-            warm = create_run(**common, limit=2 * k * 2, hyperparameters={"batch_size": 2, "iterations": 1},
+            warm = create_run(**common, limit=2 * k * 2, config={"batch_size": 2, "iterations": 1},
                               shards=2 * k)
             self._wait(warm.pk, o["timeout"])
             t0 = time.monotonic()
-            run = create_run(**common, limit=o["limit"], hyperparameters=params, shards=10**6)
+            run = create_run(**common, limit=o["limit"], config=params, shards=10**6)
             done = self._wait(run.pk, o["timeout"])
             wall = time.monotonic() - t0
         finally:
@@ -136,3 +146,7 @@ class Command(BaseCommand):
                 return run
             time.sleep(0.2)
         raise CommandError(f"run {run_id} did not finish in {timeout} s")
+
+
+if __name__ == "__main__":
+    main(Command, "scalebench")

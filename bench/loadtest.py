@@ -1,7 +1,7 @@
 """Load test on loopback: many reviewers paging the review queue and giving verdicts while a run streams
 its progress over a websocket.
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://... python manage.py loadtest --reviewers 50 --duration 30
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/loadtest.py --reviewers 50 --duration 30
 
 It starts the production web server (uvicorn, `--web-workers` processes, pooled database connections) and
 a Celery worker (subprocesses, this environment), creates a dataset with gold and model labels, N
@@ -16,6 +16,16 @@ p50/p95/p99 and errors, and last one JSON line. Everything it created is deleted
 """
 
 from __future__ import annotations
+
+if __name__ == "__main__":  # run as a script: the repository root on the path, then Django
+    import os.path
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.django_setup import main, setup
+
+setup()
 
 import asyncio
 import json
@@ -36,13 +46,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
+from bench.processes import spawn, stop
 from icm_engine.facade import load_plugins
 from webapp.datasets.models import Example, Membership, Role
 from webapp.datasets.services import create_dataset, import_label_set
 from webapp.review.models import VerdictKind
 from webapp.runs.models import Run, RunStatus
 from webapp.runs.services import cancel_run, create_run
-from webapp.subprocesses import spawn, stop
 
 FAKE = "slow-fake"
 FAKE_PLUGIN = "tests.fakes"  # the deterministic fake model of the test suite, slowed down
@@ -104,7 +114,7 @@ class Command(BaseCommand):
             # batches of 64, a bounded number of iterations each, so it keeps calling the model (a search
             # left on one converged batch answers from its score cache and spins the CPU instead).
             run = create_run(user=owner, dataset=run_dataset, backend=FAKE, seed=o["seed"],
-                             hyperparameters={"iterations": 64, "batch_size": 64, "num_seed": 4},
+                             config={"iterations": 64, "batch_size": 64, "num_seed": 4},
                              backend_options={"delay": 0.05})
             deadline = time.monotonic() + 60
             while Run.objects.get(pk=run.pk).status != RunStatus.RUNNING:
@@ -286,3 +296,7 @@ async def _load(base: str, dataset_id: int, run_id: int, examples: list[int], re
             "web_workers": o["web_workers"], "error_causes": dict(causes),
             "cores": os.cpu_count(), "latency_ms": {k: stats(v, errors[k]) for k, v in samples.items()},
             "requests_per_s": round(sum(len(v) for k, v in samples.items() if k != "progress (ws)") / o["duration"], 1)}
+
+
+if __name__ == "__main__":
+    main(Command, "loadtest")

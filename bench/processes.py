@@ -1,4 +1,4 @@
-"""Child processes of the measuring commands (loadtest, scalebench): Celery workers and web servers on
+"""Child processes of the measuring scripts (loadtest.py, scalebench.py): Celery workers and web servers on
 this machine, each in its own process group so that stopping it stops what it forked (uvicorn's worker
 processes, for one, outlived a killed supervisor and kept serving)."""
 
