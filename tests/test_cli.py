@@ -159,7 +159,7 @@ def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, sma
     from .fakes import FakeBackend
 
     backends: list[FakeBackend] = []
-    monkeypatch.setattr(cli, "_make_backend", lambda args: backends.append(FakeBackend()) or backends[-1])
+    monkeypatch.setattr(cli, "make_backend", lambda args: backends.append(FakeBackend()) or backends[-1])
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps({"id": f"e{i}", "text": f"{'pos' if i % 3 else 'neg'} item {i}"}) + "\n"
                             for i in range(200)))
@@ -187,8 +187,8 @@ def test_a_full_disk_keeps_outputs_whole_and_the_run_resumes(tmp_path: Path, sma
     filler.unlink()
     assert main(args) == 0
     assert out.read_text() == (tmp_path / "ref.jsonl").read_text()
-    assert backends[-1].stats.calls == 0  # nothing searched again
-    reference_calls = backends[0].stats.calls
+    assert backends[-1].stats.model_calls == 0  # nothing searched again
+    reference_calls = backends[0].stats.model_calls
     assert json.loads(report.read_text())["model_calls"] == reference_calls and not checkpoint.exists()
 
 
@@ -207,13 +207,13 @@ def test_an_interrupted_bench_resumes_from_its_checkpoints_and_skips_finished_ru
             self.fail_at = fail_at
 
         def label_logprobs(self, prompts, label_words):
-            if self.fail_at is not None and self.stats.calls + 1 >= self.fail_at:
+            if self.fail_at is not None and self.stats.model_calls + 1 >= self.fail_at:
                 raise BackendError("the model server went away")
             return super().label_logprobs(prompts, label_words)
 
     backends: list[FailingBackend] = []
     fail_at: list[int | None] = [None]
-    monkeypatch.setattr(cli, "_make_backend", lambda args: backends.append(FailingBackend(fail_at[0])) or backends[-1])
+    monkeypatch.setattr(cli, "make_backend", lambda args: backends.append(FailingBackend(fail_at[0])) or backends[-1])
     monkeypatch.setattr(bench, "CHECKPOINT_EVERY_S", 0.0)
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps({"id": f"e{i}", "text": f"{'pos' if i % 3 else 'neg'} item {i}",
@@ -236,7 +236,7 @@ def test_an_interrupted_bench_resumes_from_its_checkpoints_and_skips_finished_ru
     capsys.readouterr()
     assert main([*common, "--checkpoint-dir", str(folder), "--report", str(tmp_path / "resumed.json")]) == 0
     resumed = rows(tmp_path / "resumed.json")[0]
-    assert backends[-1].stats.calls < straight["model_calls"] + 4  # it did not start over
+    assert backends[-1].stats.model_calls < straight["model_calls"] + 4  # it did not start over
     assert resumed["labels"] == straight["labels"] and resumed["accuracy"] == straight["accuracy"]
     for key in ("model_calls", "prompts", "prompt_tokens", "computed_tokens"):
         assert resumed[key] == straight[key], key  # the two parts' costs, each counted once
@@ -245,7 +245,7 @@ def test_an_interrupted_bench_resumes_from_its_checkpoints_and_skips_finished_ru
     # Run again: the finished run is read back, not searched again.
     assert main([*common, "--checkpoint-dir", str(folder), "--report", str(tmp_path / "again.json")]) == 0
     assert "finished earlier" in capsys.readouterr().out
-    assert backends[-1].stats.calls == 4
+    assert backends[-1].stats.model_calls == 4
     assert rows(tmp_path / "again.json")[0]["labels"] == straight["labels"]
     # Other settings in the same folder are refused, naming the file, and change nothing.
     before = (folder / "seed1-reference.json").read_text()
@@ -310,7 +310,7 @@ def test_a_one_class_labeling_is_reported_with_its_warnings(tmp_path: Path, monk
     rows = [{"id": f"e{i}", "text": f"item {i}", "label": int(i < 5)} for i in range(24)]
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.setattr(cli, "_make_backend", lambda args: TableBackend({f"item {i}": -1.0 for i in range(24)}))
+    monkeypatch.setattr(cli, "make_backend", lambda args: TableBackend({f"item {i}": -1.0 for i in range(24)}))
     common = ["--task", "claims", "--template", "Item: {text}\nLabel:", "--label-words", " T", " F", "--quiet",
               "--report", str(tmp_path / "report.json")]
     if command == "evaluate":
@@ -350,7 +350,7 @@ def test_bench_keeps_the_official_readout_while_label_takes_the_presets(tmp_path
         return {"runs": []}
 
     monkeypatch.setattr(bench_module, "bench", fake_bench)
-    monkeypatch.setattr(cli, "_make_backend", lambda args: type("B", (), {"describe": lambda self: {}})())
+    monkeypatch.setattr(cli, "make_backend", lambda args: type("B", (), {"describe": lambda self: {}})())
     rows = [{"question": "q", "choice": f"c{i}", "label": i % 2, "consistency_id": i // 2} for i in range(4)]
     data = tmp_path / "t.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
