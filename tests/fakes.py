@@ -106,16 +106,74 @@ class TableBackend:
         raise NotImplementedError
 
 
+class CallGate:
+    """Model calls held until the test lets them through, in this process or a Celery worker's: a
+    SlowFakeBackend made with gate=<key> and gate_url=<Redis URL> announces each call on `<key>:arrived` and
+    waits for one token on `<key>` (or for the gate to be open). The test decides how far a run gets, and
+    waits for a call to arrive instead of sleeping."""
+
+    def __init__(self, url: str, key: str | None = None):
+        import uuid
+
+        import redis
+
+        self.url, self.key = url, key or f"icm-test-gate:{uuid.uuid4().hex}"
+        self.redis = redis.Redis.from_url(url, socket_timeout=None)  # BLPOP waits longer than a default timeout
+
+    @property
+    def options(self) -> dict:
+        """The backend options that put a run's model calls behind this gate."""
+        return {"gate": self.key, "gate_url": self.url}
+
+    def release(self, n: int = 1) -> None:
+        self.redis.rpush(self.key, *["go"] * n)
+
+    def open(self) -> None:
+        """Every call from now on passes (and the ones waiting are woken)."""
+        self.redis.set(f"{self.key}:open", "1")
+        self.release(64)
+
+    def wait_arrival(self, timeout: float = 60.0) -> bool:
+        """Wait until the next call arrives at the gate (False if none arrives within `timeout`)."""
+        return self.redis.blpop([f"{self.key}:arrived"], timeout=timeout) is not None
+
+    def close(self) -> None:
+        """Open for good (a run still going finishes), the keys gone a minute later."""
+        self.open()
+        for key in (self.key, f"{self.key}:arrived", f"{self.key}:open"):
+            self.redis.expire(key, 60)
+        self.redis.close()
+
+    @staticmethod
+    def pass_through(key: str, url: str) -> None:
+        """A call's side: announce it, then wait for a token or the open gate."""
+        import redis
+
+        r = redis.Redis.from_url(url, socket_timeout=None)
+        try:
+            r.rpush(f"{key}:arrived", "1")
+            # The timeout only lets a waiting call see the gate opened by another's token.
+            while not r.exists(f"{key}:open"):
+                if r.blpop([key], timeout=1) is not None:
+                    return
+        finally:
+            r.close()
+
+
 class SlowFakeBackend(FakeBackend):
-    """FakeBackend that takes `delay` seconds per call, so a test can act while a run is mid-way; with
-    `fail_flag`, every call fails while that file exists (a backend outage the test can end)."""
+    """FakeBackend whose calls a test can hold: behind a CallGate (`gate`, `gate_url`), so that a test acts while
+    a run is mid-way; `delay` seconds each, a model's latency, so that a run streams its progress over some
+    time (and the load measurements see a model served elsewhere); with `fail_flag`, every call fails while
+    that file exists (a backend outage the test can end)."""
 
     name = "slow-fake"
 
-    def __init__(self, delay: float = 0.02, fail_flag: str | None = None, **kwargs):
+    def __init__(self, delay: float = 0.02, fail_flag: str | None = None, gate: str | None = None,
+                 gate_url: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.delay = delay
         self.fail_flag = fail_flag
+        self.gate = (gate, gate_url) if gate and gate_url else None
 
     def label_logprobs(self, prompts, label_words):
         import os
@@ -125,7 +183,10 @@ class SlowFakeBackend(FakeBackend):
 
         if self.fail_flag and os.path.exists(self.fail_flag):
             raise BackendError("the model server is unreachable (test outage)")
-        time.sleep(self.delay)
+        if self.gate:
+            CallGate.pass_through(*self.gate)
+        if self.delay:
+            time.sleep(self.delay)
         return super().label_logprobs(prompts, label_words)
 
 

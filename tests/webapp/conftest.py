@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-import tests.fakes  # noqa: F401  (registers the fake backends the run tests name)
+import tests.fakes  # registers the fake backends the run tests name; its CallGate holds their calls
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 
@@ -94,3 +94,15 @@ def api_client(user=None) -> APIClient:
 @pytest.fixture
 def owner_api(owner):
     return api_client(owner)
+
+
+@pytest.fixture
+def call_gate():
+    """A CallGate on the suite's Redis: a run made with its options makes each model call only when let."""
+    from .private_redis import REDIS_URL, redis_ok
+
+    if not redis_ok():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"Redis is not reachable at {REDIS_URL}")
+    gate = tests.fakes.CallGate(REDIS_URL)
+    yield gate
+    gate.close()

@@ -13,6 +13,7 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from webapp.datasets.models import Label, LabelSet, Membership, Role
@@ -25,7 +26,17 @@ from webapp.runs.selectors import runs_of
 from webapp.runs.services import create_run
 
 from .conftest import api_client, jsonl
-from .runs_helpers import FAKE, ICM_FAST, TEMPLATE, fake_dataset, fake_rows, labels_of, wait_for
+from .runs_helpers import (
+    FAKE,
+    ICM_FAST,
+    TEMPLATE,
+    advance,
+    fake_dataset,
+    fake_rows,
+    labels_of,
+    release_until,
+    wait_for,
+)
 
 # The run's heartbeat thread has its own database connection: it must see the test's rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -262,10 +273,10 @@ def _run_in_thread(run_id: int) -> threading.Thread:
     return thread
 
 
-def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(owner, owner_api):
+def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(owner, owner_api, call_gate, settings):
+    # Progress and checkpoints at every step: what the run has written is where it waits.
+    settings.ICM_CHECKPOINT_S = settings.ICM_PROGRESS_S = 0.0
     ds = fake_dataset(owner, n=32)
-    # Enough work left after step 10 (up to 110 more iterations of 0.1 s calls) that the run does not end
-    # before the cancel lands on a loaded machine: with 60 iterations of 0.03 s it once did.
     params = {"iterations": 120, "batch_size": 64, "num_seed": 4, "fix_steps": 2}
     reference = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, config=params,
                            backend_options={"delay": 0.0})
@@ -273,21 +284,24 @@ def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(own
     reference.refresh_from_db()
 
     run = create_run(user=owner, dataset=ds, backend=FAKE, seed=7, config=params,
-                     backend_options={"delay": 0.0})
-    Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.1})
+                     backend_options={"delay": 0.0, **call_gate.options})
     thread = _run_in_thread(run.pk)
-    wait_for(run.pk, {"running"}, predicate=lambda r: r.checkpoint is not None and r.progress.get("step", 0) > 10)
-    t0 = time.monotonic()
-    owner_api.post(f"/api/runs/{run.pk}/cancel/")
-    cancelled = wait_for(run.pk, {"cancelled"}, timeout=10)
-    assert time.monotonic() - t0 < 5  # stops within seconds
+    # Mid-way and checkpointed, the run waits at the gate while the cancel is asked for.
+    advance(call_gate, run.pk, lambda r: r.checkpoint is not None and (r.progress.get("step") or 0) > 10)
+    assert owner_api.post(f"/api/runs/{run.pk}/cancel/").status_code == 200
+    asked = timezone.now()
+    # Its heartbeat reads the request on its next beat (a beat stamped after the request committed).
+    wait_for(run.pk, {"running"}, timeout=10, predicate=lambda r: r.heartbeat > asked)
+    cancelled, released = release_until(call_gate, run.pk, {"cancelled", "failed", "succeeded"})
+    assert cancelled.status == "cancelled", cancelled.error
+    assert released <= 4  # it stopped at its next iteration, not at the end of the search
     thread.join(10)
     assert cancelled.label_set is not None and cancelled.label_set.partial
     assert cancelled.checkpoint is not None
     partial = labels_of(cancelled)
     assert 0 < len(partial) <= 32
 
-    # Resume (without the delay): it continues from the checkpoint to the uninterrupted run's labels.
+    # Resume (without the gate): it continues from the checkpoint to the uninterrupted run's labels.
     Run.objects.filter(pk=run.pk).update(backend_options={"delay": 0.0})
     assert owner_api.post(f"/api/runs/{run.pk}/resume/").json()["status"] == "queued"
     assert execute_run(run.pk) == "succeeded"

@@ -101,10 +101,10 @@ def snapshot(run: Run) -> dict[str, Any]:
         progress.update(shard_progress(children))
         if run.label_set_id and run.status not in ACTIVE:
             progress["gold"] = gold_comparisons([run.label_set], latest_gold(run.dataset)).get(run.label_set_id)
+        # A stored progress record names every field, None where not known yet: a shard not started shows 0.
         shards = [{"id": c["pk"], "status": c["status"], "batch_range": c["batch_range"], "worker": c["worker"],
-                   "attempts": c["attempts"], "labeled": (c["progress"] or {}).get("labeled", 0),
-                   "step": (c["progress"] or {}).get("step", 0),
-                   "total_steps": (c["progress"] or {}).get("total_steps", 0)} for c in children]
+                   "attempts": c["attempts"], **{k: int((c["progress"] or {}).get(k) or 0)
+                                                for k in ("labeled", "step", "total_steps")}} for c in children]
     return {
         "id": run.pk,
         "dataset": run.dataset_id,
