@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import URLPattern, get_resolver
+from django.urls import URLPattern, get_resolver, reverse
 
 from webapp.datasets.models import Membership, Role
 
@@ -124,6 +124,21 @@ def test_viewer_reads_but_cannot_write(world, viewer):
             expected = 403 if (name, method) in VIEWER_WRITES else 200
             assert resp.status_code == expected, (name, method, url, resp.status_code, resp.content[:200])
     assert counts() == before
+
+
+def test_the_browsable_api_renders_every_endpoint(world, owner):
+    # In a browser the API answers with HTML pages whose forms are built from each endpoint's serializers.
+    client = api_client(owner)
+    client.raise_request_exception = False  # a failure is a 500 to collect, not an exception
+    pages = [(name, url) for name, calls in _api_calls(*world).items() for method, url, _ in calls if method == "get"]
+    for name in OPEN_API - {"api-token", "api-schema"}:
+        pages.append((name, reverse(name)))
+    failed = []
+    for name, url in pages:
+        resp = client.get(url, HTTP_ACCEPT="text/html")
+        if resp.status_code not in (200, 400):
+            failed.append((name, url, resp.status_code))
+    assert not failed
 
 
 def test_only_owners_manage_members(dataset, owner, viewer):

@@ -109,8 +109,15 @@ class DatasetExamplesView(generics.ListAPIView):
 
 
 class DatasetLabelSetsView(generics.GenericAPIView):
-    serializer_class = s.LabelSetSerializer
     pagination_class = None
+
+    # The browsable API builds its filter form from the queryset and its POST form from the serializer.
+    def get_queryset(self):
+        return selectors.label_sets_with_counts(selectors.get_dataset(self.request.user, self.kwargs["pk"]),
+                                                self.request.user)
+
+    def get_serializer_class(self):
+        return s.LabelSetImportSerializer if self.request.method == "POST" else s.LabelSetSerializer
 
     @extend_schema(responses=s.LabelSetSerializer(many=True))
     def get(self, request, pk: int):
@@ -146,8 +153,14 @@ class DatasetExportView(APIView):
 
 
 class DatasetMembersView(generics.GenericAPIView):
-    serializer_class = s.MemberSerializer
     pagination_class = None
+
+    # As DatasetLabelSetsView's: for the browsable API's forms.
+    def get_queryset(self):
+        return selectors.members_of(selectors.get_dataset(self.request.user, self.kwargs["pk"]))
+
+    def get_serializer_class(self):
+        return s.MemberCreateSerializer if self.request.method == "POST" else s.MemberSerializer
 
     @extend_schema(responses=s.MemberSerializer(many=True))
     def get(self, request, pk: int):
