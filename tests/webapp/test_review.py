@@ -115,7 +115,7 @@ def test_gold_wrong_count_counts_unanimous_standing_verdicts(audit, owner):
     assert selectors.gold_wrong_count(ds) == 2
 
 
-def test_verdicts_are_kept_undo_retracts_own_only(audit, owner):
+def test_verdicts_are_kept_a_new_one_replaces_the_own_standing_one_undo_retracts_own_only(audit, owner):
     ds, _model, _gold, _human = audit
     reviewer = make_user("rita")
     Membership.objects.create(dataset=ds, user=reviewer, role=Role.REVIEWER)
@@ -126,8 +126,9 @@ def test_verdicts_are_kept_undo_retracts_own_only(audit, owner):
     undone = services.undo_last_verdict(user=reviewer, dataset=ds)
     assert undone.verdict == "ambiguous" and undone.retracted is not None
     verdicts = list(Verdict.objects.filter(example=ex).order_by("id"))
+    # The owner's second verdict replaced their first (kept, withdrawn); the reviewer's undo withdrew theirs.
     assert [(v.user.username, v.verdict, v.retracted is None) for v in verdicts] == [
-        ("olivia", "gold_wrong", True), ("rita", "ambiguous", False), ("olivia", "icm_wrong", True)]
+        ("olivia", "gold_wrong", False), ("rita", "ambiguous", False), ("olivia", "icm_wrong", True)]
     assert services.undo_last_verdict(user=reviewer, dataset=ds) is None
 
 
@@ -416,6 +417,29 @@ def test_stepping_through_a_queue_swaps_the_item_alone(audit, owner, client):
     resp = client.post(f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}",
                        {"example": first.pk, "verdict": "ambiguous", "cell": "TF"})
     assert resp.status_code == 302 and resp.url.endswith(f"?{query}&i=1")
+
+
+def test_a_queue_ends_after_its_last_item_and_a_second_verdict_replaces_the_first(audit, owner, client):
+    ds, model, gold, _human = audit
+    client.force_login(owner)
+    query = f"model={model.pk}&gold={gold.pk}&cell=TF"
+    post = f"/datasets/{ds.pk}/review/verdict/?model={model.pk}&gold={gold.pk}"
+    last = _example(ds, "q1-1")  # the second of the cell's two items
+    resp = client.post(post, {"example": last.pk, "verdict": "gold_wrong", "cell": "TF"}, **SWAP)
+    html = resp.content.decode()
+    assert resp["HX-Push-Url"] == f"/datasets/{ds.pk}/review/?{query}&i=2"
+    # The end: no item and no verdict buttons, so a key pressed there records nothing.
+    assert "End of this queue · 2 items" in html and 'name="verdict"' not in html
+    assert "You have a verdict on 1 of its 2 items" in html
+    assert 'id="adjudicate-at-end"' in html  # the owner adjudicates from here, without a reload
+    assert client.get(f"/datasets/{ds.pk}/review/?{query}&i=2").status_code == 200  # the end has an address
+    assert last.pk in services.gold_wrong_examples(ds)
+    # The same reviewer answering again replaces their verdict (the history keeps both): one voice each.
+    client.post(post, {"example": last.pk, "verdict": "icm_wrong", "cell": "TF"}, **SWAP)
+    standing = Verdict.objects.filter(example=last, user=owner, retracted__isnull=True)
+    assert [v.verdict for v in standing] == ["icm_wrong"]
+    assert Verdict.objects.filter(example=last, user=owner).count() == 2
+    assert last.pk not in services.gold_wrong_examples(ds)
 
 
 def test_the_queue_listing_escapes_example_ids(owner, client):

@@ -170,6 +170,12 @@ def gold_wrong(dataset: Dataset) -> QuerySet:
     return standing.annotate(others=Count("pk", filter=~Q(verdict=VerdictKind.GOLD_WRONG))).filter(others=0)
 
 
+def judged_by(user: User, dataset: Dataset, example_ids: list[int]) -> int:
+    """How many of the examples carry a standing verdict of the user's."""
+    return (Verdict.objects.filter(dataset=dataset, user=user, retracted__isnull=True, example_id__in=example_ids)
+            .values("example_id").distinct().count())
+
+
 def gold_wrong_count(dataset: Dataset) -> int:
     return gold_wrong(dataset).count()
 

@@ -1,4 +1,5 @@
-"""Writes for review: verdicts (never overwritten; undo retracts), spot-checks, blind annotation, gold corrections."""
+"""Writes for review: verdicts (never overwritten: a reviewer's new verdict on an item retracts their standing one,
+and undo retracts), spot-checks, blind annotation, gold corrections."""
 
 from __future__ import annotations
 
@@ -28,14 +29,19 @@ def _reviewer(user: AbstractBaseUser, dataset: Dataset, action: str) -> None:
 
 def give_verdict(*, user: AbstractBaseUser, dataset: Dataset, example: Example, verdict: str, note: str = "",
                  context: dict[str, Any] | None = None) -> Verdict:
-    """Record a reviewer's verdict on an item. Another reviewer's verdicts on it are left as they are."""
+    """Record a reviewer's verdict on an item. It replaces their own standing verdict there (which stays in the
+    history, retracted): one reviewer is one voice in the adjudication however often they answer. Another
+    reviewer's verdicts on it are left as they are."""
     _reviewer(user, dataset, "Giving a verdict")
     if verdict not in VerdictKind.values:
         raise ValidationError({"verdict": f"verdict must be one of {', '.join(VerdictKind.values)}"})
     if example.dataset_id != dataset.pk:
         raise Http404("No such example in this dataset.")
-    return Verdict.objects.create(dataset=dataset, example=example, user=user, verdict=verdict,
-                                  note=(note or "")[:MAX_NOTE], context=context or {})
+    with transaction.atomic():
+        Verdict.objects.select_for_update().filter(dataset=dataset, example=example, user=user,
+                                                   retracted__isnull=True).update(retracted=timezone.now())
+        return Verdict.objects.create(dataset=dataset, example=example, user=user, verdict=verdict,
+                                      note=(note or "")[:MAX_NOTE], context=context or {})
 
 
 def undo_last_verdict(*, user: AbstractBaseUser, dataset: Dataset) -> Verdict | None:

@@ -91,14 +91,22 @@ def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: l
     cell = params.get("cell") or first
     members = comp.cells.get(cell, [])
     try:
-        index = min(max(int(params.get("i", 0)), 0), max(len(members) - 1, 0))
+        # One past the last item is the queue's end (where a verdict on the last item leads).
+        index = min(max(int(params.get("i", 0)), 0), len(members))
     except ValueError:
         index = 0
     cell_query = _query(comp, cell)
     context.update(rows=rows, cell=cell, index=index, total=len(members), base_query=_query(comp),
                    cell_query=cell_query, humans_selected=[h.pk for h in comp.humans],
                    item_url=_queue_url(dataset, _query(comp, cell, index)))
-    if members:
+    if members and index == len(members):
+        can_adjudicate = permissions.allows(role, permissions.MANAGE)
+        context.update(finished=True, judged=selectors.judged_by(request.user, dataset, members),
+                       can_adjudicate=can_adjudicate, gold_wrong=can_adjudicate and selectors.gold_wrong_count(dataset),
+                       prev_query=_query(comp, cell, index - 1),
+                       listing=_listing(cell_query, [comp.names[ex] for ex in members[:QUEUE_LIST]],
+                                        [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index))
+    elif members:
         # The listing shows ids only (kept with the cached comparison): the examples' fields (their
         # text) are read for the item alone.
         context["listing"] = _listing(cell_query, [comp.names[ex] for ex in members[:QUEUE_LIST]],
@@ -163,9 +171,9 @@ def verdict(request: HttpRequest, pk: int) -> HttpResponse:
         step = 0  # a refused verdict stays on its item, with the message
     cell = request.POST.get("cell") or comp.cell_of(example.pk)
     members = comp.cells.get(cell, [])
+    # After the last item, the queue's end: no item there takes another key press as a verdict.
     index = members.index(example.pk) + step if example.pk in members else 0
-    index = min(index, max(len(members) - 1, 0))
-    query = _query(comp, cell, index)
+    query = _query(comp, cell, min(index, len(members)))
     if _is_item_swap(request):
         # The page swaps in the next item and shows its address: no redirect and second request.
         response = _item_swap(request, dataset, QueryDict(query), sets=sets, comp=comp)
