@@ -50,9 +50,14 @@ def _plain_http_server():
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings):
+def _test_settings(settings, request):
     # The test client speaks plain HTTP; production settings would redirect it to HTTPS.
     settings.SECURE_SSL_REDIRECT = False
+    # A password hash costs about a third of a second on a slow core, and most tests make two users (Django's
+    # testing docs suggest a fast hasher). Not where a worker or a server in another process, with the
+    # product's settings, checks the password.
+    if request.node.get_closest_marker("celery") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Runs execute only where a test says so (never a surprise model load in a thread).
     settings.ICM_RUN_DISPATCH = "none"
     # Sign-in attempts are counted in the cache: every test starts with none.
