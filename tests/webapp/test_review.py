@@ -3,6 +3,7 @@ annotation and what annotators can never read, the agreement API, the Alpaca hum
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -228,6 +229,18 @@ def test_agreement_puts_majority_balance_and_warnings_beside_each_accuracy(audit
     client.force_login(owner)
     html = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={all_false.pk}").content.decode()
     assert "warning-one_class" in html and "majority class" in html
+    # Its confusion matrix is a table (gold rows, label columns): 8 gold-True items it called False.
+    assert re.search(r"<th>gold T</th><td class=\"num\">0</td><td class=\"num\">8</td>", html)
+    # Kappa with a one-class set is undefined, the same way in the API, the CSV and the page.
+    kappas = {(k["first"], k["second"]): k for k in report["kappa"]}
+    assert kappas[(model.pk, all_false.pk)]["kappa"] is None
+    assert kappas[(model.pk, all_false.pk)]["undefined"] == "one_class"
+    assert kappas[(model.pk, mirror.pk)]["undefined"] is None and kappas[(model.pk, mirror.pk)]["kappa"] < 0
+    assert any(r.startswith(f"cohen_kappa,{model.pk},{all_false.pk},,16,,,,") and r.endswith(",one_class")
+               for r in rows)
+    html = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}&labelsets={all_false.pk}"
+                      ).content.decode()
+    assert "undefined: one class" in html
     html = client.get(f"/datasets/{ds.pk}/").content.decode()
     assert html.count("warning-one_class") == 1 and html.count("warning-below_chance") == 1
     html = client.get(f"/labelsets/{all_false.pk}/").content.decode()

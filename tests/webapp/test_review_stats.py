@@ -54,7 +54,12 @@ def test_kappa_and_interval_by_hand():
     se = math.sqrt((t1 + t2 - t3) / (n * (1 - pe) ** 2))
     assert result["ci_low"] == pytest.approx(kappa - 1.959963984540054 * se, abs=1e-6)
     assert result["ci_high"] == pytest.approx(kappa + 1.959963984540054 * se, abs=1e-6)
-    assert stats.kappa([True] * 5, [True] * 5)["kappa"] is None  # no variation: undefined, not 1 or NaN
+    # No variation in either set: undefined, never 1, 0 or NaN, and the same answer in every case.
+    for a, b in (([True] * 5, [True] * 5), ([True] * 5, [True, False, True, True, False]),
+                 ([False, True, True, False, True], [False] * 5)):
+        result = stats.kappa(a, b)
+        assert (result["kappa"], result["ci_low"], result["undefined"]) == (None, None, "one_class")
+    assert stats.kappa([], [])["undefined"] == "no_items"
 
 
 def test_mcnemar_exact_by_binomial():

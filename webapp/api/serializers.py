@@ -294,6 +294,10 @@ class KappaSerializer(IntervalMixin):
     first = serializers.IntegerField()
     second = serializers.IntegerField()
     kappa = serializers.FloatField(allow_null=True)
+    undefined = serializers.ChoiceField(
+        choices=["one_class", "no_items"], allow_null=True,
+        help_text="why kappa is null: one_class (a set gave every item the same label: no variation to agree "
+                  "on), no_items (no item labeled by both)")
 
 
 class McNemarSerializer(serializers.Serializer):

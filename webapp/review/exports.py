@@ -52,7 +52,8 @@ def report_rows(report: dict[str, Any]):
                **_honesty(row)}
     for row in report["kappa"]:
         yield {"statistic": "cohen_kappa", "first": row["first"], "second": row["second"], "n": row["n"],
-               "value": row["kappa"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": ""}
+               "value": row["kappa"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "stratum": "",
+               "warnings": row.get("undefined") or ""}
     for row in report["mcnemar"]:
         yield {"statistic": "mcnemar_exact_p", "first": row["first"], "second": row["second"], "n": row["n"],
                "value": row["p_value"], "ci_low": None, "ci_high": None, "stratum": ""}

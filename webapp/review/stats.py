@@ -36,16 +36,18 @@ def kappa(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
     """Cohen's kappa (scikit-learn) with its asymptotic 95% interval (statsmodels)."""
     n = len(a)
     if n == 0:
-        return {"n": 0, "kappa": None, "ci_low": None, "ci_high": None}
+        return {"n": 0, "kappa": None, "ci_low": None, "ci_high": None, "undefined": "no_items"}
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        # A rater that gave one label to everything has no variation to agree on: kappa is then 0 by its
+        # formula (or 0/0 when both did), which reads as "chance agreement" and is not. One answer, never a number.
+        return {"n": n, "kappa": None, "ci_low": None, "ci_high": None, "undefined": "one_class"}
     table = confusion_matrix(list(a), list(b), labels=CLASSES)
-    if len(set(a) | set(b)) < 2:
-        # Both raters gave one label to everything: kappa is undefined (no variation to agree on).
-        return {"n": n, "kappa": None, "ci_low": None, "ci_high": None}
     value = float(cohen_kappa_score(list(a), list(b), labels=CLASSES))
     result = cohens_kappa(table, return_results=True)
     # The asymptotic interval can pass the bounds of kappa itself: clip it to [-1, 1].
     lo, hi = max(-1.0, float(result.kappa_low)), min(1.0, float(result.kappa_upp))
-    return {"n": n, "kappa": value, "ci_low": None if np.isnan(lo) else lo, "ci_high": None if np.isnan(hi) else hi}
+    return {"n": n, "kappa": value, "ci_low": None if np.isnan(lo) else lo, "ci_high": None if np.isnan(hi) else hi,
+            "undefined": None}
 
 
 def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> dict[str, Any]:
