@@ -268,6 +268,10 @@ def test_spot_check_is_stratified_and_corrections_make_a_new_gold_version(audit,
     result = owner_api.get(f"/api/spotchecks/{check['id']}/").json()
     assert result["judgments"] == 8 and result["disagreements"] == 2 and result["error_rate"] == 0.25
     assert result["ci_low"] < 0.25 < result["ci_high"]
+    # The results page lists the contradicted items with their own fields, not the search index's copy.
+    page = client.get(f"/spotchecks/{check['id']}/result/").content.decode()
+    shown = Example.objects.get(pk=flipped[0])
+    assert f"{shown.fields['question']} · {shown.fields['choice']}" in page and shown.search_text not in page
     resp = client.post(f"/spotchecks/{check['id']}/correct/", {"examples": [str(x) for x in flipped],
                                                                 "reason": "typos in gold"})
     assert resp.status_code == 302

@@ -310,7 +310,9 @@ def spot_check_result(request: HttpRequest, pk: int) -> HttpResponse:
     candidates = Example.objects.in_bulk(result["candidates"])
     return render(request, "review/spotcheck_result.html", {
         "check": check, "dataset": check.dataset, "result": result,
-        "candidates": [(candidates[ex], result["gold"][ex]) for ex in result["candidates"]],
+        # Each item's own fields, as the queue shows them (search_text is the index's lowercased copy).
+        "candidates": [(candidates[ex], selectors.example_text(candidates[ex]), result["gold"][ex])
+                       for ex in result["candidates"]],
         "can_correct": permissions.allows(role_of(request.user, check.dataset), permissions.MANAGE)})
 
 
