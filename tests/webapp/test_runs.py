@@ -625,6 +625,8 @@ def test_websocket_html_fragment_for_htmx(owner):
     html = async_to_sync(scenario)()
     assert html.lstrip().startswith('<div id="run-live"')  # swapped in by id (htmx ws extension)
     assert "succeeded" in html and "<polyline" in html
+    # No longer queued: the pushed fragment also removes the page's "is queued" flash (an out-of-band delete).
+    assert '<div id="flash-run-queued" hx-swap-oob="delete"></div>' in html
 
 
 def test_embedded_startup_resumes_orphaned_runs(owner, settings):
@@ -657,6 +659,17 @@ def test_run_pages(client, owner):
     assert resp.status_code == 400 and "the likelihood anchor needs the field &#x27;question&#x27;" in \
         resp.content.decode()
     assert Run.objects.count() == 0
+    resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
+        "method": "icm", "backend": "transformers", "seeds": "0", "readout": "verdict", "context": "all",
+        "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
+        "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
+        "init": "random", "rounds": 3}, follow=True)
+    queued = Run.objects.get()
+    html = resp.content.decode()
+    # The flash carries the id by which the live fragment removes it once the run leaves the queue.
+    assert f'id="flash-run-queued">Run {queued.pk} is queued.</li>' in html
+    assert 'hx-swap-oob="delete"' not in html  # the page's own fragment retracts nothing
+    queued.delete()
     run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
     execute_run(run.pk)
     html = client.get(f"/runs/{run.pk}/").content.decode()

@@ -41,7 +41,8 @@ def _load(user, run_id: int):
 
 
 def _render(snap: dict) -> str:
-    return render_to_string("runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"])})
+    # `pushed`: the fragment replaces the page's, and may retract what the page said when it was loaded.
+    return render_to_string("runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"]), "pushed": True})
 
 
 class RunConsumer(AsyncWebsocketConsumer):

@@ -63,8 +63,10 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
                 backend=d["backend"], model=d["model"], limit=d["limit"],
                 backend_options={"base_url": d["base_url"]} if d["base_url"] else {})
             run = runs[0]
+            # Tagged: the live page removes it once the run is no longer queued.
             messages.success(request, f"Run {run.pk} is queued." if len(runs) == 1 else
-                             f"Runs {', '.join(str(r.pk) for r in runs)} are queued, one per seed.")
+                             f"Runs {', '.join(str(r.pk) for r in runs)} are queued, one per seed.",
+                             extra_tags="run-queued")
             return redirect("runs:detail", pk=run.pk)
         except ValidationError as exc:
             errors = exc.message_dict if hasattr(exc, "error_dict") else {"run": exc.messages}
@@ -118,7 +120,8 @@ def _run_action(request: HttpRequest, pk: int, action) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     if request.headers.get("HX-Request") == "true":
         snap = snapshot(run)
-        return render(request, "runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"])})
+        return render(request, "runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"]),
+                                                    "pushed": True})
     return redirect("runs:detail", pk=pk)
 
 
