@@ -625,8 +625,19 @@ def test_websocket_html_fragment_for_htmx(owner):
     html = async_to_sync(scenario)()
     assert html.lstrip().startswith('<div id="run-live"')  # swapped in by id (htmx ws extension)
     assert "succeeded" in html and "<polyline" in html
+    assert ">iteration</text>" in html and ">U</text>" in html  # the plot has its axes
     # No longer queued: the pushed fragment also removes the page's "is queued" flash (an out-of-band delete).
     assert '<div id="flash-run-queued" hx-swap-oob="delete"></div>' in html
+
+
+def test_the_plot_of_a_run_has_its_axes_ticks():
+    from webapp.runs.selectors import plot_points
+
+    plot = plot_points([[0, -2.0, 0.5], [10, -1.5, 0.75], [20, 0.0, None]])
+    assert (plot["step_min"], plot["step_mid"], plot["step_max"]) == (0, 10, 20)
+    assert (plot["u_min"], plot["u_mid"], plot["u_max"]) == ("-2.00", "-1.00", "0.00")
+    # x spans 0 … 640 and y 160 … 0 (SVG's y grows downwards); gold agreement on its own 0 … 1 scale.
+    assert plot["score"] == "0.0,160.0 320.0,120.0 640.0,0.0" and plot["agreement"] == "0.0,80.0 320.0,40.0"
 
 
 def test_embedded_startup_resumes_orphaned_runs(owner, settings):

@@ -219,4 +219,7 @@ def plot_points(history: list, width: int = 640, height: int = 160) -> dict[str,
     score = " ".join(f"{x(s)},{round(height - (u - lo_u) / span_u * height, 1)}" for s, u, *_ in history)
     agreement = " ".join(f"{x(h[0])},{round(height - h[2] * height, 1)}" for h in history
                          if len(h) > 2 and h[2] is not None)
-    return {"score": score, "agreement": agreement, "u_min": f"{lo_u:.2f}", "u_max": f"{hi_u:.2f}"}
+    # The axes' tick labels: U's range on the left, the steps below (gold agreement's 0 … 1 on the right).
+    return {"score": score, "agreement": agreement, "u_min": f"{lo_u:.2f}", "u_max": f"{hi_u:.2f}",
+            "u_mid": f"{(lo_u + hi_u) / 2:.2f}", "step_min": lo_x, "step_max": hi_x,
+            "step_mid": round((lo_x + hi_x) / 2)}
