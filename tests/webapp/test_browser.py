@@ -116,16 +116,26 @@ def test_keyboard_review_then_the_dashboard_changes(browser, live_server, owner)
     judge(page, "1")
     expect(heading).to_contain_text("Item 2 of 2 · q1-1")
     assert "cell=TF" in page.url and "i=1" in page.url
-    judge(page, "1")
-    judge(page, "4")  # ambiguous, on the same (last) item
-    expect(heading).to_contain_text("Item 2 of 2 · q1-1")
+    judge(page, "4")  # ambiguous, on the last item: the queue's end comes next
+    expect(heading).to_contain_text("End of this queue · 2 items")
+    assert "i=2" in page.url
+    assert page.locator('#review-layout [data-key="1"]').count() == 0  # no key gives a verdict at the end
     with page.expect_navigation():
         page.keyboard.press("u")  # undo (a whole page): retracts the "ambiguous" verdict
     assert "Undid your verdict" in page.inner_text(".messages")
+    with page.expect_response(lambda r: "/review/?" in r.url):
+        page.keyboard.press("ArrowLeft")
+    expect(heading).to_contain_text("Item 2 of 2 · q1-1")
+    judge(page, "1")
+    expect(heading).to_contain_text("End of this queue · 2 items")
+    assert "You have a verdict on 2 of its 2 items" in page.inner_text("#queue-end-summary")
     standing = Verdict.objects.filter(dataset=ds, retracted__isnull=True)
     assert sorted(standing.values_list("verdict", flat=True)) == ["gold_wrong", "gold_wrong"]
     assert Verdict.objects.filter(dataset=ds, retracted__isnull=False, verdict="ambiguous").count() == 1
     # Arrows move without judging; typing a note does not trigger verdict keys.
+    with page.expect_response(lambda r: "/review/?" in r.url):
+        page.keyboard.press("ArrowLeft")
+    expect(heading).to_contain_text("Item 2 of 2 · q1-1")
     with page.expect_response(lambda r: "/review/?" in r.url):
         page.keyboard.press("ArrowLeft")
     expect(heading).to_contain_text("Item 1 of 2 · q5-1")
@@ -163,7 +173,7 @@ def test_a_verdict_key_typed_before_the_answer_lands_on_the_next_item(browser, l
     wait_until(page, lambda: standing.count() == 2, "two verdicts")
     assert dict(standing.values_list("example__external_id", "verdict")) == {"q5-1": "gold_wrong",
                                                                               "q1-1": "both_wrong"}
-    expect(page.locator("#review-item h2")).to_contain_text("Item 2 of 2 · q1-1")
+    expect(page.locator("#review-item h2")).to_contain_text("End of this queue")  # q1-1 was the last
 
 
 def test_a_label_key_typed_while_the_next_page_loads_labels_the_next_example(browser, live_server, owner):
