@@ -9,7 +9,7 @@ from webapp.datasets.models import Dataset, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 from webapp.settings import redis_caches
 
-from .conftest import jsonl, make_user
+from .conftest import SMALL_ROWS, jsonl, make_user
 
 
 def test_login_page_and_sign_in(client, owner):
@@ -58,7 +58,8 @@ def test_detail_page(client, dataset, owner):
     client.force_login(owner)
     html = client.get(f"/datasets/{dataset.pk}/").content.decode()
     assert "gold v1" in html and "8 examples" in html
-    assert "Answer &lt;b&gt;1&lt;/b&gt;" in html and "Answer <b>1</b>" not in html
+    data = client.get(f"/datasets/{dataset.pk}/examples/").content.decode()  # dataset text is escaped
+    assert "Answer &lt;b&gt;1&lt;/b&gt;" in data and "Answer <b>1</b>" not in data
     assert "Import a label set" in html and "Add member" in html  # the owner's controls
     assert "vic" in html  # members are listed
 
@@ -69,14 +70,62 @@ def test_viewer_sees_no_write_controls(client, dataset, viewer):
     assert "Import a label set" not in html and "Add member" not in html and "Delete dataset" not in html
 
 
-def test_examples_partial_search_and_pages(client, owner):
+def test_data_view_search_pages_and_exact_ids(client, owner):
     rows = [{"id": f"e{i}", "question": f"question {i}", "choice": f"claim {i}"} for i in range(60)]
     ds = create_dataset(owner=owner, filename="many.jsonl", data=jsonl(rows), task="truthfulqa")
     client.force_login(owner)
-    html = client.get(f"/datasets/{ds.pk}/examples/?page=3", HTTP_HX_REQUEST="true").content.decode()
+    resp = client.get(f"/datasets/{ds.pk}/examples/?page=3", HTTP_HX_REQUEST="true")
+    html = resp.content.decode()
     assert "page 3 of 3" in html and "e50" in html and "<html" not in html
+    # The address the browser shows is the page's own state: a reload shows the same rows.
+    assert resp["HX-Push-Url"].endswith(f"/datasets/{ds.pk}/examples/?sets=&page=3")
     html = client.get(f"/datasets/{ds.pk}/examples/?q=claim 42").content.decode()
-    assert "1 example matching" in html and "e42" in html
+    assert "<html" in html and "1 example matching" in html and "e42" in html
+    # An id is matched exactly: "e4" is e4 alone, never e40-e49 (ids are not in the searched text).
+    html = client.get(f"/datasets/{ds.pk}/examples/?q=e4").content.decode()
+    assert "1 example matching" in html and ">e4<" in html and ">e41<" not in html
+    # The dataset page links to the view rather than listing examples in its own long column.
+    page = client.get(f"/datasets/{ds.pk}/").content.decode()
+    assert 'id="open-data-view"' in page and "60 examples" in page and "claim 42" not in page
+
+
+def test_data_view_shows_label_sets_side_by_side_and_filters_on_them(client, dataset, owner, viewer):
+    from webapp.datasets.services import import_label_set
+
+    gold = dataset.label_sets.get(kind="gold")
+    model = import_label_set(user=owner, dataset=dataset, filename="m.jsonl", kind="icm", name="model",
+                             data=jsonl([{"id": r["id"], "label": True} for r in SMALL_ROWS[:6]]))
+    client.force_login(viewer)
+    url = f"/datasets/{dataset.pk}/examples/"
+    view = client.get(url).context["view"]
+    # By default gold beside the newest other set, one column each.
+    assert [ls.pk for ls in view.shown] == [gold.pk, model.pk]
+    assert [r["labels"] for r in view.rows][:2] == [[True, True], [False, True]]
+    assert [r["labels"] for r in view.rows][6:] == [[True, None], [False, None]]  # the model left two out
+    html = client.get(url).content.decode()
+    assert '<th class="label-col"' in html and 'class="disagree"' in html
+    # Where the two disagree: the three gold-False items the model called True.
+    view = client.get(f"{url}?sets={gold.pk}&sets={model.pk}&disagree=1").context["view"]
+    assert [r["example"].external_id for r in view.rows] == ["q0-1", "q1-1", "q2-1"]
+    # Where one set says something: the model's False (none), its missing labels (two).
+    assert client.get(f"{url}?sets={model.pk}&label={model.pk}:false").context["view"].page.paginator.count == 0
+    view = client.get(f"{url}?sets={model.pk}&label={model.pk}:none").context["view"]
+    assert [r["example"].external_id for r in view.rows] == ["q3-0", "q3-1"]
+    # A set that is not there, or a filter on a set not shown, is named and left out; nothing fails.
+    resp = client.get(f"{url}?sets=99999&sets={gold.pk}&label={model.pk}:true")
+    assert resp.status_code == 200 and [ls.pk for ls in resp.context["view"].shown] == [gold.pk]
+    assert "Left out: no label set &#x27;99999&#x27;" in resp.content.decode()
+    assert resp.context["view"].page.paginator.count == 8
+
+
+def test_annotators_data_view_shows_no_labels(client, dataset, owner):
+    annie = make_user("annie")
+    Membership.objects.create(dataset=dataset, user=annie, role=Role.ANNOTATOR)
+    client.force_login(annie)
+    gold = dataset.label_sets.get(kind="gold")
+    resp = client.get(f"/datasets/{dataset.pk}/examples/?sets={gold.pk}&label={gold.pk}:true")
+    view = resp.context["view"]
+    assert view.shown == [] and view.page.paginator.count == 8 and 'class="label-col"' not in resp.content.decode()
 
 
 def test_label_import_page_with_htmx(client, dataset, owner):

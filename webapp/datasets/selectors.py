@@ -175,10 +175,12 @@ def gold_comparisons(label_sets: list[LabelSet], gold: LabelSet | None) -> dict[
 
 
 def examples_of(dataset: Dataset, search: str = "") -> QuerySet[Example]:
+    """The dataset's examples in file order; with `search`, those whose fields contain it (any case) or whose
+    id is exactly it."""
     qs = Example.objects.filter(dataset=dataset).order_by("position")
-    search = search.strip().lower()
+    search = search.strip()
     if search:
-        qs = qs.filter(Q(search_text__contains=search) | Q(external_id=search))
+        qs = qs.filter(Q(search_text__contains=search.lower()) | Q(external_id=search))
     return qs
 
 

@@ -37,9 +37,10 @@ BULK = 2000
 STAGED_UPLOAD_TTL = timedelta(hours=24)
 
 
-def _search_text(external_id: str, fields: dict[str, Any]) -> str:
-    parts = [external_id] + [str(v) for v in fields.values() if v is not None]
-    return "\n".join(parts).lower()
+def search_text(fields: dict[str, Any]) -> str:
+    """What a text search looks in: the example's fields, lowercased, without its id (an id is matched
+    exactly, never as a substring: "42" must not find e142)."""
+    return "\n".join(str(v) for k, v in fields.items() if k != "id" and v is not None).lower()
 
 
 def _default_name(filename: str) -> str:
@@ -88,7 +89,7 @@ def create_dataset_from_parsed(
                     fields=jsonb_faithful(ex.fields),
                     group=ex.group,
                     consistency_key=ex.key,
-                    search_text=_search_text(str(ex.id), ex.fields),
+                    search_text=search_text(ex.fields),
                 )
                 for pos, ex in enumerate(parsed.loaded.examples)
             ),

@@ -13,12 +13,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from icm_engine.facade import DataError
 
 from . import permissions, selectors, services
+from .data_view import data_view
 from .exports import FORMATS, dataset_export, label_set_export
 from .forms import DatasetUploadForm, LabelSetImportForm, MemberAddForm, MemberRoleForm
 from .parsing import read_upload
 
-EXAMPLES_PER_PAGE = 25
 LABELS_PER_PAGE = 50
+LABEL_CHOICES = [("true", "says T"), ("false", "says F"), ("none", "has no label")]
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -89,17 +90,8 @@ def _detail_context(request: HttpRequest, dataset, import_form=None, problems=No
         "role_form": MemberRoleForm(),
         "problems": problems,
         "formats": FORMATS,
-        **_examples_context(request, dataset),
+        "n_examples": dataset.examples.count(),
     }
-
-
-def _examples_context(request: HttpRequest, dataset) -> dict:
-    query = request.GET.get("q", "")[:200]
-    page = Paginator(selectors.examples_of(dataset, query), EXAMPLES_PER_PAGE).get_page(request.GET.get("page"))
-    role = selectors.role_of(request.user, dataset)
-    for ex in page:
-        ex.shown_fields = permissions.visible_fields(role, ex.fields)
-    return {"dataset": dataset, "page": page, "q": query}
 
 
 @require_GET
@@ -110,8 +102,18 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def dataset_examples(request: HttpRequest, pk: int) -> HttpResponse:
+    """The data view: the whole page, or (for the page's own htmx requests) its table alone, with the
+    address the browser should show, so a reload keeps the search, the filters and the page."""
     dataset = selectors.get_dataset(request.user, pk)
-    return render(request, "datasets/_examples.html", _examples_context(request, dataset))
+    view = data_view(request.user, dataset, request.GET)
+    context = {"dataset": dataset, "view": view, "query": view.query, "label_choices": LABEL_CHOICES}
+    if request.headers.get("HX-Request") == "true":
+        response = render(request, "datasets/_examples.html", context)
+        response["HX-Push-Url"] = f"{request.path}?{view.query.querystring()}"
+    else:
+        response = render(request, "datasets/examples.html", context)
+    response["Vary"] = "HX-Request"
+    return response
 
 
 @require_POST
