@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -152,6 +154,44 @@ def test_label_set_page_and_download(client, dataset, owner):
     resp = client.get(f"/labelsets/{gold.pk}/download/?format=csv")
     assert resp.status_code == 200
     assert b"".join(resp.streaming_content).decode().splitlines()[0].startswith("id,label,score,kind")
+
+
+def test_an_owner_invites_someone_new_who_sets_a_password_once(client, dataset, owner, viewer):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(viewer)  # only owners invite
+    assert client.post(f"/datasets/{dataset.pk}/members/invite/", {"username": "nora", "role": "reviewer"}
+                       ).status_code == 403
+    client.force_login(owner)
+    resp = client.post(f"/datasets/{dataset.pk}/members/invite/", {"username": "nora", "role": "reviewer"},
+                       follow=True)
+    text = resp.content.decode()
+    link = re.search(r"http://testserver(/accounts/set-password/[^/]+/[^/]+/)", text).group(1)
+    nora = get_user_model().objects.get(username="nora")
+    assert not nora.has_usable_password() and Membership.objects.get(user=nora).role == Role.REVIEWER
+    # A taken name or an invalid one is refused, naming why; nothing is made.
+    for name, why in (("vic", "already has an account"), ("no spaces", "Enter a valid username")):
+        text = client.post(f"/datasets/{dataset.pk}/members/invite/", {"username": name, "role": "viewer"},
+                           follow=True).content.decode()
+        assert why in text, name
+    assert get_user_model().objects.count() == 3
+    # Nora opens the link (Django redirects to a link without the token in the address), chooses a password.
+    client.logout()
+    page = client.get(link, follow=True)
+    assert "You were invited to ICM Studio as <strong>nora</strong>" in page.content.decode()
+    done = client.post(page.redirect_chain[-1][0], {"new_password1": "a-Long-pa55word", "new_password2":
+                                                    "a-Long-pa55word"}, follow=True)
+    assert "Your password is set" in done.content.decode()
+    assert client.login(username="nora", password="a-Long-pa55word")
+    client.logout()
+    assert "This link no longer works" in client.get(link, follow=True).content.decode()  # once only
+    # A signed-in member changes their own password.
+    client.login(username="nora", password="a-Long-pa55word")
+    resp = client.post("/accounts/password/", {"old_password": "a-Long-pa55word", "new_password1": "an-Other-pa55",
+                                               "new_password2": "an-Other-pa55"}, follow=True)
+    assert "Your password is changed" in resp.content.decode()
+    client.logout()
+    assert client.login(username="nora", password="an-Other-pa55")
 
 
 def test_members_page_flow(client, dataset, owner):

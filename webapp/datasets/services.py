@@ -281,6 +281,36 @@ def add_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role
     return Membership.objects.create(dataset=dataset, user=user, role=role)
 
 
+def invite_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role: str) -> tuple[Membership, str]:
+    """Bring in someone who has no account yet: the account (with no password), their membership, and the
+    path of a one-time link to set their password (Django's password-reset token: it expires after
+    PASSWORD_RESET_TIMEOUT and once the password is set). The owner sends the link; nothing is emailed."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.urls import reverse
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    permissions.require(role_of(actor, dataset), permissions.MANAGE, "Inviting members")
+    if role not in Role.values:
+        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
+    User = get_user_model()
+    username = (username or "").strip()
+    user = User(username=username)
+    try:
+        user.full_clean(exclude=["password"])  # the username's own rules (characters, length, taken)
+    except ValidationError as exc:
+        if User.objects.filter(username=username).exists():
+            raise ValidationError({"username": f"{username} already has an account: add them as a member"}) from None
+        raise ValidationError({"username": " ".join(exc.message_dict.get("username", exc.messages))}) from None
+    with transaction.atomic():
+        user.set_unusable_password()
+        user.save()
+        membership = Membership.objects.create(dataset=dataset, user=user, role=role)
+    link = reverse("password-set", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                                           "token": default_token_generator.make_token(user)})
+    return membership, link
+
+
 def set_member_role(*, actor: AbstractBaseUser, membership: Membership, role: str) -> Membership:
     permissions.require(role_of(actor, membership.dataset), permissions.MANAGE, "Managing members")
     if role not in Role.values:

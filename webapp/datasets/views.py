@@ -3,6 +3,7 @@ writes to services; htmx requests get the partial they swap in."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -166,6 +167,24 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             services.add_member(actor=request.user, dataset=dataset, **form.cleaned_data)
             messages.success(request, f"Added {form.cleaned_data['username']}.")
+        except ValidationError as exc:
+            messages.error(request, _validation_text(exc))
+    return redirect("datasets:detail", pk=pk)
+
+
+@require_POST
+def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    form = MemberAddForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a username and a role.")
+    else:
+        try:
+            membership, link = services.invite_member(actor=request.user, dataset=dataset, **form.cleaned_data)
+            days = round(settings.PASSWORD_RESET_TIMEOUT / 86400)
+            messages.success(request, f"Invited {membership.user.username} as {membership.get_role_display().lower()}. "
+                                      f"Send them this link to choose their password (it works once, for {days} "
+                                      f"days): {request.build_absolute_uri(link)}")
         except ValidationError as exc:
             messages.error(request, _validation_text(exc))
     return redirect("datasets:detail", pk=pk)
