@@ -189,6 +189,7 @@ def _pages(ds, ls, member_id, run, check, example):
         ("post", f"/datasets/{ds}/delete/"),
         ("post", f"/datasets/{ds}/members/"),
         ("post", f"/datasets/{ds}/members/invite/"),
+        ("post", f"/datasets/{ds}/guidelines/"),
         ("post", f"/datasets/{ds}/members/{member_id}/"),
         ("get", f"/labelsets/{ls}/"),
         ("get", f"/labelsets/{ls}/download/?format=jsonl"),

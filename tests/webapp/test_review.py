@@ -335,11 +335,33 @@ def test_blind_annotation_and_what_annotators_cannot_read(audit, owner, client):
                 f"/datasets/{ds.pk}/gold/corrections/",
                 f"/datasets/{ds.pk}/runs/panel/"):
         assert client.get(url).status_code == 403, url
+    assert "annie (blind)" in html  # her own set, and only hers
+    newcomer = make_user("nico")
+    Membership.objects.create(dataset=ds, user=newcomer, role=Role.ANNOTATOR)
+    client.force_login(newcomer)
+    html = client.get(f"/datasets/{ds.pk}/").content.decode()
+    assert "You label blind: only your own label set is listed here" in html and "No label sets yet" not in html
+    client.force_login(annie)
     page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
     assert "Label blind" in page and "0 of 16 labeled" in page and "Annotators" not in page
-    first = Example.objects.filter(dataset=ds).order_by("position").first()
+    # The question as the model is asked it, filled in with this example (no template placeholders).
+    prompt = re.search(r'<pre class="template" id="annotate-prompt">(.*?)</pre>', page, re.S).group(1)
+    assert "answer 0" in prompt and "{" not in prompt
+    # Skip: the next example; a skipped one comes back after the others.
+    first, second = Example.objects.filter(dataset=ds).order_by("position")[:2]
+    skipped = client.get(f"/datasets/{ds.pk}/annotate/?after={first.position}").content.decode()
+    assert f"<h2>{second.external_id}</h2>" in skipped and 'data-key="s"' in skipped
+    resp = client.post(f"/datasets/{ds.pk}/annotate/label/", {"example": second.pk, "value": "false"})
+    assert resp.url.endswith(f"?after={second.position}")
     client.post(f"/datasets/{ds.pk}/annotate/label/", {"example": first.pk, "value": "false"})
-    assert "1 of 16 labeled" in client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
+    assert "2 of 16 labeled" in client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
+    # The owner's guidelines are what an annotator reads first.
+    client.force_login(owner)
+    client.post(f"/datasets/{ds.pk}/guidelines/", {"guidelines": "Judge the <b>claim</b> alone.\nIgnore typos."})
+    client.force_login(annie)
+    page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
+    assert "<p>Judge the &lt;b&gt;claim&lt;/b&gt; alone.<br>Ignore typos.</p>" in page
+    assert "Judge the &lt;b&gt;claim&lt;/b&gt; alone." in client.get(f"/datasets/{ds.pk}/").content.decode()
     # The owner sees per-annotator progress.
     client.force_login(owner)
     page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()

@@ -37,7 +37,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
         fields = [
-            "id", "name", "description", "task", "template", "consistency", "source_name", "field_names",
+            "id", "name", "description", "guidelines", "task", "template", "consistency", "source_name", "field_names",
             "owner", "my_role", "example_count", "label_set_count", "created",
         ]
         read_only_fields = fields
@@ -59,6 +59,8 @@ class DatasetCreateSerializer(serializers.Serializer):
 class DatasetUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
+    guidelines = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                       help_text="what annotators and reviewers read before they label (plain text)")
 
 
 class LabelBalanceSerializer(serializers.Serializer):

@@ -26,6 +26,8 @@ TASK_CHOICES = [(name, name) for name in PRESETS]
 class Dataset(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    # What annotators and reviewers read before they label: the owner's instructions, plain text.
+    guidelines = models.TextField(blank=True)
     task = models.CharField(max_length=32, choices=TASK_CHOICES)
     # The task as the engine runs it: the prompt template and the label-free consistency rule.
     template = models.TextField()

@@ -235,8 +235,11 @@ def labels_changed(*label_set_ids: int) -> None:
     LabelSet.objects.filter(pk__in=label_set_ids).update(revision=F("revision") + 1)
 
 
+MAX_GUIDELINES = 20000
+
+
 def update_dataset(*, user: AbstractBaseUser, dataset: Dataset, name: str | None = None,
-                   description: str | None = None) -> Dataset:
+                   description: str | None = None, guidelines: str | None = None) -> Dataset:
     permissions.require(role_of(user, dataset), permissions.MANAGE, "Editing a dataset")
     if name is not None:
         name = name.strip()
@@ -245,7 +248,11 @@ def update_dataset(*, user: AbstractBaseUser, dataset: Dataset, name: str | None
         dataset.name = name[:200]
     if description is not None:
         dataset.description = description
-    dataset.save(update_fields=["name", "description"])
+    if guidelines is not None:
+        if len(guidelines) > MAX_GUIDELINES:
+            raise ValidationError({"guidelines": f"guidelines are at most {MAX_GUIDELINES} characters"})
+        dataset.guidelines = guidelines.strip()
+    dataset.save(update_fields=["name", "description", "guidelines"])
     return dataset
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("datasets/<id:pk>/delete/", views.dataset_delete, name="delete"),
     path("datasets/<id:pk>/members/", views.member_add, name="member-add"),
     path("datasets/<id:pk>/members/invite/", views.member_invite, name="member-invite"),
+    path("datasets/<id:pk>/guidelines/", views.guidelines_update, name="guidelines"),
     path("datasets/<id:pk>/members/<id:user_id>/", views.member_update, name="member-update"),
     path("labelsets/<id:pk>/", views.labelset_detail, name="labelset"),
     path("labelsets/<id:pk>/download/", views.labelset_download, name="labelset-download"),

@@ -173,6 +173,17 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+def guidelines_update(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset(request.user, pk)
+    try:
+        services.update_dataset(user=request.user, dataset=dataset, guidelines=request.POST.get("guidelines", ""))
+        messages.success(request, "Guidelines saved." if dataset.guidelines else "Guidelines removed.")
+    except ValidationError as exc:
+        messages.error(request, _validation_text(exc))
+    return redirect("datasets:detail", pk=pk)
+
+
+@require_POST
 def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = selectors.get_dataset(request.user, pk)
     form = MemberAddForm(request.POST)

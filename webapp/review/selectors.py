@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import Http404
 
-from icm_engine.facade import ConsistencyRule, EngineExample
+from icm_engine.facade import ConsistencyRule, EngineExample, get_task
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, LabelSetSource
 from webapp.datasets.selectors import User, dataset_label_sets
 
@@ -310,12 +310,24 @@ def annotation_set(user: User, dataset: Dataset) -> LabelSet | None:
             .order_by("-version").first())
 
 
-def next_to_label(user: User, dataset: Dataset) -> tuple[Example | None, int, int]:
-    """The first example (by position) the user has not labeled blind yet, how many they have, of how many."""
+def next_to_label(user: User, dataset: Dataset, after: int | None = None) -> tuple[Example | None, int, int]:
+    """The first example (by position) the user has not labeled blind yet, how many they have, of how many.
+    `after`: the first such example past that position, wrapping round (an example skipped comes back last)."""
     own = annotation_set(user, dataset)
     examples = Example.objects.filter(dataset=dataset).order_by("position")
     todo = examples.exclude(labels__label_set=own) if own else examples
-    return todo.first(), own.labels.count() if own else 0, examples.count()
+    current = todo.filter(position__gt=after).first() if after is not None else None
+    return current or todo.first(), own.labels.count() if own else 0, examples.count()
+
+
+def annotation_prompt(dataset: Dataset, example: Example, fields: dict[str, Any]) -> str | None:
+    """What the model is asked about this example (the dataset's template filled in) for an annotator to
+    answer; None where the template needs a field the annotator may not see."""
+    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+    try:
+        return task.render(EngineExample(uid=0, id=example.external_id, fields=fields, group=example.group, key=None))
+    except (KeyError, IndexError, ValueError):
+        return None
 
 
 def annotator_progress(dataset: Dataset, total: int) -> list[dict[str, Any]]:

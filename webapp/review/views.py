@@ -339,13 +339,16 @@ def annotate(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
     role = role_of(request.user, dataset)
     permissions.require(role, permissions.ANNOTATE, "Labeling")
-    current, done, total = selectors.next_to_label(request.user, dataset)
+    after = request.GET.get("after", "")
+    current, done, total = selectors.next_to_label(request.user, dataset, int(after) if after.isdigit() else None)
     progress = None
     if permissions.reads_labels(role):
         progress = selectors.annotator_progress(dataset, total)
+    fields = permissions.visible_fields(role, current.fields) if current else {}
     return render(request, "review/annotate.html", {
         "dataset": dataset, "current": current, "done": done, "total": total, "progress": progress,
-        "fields": permissions.visible_fields(role, current.fields) if current else {}})
+        "fields": fields, "prompt": selectors.annotation_prompt(dataset, current, fields) if current else None})
+
 
 
 @require_POST
@@ -356,7 +359,8 @@ def annotate_label(request: HttpRequest, pk: int) -> HttpResponse:
     except (Example.DoesNotExist, ValueError):
         raise Http404("No such example in this dataset.") from None
     services.annotate(user=request.user, dataset=dataset, example=example, value=request.POST.get("value") == "true")
-    return redirect("review:annotate", pk=dataset.pk)
+    # On from here: an example skipped before this one comes back after the rest.
+    return redirect(f"{reverse('review:annotate', args=[dataset.pk])}?after={example.position}")
 
 
 @require_POST
