@@ -60,7 +60,7 @@ def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], m
     a single reading could flatter a mode's share of it; the best reading is the conservative one."""
     prompts: list[str] = []
     tokens = 0
-    encode = getattr(backend, "encode", None)
+    encode = backend.encode if backend.capabilities.tokenizer else None
     while tokens < min_tokens:
         for ex in examples:
             # Each prompt starts differently, so no backend can reuse a prefix between them.
@@ -69,7 +69,7 @@ def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], m
             tokens += len(encode(prompt)) if encode else len(prompt.split())
             if tokens >= min_tokens:
                 break
-    options = {"share_prefixes": False} if getattr(backend, "share_prefixes", None) is not None else {}
+    options = {"share_prefixes": False} if backend.capabilities.prefix_sharing else {}
     backend.label_logprobs(prompts[:4], list(task.label_words), **options)  # warm up
     best = 0.0
     for _ in range(max(repeats, 1)):
@@ -87,9 +87,8 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
     once CHECKPOINT_EVERY_S seconds have passed since the last save, and a search found there continues:
     an interrupted reference run (hours on 2 cores) loses the iteration in progress, and its wall time and
     counts add up the runs' parts."""
-    reset = getattr(backend, "reset_prefix_cache", None)
-    if reset is not None:
-        reset()
+    if backend.capabilities.prefix_cache:
+        backend.reset_prefix_cache()
     state = read_checkpoint(checkpoint) if checkpoint is not None else None
     # What earlier parts of this run measured; the search's own checkpoint ignores this key.
     earlier = (state or {}).get("bench", {})

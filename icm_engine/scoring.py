@@ -185,7 +185,7 @@ class Scorer:
 
     def _backend_options(self) -> dict:
         # The reference mode pays the official code's cost: no shared-prefix reuse in the backend either.
-        if self.reference and getattr(self.backend, "share_prefixes", None) is not None:
+        if self.reference and self.backend.capabilities.prefix_sharing:
             return {"share_prefixes": False}
         return {}
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from icm_engine.backends.base import BackendStats
+from icm_engine.backends.base import BackendStats, Capabilities
 
 TEMPLATE = "Item: {text}\nLabel:"
 WORDS = (" T", " F")
@@ -30,6 +30,7 @@ def _log_sigmoid(x: float) -> float:
 
 class FakeBackend:
     name = "fake"
+    capabilities = Capabilities()
     model_name = "fake"
 
     def __init__(self, noise: float = 0.3, record: bool = False):
@@ -84,6 +85,7 @@ class TableBackend:
     """Log-odds fixed per target text, independent of context: for hand-computed cases."""
 
     name = "table"
+    capabilities = Capabilities()
     model_name = "table"
 
     def __init__(self, table: dict[str, float]):

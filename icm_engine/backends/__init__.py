@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .base import Backend, BackendError, BackendStats
+from .base import Backend, BackendError, BackendStats, Capabilities
 
 BACKENDS = ("transformers", "openai", "vllm")
 DEFAULT_MODEL = "gemma3-270m"
@@ -17,7 +17,8 @@ _REGISTERED: dict[str, Callable[..., Backend]] = {}
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:
-    """Make `get_backend(name, model, **options)` call `factory(model, **options)`."""
+    """Make `get_backend(name, model, **options)` call `factory(model, **options)`. The factory's backends
+    follow the `Backend` protocol, their `capabilities` (a `Capabilities`) included."""
     if name in BACKENDS:
         raise ValueError(f"{name!r} is a built-in backend")
     _REGISTERED[name] = factory
@@ -53,5 +54,5 @@ def get_backend(name: str = "transformers", model: str | None = None, **options:
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
 
 
-__all__ = ["BACKENDS", "DEFAULT_MODEL", "Backend", "BackendError", "BackendStats", "backend_names", "get_backend",
-           "load_plugins", "register_backend"]
+__all__ = ["BACKENDS", "DEFAULT_MODEL", "Backend", "BackendError", "BackendStats", "Capabilities", "backend_names",
+           "get_backend", "load_plugins", "register_backend"]

@@ -48,6 +48,20 @@ class BackendStats:
         return BackendStats(self.model_calls, self.prompts, self.prompt_tokens, self.computed_tokens)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend offers beyond scoring, declared by each backend (the engine never probes for methods).
+
+    `prefix_sharing`: its scoring calls take `share_prefixes=` and reuse shared prompt prefixes unless told
+    not to (the reference mode turns that off to pay the official code's cost). `tokenizer`: it has
+    `encode(text) -> token ids`. `prefix_cache`: it keeps a prefix cache between calls that
+    `reset_prefix_cache()` empties (a benchmark starts each mode cold)."""
+
+    prefix_sharing: bool = False
+    tokenizer: bool = False
+    prefix_cache: bool = False
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the engine needs from a language model.
@@ -62,6 +76,7 @@ class Backend(Protocol):
     name: str
     model_name: str
     stats: BackendStats
+    capabilities: Capabilities
 
     def label_logprobs(self, prompts: Sequence[str], label_words: Sequence[str]) -> np.ndarray: ...
 

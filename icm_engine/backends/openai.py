@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BackendError, BackendStats
+from .base import BackendError, BackendStats, Capabilities
 
 LOG_FLOOR = math.log(1e-5)
 
@@ -32,6 +32,7 @@ class _NoExactLabels(Exception):
 
 class OpenAIBackend:
     name = "openai"
+    capabilities = Capabilities()  # the server caches prefixes itself; nothing to switch from here
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BackendError, BackendStats
+from .base import BackendError, BackendStats, Capabilities
 from .hf import PACKAGED_MODELS, resolve_model_dir
 
 LOG_FLOOR = math.log(1e-5)
@@ -51,6 +51,7 @@ def llm_options(dtype: str = "auto", **options: Any) -> dict[str, Any]:
 
 class VLLMBackend:
     name = "vllm"
+    capabilities = Capabilities()  # vLLM's own prefix caching; nothing to switch from here
 
     def __init__(self, model: str, top_logprobs: int = 20, dtype: str = "auto", **options: Any):
         try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...util import rss_bytes
 from ..attention import register as register_grouped_attention
-from ..base import BackendError, BackendStats
+from ..base import BackendError, BackendStats, Capabilities
 from ..prefix_store import PrefixStore
 from .batching import BatchLimits, padded_batches
 from .kv_cache import CacheLayout
@@ -44,6 +44,7 @@ class TransformersBackend:
     """
 
     name = "transformers"
+    capabilities = Capabilities(prefix_sharing=True, tokenizer=True, prefix_cache=True)
 
     def __init__(
         self,

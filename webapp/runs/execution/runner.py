@@ -63,7 +63,7 @@ def load_inputs(run: Run) -> tuple[list[EngineExample], Task, list[bool | None]]
 def _described(prov: dict[str, Any], backend: Any) -> dict[str, Any]:
     """The provenance with the backend as it describes itself after the work (a server backend learns
     only on its first call whether it gets exact label log-probabilities)."""
-    return {**prov, "backend": backend.describe()} if hasattr(backend, "describe") else prov
+    return {**prov, "backend": backend.describe()}
 
 
 def provenance_of(run: Run, task: Task, backend_info: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def execute_run(run_id: int) -> str:
     try:
         examples, task, gold = load_inputs(run)
         backend = build_backend(run.backend, run.model, run.backend_options)
-        info = backend.describe() if hasattr(backend, "describe") else {"backend": run.backend}
+        info = backend.describe()
         prov = provenance_of(run, task, info)
         if run.method == RunMethod.ICM:
             return _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov)
