@@ -157,19 +157,39 @@ def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("datasets:list")
 
 
-@require_POST
-def member_add(request: HttpRequest, pk: int) -> HttpResponse:
+def _member_form(request: HttpRequest, pk: int, act) -> HttpResponse:
+    """Adding or inviting a member: the form's username and role to `act(dataset, username, role)`, which
+    returns what to tell the owner; a refusal says why. Back to the dataset page either way."""
     dataset = selectors.get_dataset(request.user, pk)
     form = MemberAddForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a username and a role.")
     else:
         try:
-            services.add_member(actor=request.user, dataset=dataset, **form.cleaned_data)
-            messages.success(request, f"Added {form.cleaned_data['username']}.")
+            messages.success(request, act(dataset, **form.cleaned_data))
         except ValidationError as exc:
             messages.error(request, _validation_text(exc))
     return redirect("datasets:detail", pk=pk)
+
+
+@require_POST
+def member_add(request: HttpRequest, pk: int) -> HttpResponse:
+    def add(dataset, username: str, role: str) -> str:
+        services.add_member(actor=request.user, dataset=dataset, username=username, role=role)
+        return f"Added {username}."
+
+    return _member_form(request, pk, add)
+
+
+@require_POST
+def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
+    def invite(dataset, username: str, role: str) -> str:
+        membership, link = services.invite_member(actor=request.user, dataset=dataset, username=username, role=role)
+        days = round(settings.PASSWORD_RESET_TIMEOUT / 86400)
+        return (f"Invited {membership.user.username} as {membership.get_role_display().lower()}. Send them this "
+                f"link to choose their password (it works once, for {days} days): {request.build_absolute_uri(link)}")
+
+    return _member_form(request, pk, invite)
 
 
 @require_POST
@@ -180,24 +200,6 @@ def guidelines_update(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Guidelines saved." if dataset.guidelines else "Guidelines removed.")
     except ValidationError as exc:
         messages.error(request, _validation_text(exc))
-    return redirect("datasets:detail", pk=pk)
-
-
-@require_POST
-def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = selectors.get_dataset(request.user, pk)
-    form = MemberAddForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Give a username and a role.")
-    else:
-        try:
-            membership, link = services.invite_member(actor=request.user, dataset=dataset, **form.cleaned_data)
-            days = round(settings.PASSWORD_RESET_TIMEOUT / 86400)
-            messages.success(request, f"Invited {membership.user.username} as {membership.get_role_display().lower()}. "
-                                      f"Send them this link to choose their password (it works once, for {days} "
-                                      f"days): {request.build_absolute_uri(link)}")
-        except ValidationError as exc:
-            messages.error(request, _validation_text(exc))
     return redirect("datasets:detail", pk=pk)
 
 
