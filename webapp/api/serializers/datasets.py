@@ -1,0 +1,137 @@
+"""Serializers of the datasets endpoints: datasets, examples, label sets, labels, members."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from icm_engine.facade import PRESETS
+from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
+from webapp.datasets.permissions import visible_fields
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    my_role = serializers.CharField(read_only=True, allow_null=True)
+    example_count = serializers.IntegerField(read_only=True)
+    label_set_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "description", "guidelines", "task", "template", "consistency", "source_name", "field_names",
+            "owner", "my_role", "example_count", "label_set_count", "created",
+        ]
+        read_only_fields = fields
+
+
+class DatasetCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JSON array, JSONL or CSV; the paper's released files as they are")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    task = serializers.ChoiceField(choices=sorted(PRESETS))
+    template = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="prompt template over the file's fields (default: the preset's)")
+    consistency = serializers.CharField(required=False, allow_blank=True,
+                                        help_text="none | unique | asymmetric | key:FIELD (default: the preset's)")
+    dry_run = serializers.BooleanField(required=False, default=False,
+                                       help_text="validate and preview without writing anything")
+
+
+class DatasetUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    guidelines = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                       help_text="what annotators and reviewers read before they label (plain text)")
+
+
+class LabelBalanceSerializer(serializers.Serializer):
+    true = serializers.IntegerField()
+    false = serializers.IntegerField()
+    unlabeled = serializers.IntegerField()
+
+
+class PreviewSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    rows = serializers.IntegerField()
+    fields = serializers.ListField(child=serializers.CharField())
+    groups = serializers.IntegerField()
+    task = serializers.CharField()
+    template = serializers.CharField()
+    consistency = serializers.CharField()
+    label_balance = LabelBalanceSerializer()
+    sample = serializers.ListField(child=serializers.DictField())
+
+
+class ExampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Example
+        fields = ["id", "external_id", "position", "group", "consistency_key", "fields"]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # Annotators label blind: fields that carry labels or answers are not shown to them.
+        data["fields"] = visible_fields(self.context.get("role"), data["fields"])
+        return data
+
+
+class LabelSetSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+    annotator = serializers.CharField(source="annotator.username", read_only=True, allow_null=True, default=None)
+    run = serializers.IntegerField(source="from_run", read_only=True, allow_null=True)
+    n_labels = serializers.IntegerField(read_only=True)
+    n_true = serializers.IntegerField(read_only=True)
+    n_false = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = LabelSet
+        fields = [
+            "id", "dataset", "kind", "name", "version", "source", "source_name", "created_by", "annotator", "run",
+            "model", "configuration", "partial", "created", "n_labels", "n_true", "n_false",
+        ]
+        read_only_fields = fields
+
+
+class LabelSetImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JSONL or CSV rows of `id` and `label` (optional `score`)")
+    kind = serializers.ChoiceField(choices=LabelSetKind.choices)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    model = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    example = serializers.IntegerField(source="example_id", read_only=True)
+    example_id = serializers.CharField(source="example.external_id", read_only=True)
+    label = serializers.BooleanField(source="value", read_only=True)
+
+    class Meta:
+        model = Label
+        fields = ["example", "example_id", "label", "score"]
+        read_only_fields = fields
+
+
+class AgreementSerializer(serializers.Serializer):
+    label_set = serializers.IntegerField()
+    other = serializers.IntegerField()
+    n = serializers.IntegerField(help_text="examples both label sets label")
+    agree = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user = serializers.IntegerField(source="user_id", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user", "username", "role", "added"]
+        read_only_fields = fields
+
+
+class MemberCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)

@@ -1,0 +1,109 @@
+"""Serializers of the review endpoints: the agreement report, verdicts, gold corrections, annotations, spot-checks."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from webapp.review.models import VerdictKind
+
+from .common import GoldComparisonSerializer, IntervalMixin
+from .datasets import ExampleSerializer
+
+
+class AccuracySerializer(GoldComparisonSerializer):
+    label_set = serializers.IntegerField()
+    confusion = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
+                                      help_text="rows: gold True, gold False; columns: label True, label False")
+
+
+class StratumAccuracySerializer(GoldComparisonSerializer):
+    label_set = serializers.IntegerField()
+    stratum = serializers.CharField()
+
+
+class KappaSerializer(IntervalMixin):
+    first = serializers.IntegerField()
+    second = serializers.IntegerField()
+    kappa = serializers.FloatField(allow_null=True)
+    undefined = serializers.ChoiceField(
+        choices=["one_class", "no_items"], allow_null=True,
+        help_text="why kappa is null: one_class (a set gave every item the same label: no variation to agree "
+                  "on), no_items (no item labeled by both)")
+
+
+class McNemarSerializer(serializers.Serializer):
+    first = serializers.IntegerField(help_text="the model label set")
+    second = serializers.IntegerField(help_text="the human label set")
+    n = serializers.IntegerField()
+    table = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
+    only_first_correct = serializers.IntegerField()
+    only_second_correct = serializers.IntegerField()
+    statistic = serializers.FloatField(required=False)
+    p_value = serializers.FloatField(allow_null=True, help_text="exact (binomial) two-sided p-value")
+
+
+class AgreementReportSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    gold = serializers.DictField(allow_null=True)
+    label_sets = serializers.ListField(child=serializers.DictField())
+    stratified_by = serializers.CharField()
+    accuracy = AccuracySerializer(many=True)
+    by_stratum = StratumAccuracySerializer(many=True)
+    kappa = KappaSerializer(many=True)
+    mcnemar = McNemarSerializer(many=True)
+
+
+class VerdictSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    example = serializers.IntegerField(help_text="the example's database id")
+    example_id = serializers.CharField(read_only=True)
+    verdict = serializers.ChoiceField(choices=VerdictKind.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="")
+    user = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(read_only=True)
+    retracted = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class GoldCorrectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    example = serializers.IntegerField(help_text="the example's database id")
+    example_id = serializers.CharField()
+    old_value = serializers.BooleanField(allow_null=True, help_text="gold before (null: the example had none)")
+    new_value = serializers.BooleanField()
+    from_set = serializers.IntegerField(help_text="the gold label set corrected")
+    from_version = serializers.IntegerField()
+    to_set = serializers.IntegerField(help_text="the gold label set the correction made")
+    to_version = serializers.IntegerField()
+    reason = serializers.CharField(allow_blank=True)
+    user = serializers.CharField()
+    created = serializers.DateTimeField()
+
+
+class AnnotationSerializer(serializers.Serializer):
+    example = serializers.IntegerField(help_text="the example's database id")
+    label = serializers.BooleanField()
+
+
+class AnnotationNextSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    example = ExampleSerializer(allow_null=True)
+
+
+class SpotCheckCreateSerializer(serializers.Serializer):
+    gold = serializers.IntegerField()
+    size = serializers.IntegerField(min_value=1)
+    seed = serializers.IntegerField(default=0)
+
+
+class SpotCheckSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    gold = serializers.IntegerField()
+    size = serializers.IntegerField()
+    seed = serializers.IntegerField()
+    items = serializers.ListField(child=serializers.IntegerField(), help_text="example ids of the sample")
+    judgments = serializers.IntegerField()
+    disagreements = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)

@@ -1,0 +1,135 @@
+"""Serializers of the runs endpoints and of a dataset's method table (runs summarised over seeds)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework_dataclasses.serializers import DataclassSerializer
+
+from icm_engine.facade import PRESETS
+from webapp.runs.models import RunMethod, RunStatus
+from webapp.runs.progress import HELP as RUN_PROGRESS_HELP
+from webapp.runs.progress import RunProgress
+
+from .common import GoldComparisonSerializer
+
+
+class RunCreateSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    task = serializers.ChoiceField(choices=sorted(PRESETS), help_text="must be the dataset's task preset")
+    method = serializers.ChoiceField(choices=RunMethod.choices, default=RunMethod.ICM)
+    backend = serializers.CharField(default="transformers")
+    model = serializers.CharField(required=False, allow_blank=True, default="")
+    base_url = serializers.URLField(required=False, help_text="openai backend: the server's URL")
+    seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1,
+                                    help_text="one seed (seeds, when given, replaces it)")
+    seeds = serializers.ListField(
+        child=serializers.IntegerField(min_value=-(2**31), max_value=2**31 - 1), required=False, min_length=1,
+        max_length=20,
+        help_text="one run per seed (distinct) for the methods whose labels depend on it (ICM, random-label ICL, "
+                  "bootstrap, golden ICL), each with its own label set; zero-shot runs once")
+    limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                     help_text="only the first N examples, in whole consistency groups")
+    config = serializers.DictField(
+        required=False, default=dict,
+        help_text="The run's settings, stored as the run's config. ICM: alpha, initial_temperature, "
+                  "final_temperature, cooling, schedule, num_seed, iterations, "
+                  "fix_steps, boost, batch_size, mode, readout, context, calibrate, init (paper defaults). "
+                  "Baselines: readout, context, calibrate, shots, rounds, batch_size.")
+    baselines = serializers.BooleanField(
+        default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs "
+                                "(and the zero-shot likelihood when config.anchor is likelihood)")
+    shards = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1,
+        help_text="ICM: split the batches into this many runs that workers execute in parallel; their labels "
+                  "are those of one whole run with the same seed")
+
+    def validate(self, attrs: dict) -> dict:
+        # The settings were sent as "hyperparameters" before they took the run's own name; ignoring that key
+        # would start runs with defaults the client did not ask for.
+        if "hyperparameters" in self.initial_data:
+            raise serializers.ValidationError({"hyperparameters": "renamed: send the run's settings as config"})
+        return attrs
+
+
+class RunProgressSerializer(DataclassSerializer):
+    """The progress record (webapp.runs.progress.RunProgress), field for field."""
+
+    gold = GoldComparisonSerializer(required=False, allow_null=True, help_text=RUN_PROGRESS_HELP["gold"])
+    batch_u = serializers.DictField(child=serializers.FloatField(), required=False,
+                                    help_text=RUN_PROGRESS_HELP["batch_u"])
+    recent_changes = serializers.ListField(child=serializers.DictField(), required=False)
+
+    class Meta:
+        dataclass = RunProgress
+        extra_kwargs = {name: {"help_text": text} for name, text in RUN_PROGRESS_HELP.items()
+                        if name not in ("gold", "batch_u")}
+
+
+class RunShardSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    batch_range = serializers.ListField(child=serializers.IntegerField())
+    worker = serializers.CharField(allow_blank=True)
+    attempts = serializers.IntegerField()
+    labeled = serializers.IntegerField()
+    step = serializers.IntegerField()
+    total_steps = serializers.IntegerField()
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    dataset = serializers.IntegerField()
+    method = serializers.CharField()
+    task = serializers.CharField()
+    backend = serializers.CharField()
+    model = serializers.CharField(allow_blank=True)
+    seed = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True)
+    config = serializers.DictField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    cancel_requested = serializers.BooleanField()
+    progress = RunProgressSerializer()
+    history = serializers.ListField(child=serializers.ListField(), help_text="[step, U, gold agreement or null]")
+    error = serializers.CharField(allow_blank=True)
+    label_set = serializers.IntegerField(allow_null=True)
+    attempts = serializers.IntegerField()
+    checkpointed = serializers.DateTimeField(allow_null=True)
+    created = serializers.DateTimeField()
+    started = serializers.DateTimeField(allow_null=True)
+    finished = serializers.DateTimeField(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True, help_text="a shard's sharded run")
+    batch_range = serializers.ListField(child=serializers.IntegerField(), allow_null=True,
+                                        help_text="a shard's batches [first, end)")
+    shards = RunShardSerializer(many=True, help_text="a sharded run's shards (empty otherwise)")
+
+
+class RunCreatedSerializer(RunSerializer):
+    runs = serializers.ListField(child=serializers.IntegerField(), help_text="the run of each seed, in order")
+
+
+class SpreadSerializer(serializers.Serializer):
+    mean = serializers.FloatField(allow_null=True)
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    std = serializers.FloatField(allow_null=True, help_text="sample standard deviation over seeds (null for one)")
+
+
+class MethodSeedSerializer(serializers.Serializer):
+    seed = serializers.IntegerField()
+    run = serializers.IntegerField()
+    label_set = serializers.IntegerField(allow_null=True)
+    gold = GoldComparisonSerializer(allow_null=True)
+    final_u = serializers.FloatField(allow_null=True, help_text="ICM: the run's final U (mean over its batches)")
+    pick = serializers.BooleanField(help_text="ICM: the seed with the highest final U, chosen without gold")
+
+
+class MethodRowSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(choices=RunMethod.choices)
+    label = serializers.CharField()
+    n_seeds = serializers.IntegerField()
+    accuracy = SpreadSerializer(help_text="accuracy against gold over the seeds")
+    majority_accuracy = serializers.FloatField(allow_null=True)
+    warnings = serializers.DictField(child=serializers.IntegerField(), help_text="each warning: how many seeds")
+    pick = serializers.IntegerField(allow_null=True, help_text="ICM: the label-free pick's seed")
+    pick_is_most_accurate = serializers.BooleanField(allow_null=True)
+    seeds = MethodSeedSerializer(many=True)
