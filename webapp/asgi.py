@@ -12,8 +12,7 @@ wsgi_app = get_wsgi_application()
 # Pages and the API: Django's synchronous handler on a fixed pool of threads per process (a2wsgi). Every
 # view and middleware here is synchronous; Django's own ASGI handler ran them through async adapters,
 # crossing between the event loop and a thread several times a request and starting a new thread for
-# each request. Measured through uvicorn, one process, requests one at a time: a signed-in redirect cost
-# 3.4-4.8 ms of server CPU that way and 2.4-2.9 ms this way; a review queue step 12.2-13.0 ms and 10.5 ms.
+# each request (what that cost: docs/reliability.md).
 from a2wsgi import WSGIMiddleware  # noqa: E402
 
 django_http_app = WSGIMiddleware(wsgi_app, workers=settings.HTTP_THREADS)
@@ -32,9 +31,9 @@ application = ProtocolTypeRouter({
 })
 
 # Import every view now rather than on a first request, then take what start-up built (Django, DRF,
-# statsmodels/scipy/pandas for the review statistics: about 220k objects) out of the cyclic collector's
-# reach: a full collection walked all of it, 126 ms on these cores (0 ms after the freeze), stalling
-# every request in the process at once.
+# statsmodels/scipy/pandas for the review statistics: a few hundred thousand objects) out of the cyclic
+# collector's reach: a full collection walked all of it, stalling every request in the process at once
+# (docs/reliability.md).
 get_resolver().url_patterns  # noqa: B018
 gc.collect()
 gc.freeze()
