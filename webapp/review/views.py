@@ -78,6 +78,7 @@ def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: l
     role = role_of(request.user, dataset)
     comp = _comparison(request, sets, params) if comp is None else comp
     context: dict = {"dataset": dataset, "sets": sets, "comp": comp, "verdict_keys": VERDICT_KEYS,
+                     "human_sets": [ls for ls in sets if ls.kind == LabelSetKind.HUMAN],
                      "can_judge": permissions.allows(role, permissions.WRITE_LABELS)}
     if full:
         # Only owners adjudicate: the count is not read for the reviewers paging the queue.
