@@ -30,7 +30,9 @@ def test_out_of_range_ids_never_reach_a_query(owner, owner_api, client, dataset)
             f"/api/datasets/?page={BIG}", f"/api/spotchecks/{BIG}/",
             f"/datasets/{BIG}/", f"/runs/{BIG}/", f"/labelsets/{BIG}/", f"/spotchecks/{BIG}/",
             f"/datasets/{ds}/review/?model={BIG}&gold={BIG}", f"/datasets/{ds}/agreement/?labelsets={BIG}",
-            f"/datasets/{ds}/examples/?page={BIG}", f"/datasets/{ds}/runs/estimate/?limit={BIG}"]
+            f"/datasets/{ds}/examples/?page={BIG}", f"/datasets/{ds}/runs/estimate/?limit={BIG}",
+            f"/datasets/{ds}/examples/?sets={BIG}&label={BIG}:true", f"/datasets/{ds}/annotate/?after={BIG}",
+            f"/datasets/{ds}/review/?cell=TF&i={BIG}"]
     for url in gets:
         c = owner_api if url.startswith("/api/") else client
         assert c.get(url).status_code in (200, 400, 404), url

@@ -47,7 +47,9 @@ class DataViewQuery:
                     sets.append(pk)
                 elif raw:
                     problems.append(f"no label set {raw!r} to show here")
-            sets = sets[:MAX_SHOWN]
+            if len(sets) > MAX_SHOWN:
+                problems.append(f"{len(sets) - MAX_SHOWN} label set(s) past the first {MAX_SHOWN} side by side")
+                sets = sets[:MAX_SHOWN]
         else:
             sets = default_sets(readable)
         label = None
@@ -63,7 +65,7 @@ class DataViewQuery:
                    problems=tuple(problems))
 
     def querystring(self, **changes: Any) -> str:
-        """This state as a query string, with `changes` applied (page=None drops the page)."""
+        """This state as a query string, with `changes` applied (page 1, or None, is left out)."""
         state = {"q": self.q, "sets": list(self.sets), "disagree": "1" if self.disagree else "",
                  "label": f"{self.label[0]}:{self.label[1]}" if self.label else "", "page": self.page}
         state.update(changes)

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
@@ -309,10 +309,13 @@ def invite_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, r
         if User.objects.filter(username=username).exists():
             raise ValidationError({"username": f"{username} already has an account: add them as a member"}) from None
         raise ValidationError({"username": " ".join(exc.message_dict.get("username", exc.messages))}) from None
-    with transaction.atomic():
-        user.set_unusable_password()
-        user.save()
-        membership = Membership.objects.create(dataset=dataset, user=user, role=role)
+    try:
+        with transaction.atomic():
+            user.set_unusable_password()
+            user.save()
+            membership = Membership.objects.create(dataset=dataset, user=user, role=role)
+    except IntegrityError:  # the same name taken a moment ago, by another request
+        raise ValidationError({"username": f"{username} already has an account: add them as a member"}) from None
     link = reverse("password-set", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
                                            "token": default_token_generator.make_token(user)})
     return membership, link

@@ -341,7 +341,8 @@ def annotate(request: HttpRequest, pk: int) -> HttpResponse:
     role = role_of(request.user, dataset)
     permissions.require(role, permissions.ANNOTATE, "Labeling")
     after = request.GET.get("after", "")
-    current, done, total = selectors.next_to_label(request.user, dataset, int(after) if after.isdigit() else None)
+    after = int(after) if after.isdigit() and len(after) <= 9 else None  # a position; anything else: the start
+    current, done, total = selectors.next_to_label(request.user, dataset, after)
     progress = None
     if permissions.reads_labels(role):
         progress = selectors.annotator_progress(dataset, total)
