@@ -3,7 +3,8 @@ one process, with what each cost.
 
 For each mode it reports label accuracy against gold, model calls, prompt tokens, tokens the model
 actually computed, wall time and peak resident memory; it also measures the backend's peak
-throughput (tokens/s on a batch of independent prompts) and the share of it each mode sustained.
+throughput (tokens/s on a batch of independent short prompts), its forward-pass limit (tokens/s on a
+batch of long independent prompts, the most a backend can compute) and the share of each a mode sustained.
 The last line printed is one JSON object with the ratios.
 """
 
@@ -71,6 +72,37 @@ def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], m
                 break
     options = {"share_prefixes": False} if backend.capabilities.prefix_sharing else {}
     backend.label_logprobs(prompts[:4], list(task.label_words), **options)  # warm up
+    best = 0.0
+    for _ in range(max(repeats, 1)):
+        before = backend.stats.copy()
+        start = time.perf_counter()
+        backend.label_logprobs(prompts, list(task.label_words), **options)
+        wall = time.perf_counter() - start
+        best = max(best, backend.stats.minus(before).computed_tokens / wall)
+    return best
+
+
+def forward_limit(backend: Backend, task: Task, examples: Sequence[Example], width: int = 512,
+                  batch_tokens: int = 4096, repeats: int = 2) -> float:
+    """Tokens/s the backend computes on `batch_tokens` of independent prompts about `width` tokens long (the
+    best of `repeats` passes, no prefix reuse): the forward pass's own speed, which short prompts understate
+    (their fixed cost per prompt and per call weighs more). A mode's share of it is how near the model's
+    limit the search runs."""
+    def size(text: str) -> int:
+        return len(backend.encode(text)) if backend.capabilities.tokenizer else len(text.split())
+
+    texts = [task.render(ex) for ex in examples] or ["x"]
+    prompts: list[str] = []
+    while len(prompts) * width < batch_tokens:
+        # Each prompt starts differently, so no backend can reuse a prefix between them.
+        parts, tokens, k = [f"{len(prompts)}."], 0, len(prompts)
+        while tokens < width:
+            parts.append(texts[k % len(texts)])
+            tokens += size(parts[-1])
+            k += 1
+        prompts.append("\n\n".join(parts))
+    options = {"share_prefixes": False} if backend.capabilities.prefix_sharing else {}
+    backend.label_logprobs(prompts[:1], list(task.label_words), **options)  # warm up
     best = 0.0
     for _ in range(max(repeats, 1)):
         before = backend.stats.copy()
@@ -149,14 +181,19 @@ def _finished_row(path: Path, config: ICMConfig, fingerprint: str) -> dict[str, 
 
 def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
           base: ICMConfig, seeds: Sequence[int], log=print, orders: Sequence[str] | None = None,
-          modes: Sequence[str] = ("reference", "fast"), checkpoint_dir: str | Path | None = None) -> dict[str, Any]:
+          modes: Sequence[str] = ("reference", "fast"), checkpoint_dir: str | Path | None = None,
+          limit_tokens: int = 4096) -> dict[str, Any]:
     """`orders`: the demonstration orders to run `fast` with, each against the same reference run; the
     summary's top-level figures are the first order's, `by_order` has them all. `modes` may leave out
     either mode (the ratios are then None). With `checkpoint_dir`, each run checkpoints there and is kept
-    there when it finishes: the same command run again skips finished runs and resumes the unfinished one."""
+    there when it finishes: the same command run again skips finished runs and resumes the unfinished one.
+    `limit_tokens`: the batch the forward-pass limit is measured on (0: not measured)."""
     orders = list(orders or [base.demo_order])
     peak = peak_throughput(backend, task, examples)
     log(f"backend peak throughput: {peak:.0f} tokens/s on independent prompts")
+    limit = forward_limit(backend, task, examples, batch_tokens=limit_tokens) if limit_tokens > 0 else None
+    if limit:
+        log(f"backend forward-pass limit: {limit:.0f} tokens/s on {limit_tokens} tokens of 512-token prompts")
     rows: list[dict[str, Any]] = []
     prints = fingerprint(examples, task)
     for seed in seeds:
@@ -185,6 +222,8 @@ def bench(backend: Backend, task: Task, examples: Sequence[Example], gold: Seque
             # Each run's share is against the peak measured in the process that finished it.
             row["peak_tokens_per_s"] = round(peak, 1)
             row["share_of_peak"] = row["tokens_per_s"] / peak if row["tokens_per_s"] and peak else None
+            row["forward_limit_tokens_per_s"] = round(limit, 1) if limit else None
+            row["share_of_forward_limit"] = row["tokens_per_s"] / limit if row["tokens_per_s"] and limit else None
             if finished is not None:  # and so is its checkpoint
                 atomic_write(finished,
                              json.dumps({**row, "config": cfg.as_dict(), "fingerprint": prints}, indent=1) + "\n")
@@ -205,7 +244,8 @@ def row_line(row: dict[str, Any]) -> str:
             f"prompt tokens {row['prompt_tokens']} computed {row['computed_tokens']} wall {row['wall_s']} s "
             f"peak RSS {row['peak_rss_mb']} MB (from {row.get('start_rss_mb')} MB) "
             f"sustained {row['tokens_per_s'] or 0:.0f} tok/s "
-            f"({100 * (row.get('share_of_peak') or 0):.0f}% of peak)")
+            f"({100 * (row.get('share_of_peak') or 0):.0f}% of peak, "
+            f"{100 * (row.get('share_of_forward_limit') or 0):.1f}% of the forward-pass limit)")
 
 
 def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str, Any]:
@@ -247,12 +287,14 @@ def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str
             "label_agreement": agree,
             "both_labeled": both,
             "fast_share_of_peak": mean(variant, "share_of_peak"),
+            "fast_share_of_forward_limit": mean(variant, "share_of_forward_limit"),
             "fast_peak_rss_mb": max((r["peak_rss_mb"] for r in rows if r["variant"] == variant), default=None),
         }
 
     by_order = {order: figures(order) for order in orders}
     first = by_order[orders[0]]
     peaks = [r["peak_tokens_per_s"] for r in rows if r.get("peak_tokens_per_s")]
+    limits = [r["forward_limit_tokens_per_s"] for r in rows if r.get("forward_limit_tokens_per_s")]
     return {
         "token_ratio": first["token_ratio"],
         "time_ratio": first["time_ratio"],
@@ -261,6 +303,9 @@ def summarize(rows: Sequence[dict[str, Any]], orders: Sequence[str]) -> dict[str
         "peak_tokens_per_s": round(statistics.fmean(peaks), 1) if peaks else None,
         "fast_share_of_peak": first["fast_share_of_peak"],
         "reference_share_of_peak": mean("reference", "share_of_peak"),
+        "forward_limit_tokens_per_s": round(statistics.fmean(limits), 1) if limits else None,
+        "fast_share_of_forward_limit": first["fast_share_of_forward_limit"],
+        "reference_share_of_forward_limit": mean("reference", "share_of_forward_limit"),
         "demo_order": orders[0], "by_order": by_order,
         "seeds": sorted({r["seed"] for r in rows}),
     }

@@ -169,7 +169,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     backend = make_backend(args)
     result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
                    log=lambda line: print(line, flush=True), orders=args.demo_order, modes=args.modes,
-                   checkpoint_dir=args.checkpoint_dir)
+                   checkpoint_dir=args.checkpoint_dir, limit_tokens=args.limit_tokens)
     result["backend"] = backend.describe()
     if args.report:
         atomic_write(args.report, json.dumps(result, indent=2) + "\n")

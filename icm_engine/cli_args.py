@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--modes", default="reference,fast", type=_modes,
                        help="which modes to run, comma-separated (default both; one alone: no ratios)")
     bench.add_argument("--report", help="write the final JSON here too")
+    bench.add_argument("--limit-tokens", type=int, default=4096,
+                       help="measure the backend's forward-pass limit on this many tokens of 512-token prompts "
+                            "(the best of two passes); 0: skip it")
     bench.add_argument("--checkpoint-dir",
                        help="checkpoint each run here (between iterations, at most every 10 s) and keep it here "
                             "when it finishes; the same command run again skips finished runs and resumes an "

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from icm_engine.cli import main
+from icm_engine.examples import Example
 
 
 def icm(*args: str) -> subprocess.CompletedProcess:
@@ -358,3 +359,21 @@ def test_bench_keeps_the_official_readout_while_label_takes_the_presets(tmp_path
     config = seen["config"]
     assert (config.readout, config.context, config.calibrate) == ("verdict", "all", False)
     assert PRESET_CHOICES["truthfulqa"].readout != "verdict"  # else this test would prove nothing
+
+
+def test_the_forward_pass_limit_is_measured_on_long_independent_prompts():
+    from icm_engine.bench import forward_limit
+    from icm_engine.presets import get_task
+
+    from .fakes import TEMPLATE, FakeBackend
+
+    task = get_task("claims", template=TEMPLATE)
+    examples = [Example(uid=i, id=f"e{i}", fields={"text": f"{'pos' if i % 2 else 'neg'} item {i}"}, group=i)
+                for i in range(5)]
+    backend = FakeBackend(record=True)
+    assert forward_limit(backend, task, examples, width=40, batch_tokens=400, repeats=2) > 0
+    warmup, passes = backend.prompts[:1], backend.prompts[1:]
+    assert len(warmup) == 1 and len(passes) == 20  # two passes of 400 tokens in prompts of about 40 (words here)
+    first = passes[:10]
+    assert all(40 <= len(p.split()) < 40 + 8 for p in first)  # each is at least `width` long
+    assert len({p.split("\n\n")[0] for p in first}) == 10  # each starts differently: no prefix to reuse

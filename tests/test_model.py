@@ -271,7 +271,7 @@ def test_bench_prints_both_modes_and_the_ratios(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "icm_engine.cli", "bench", str(SANITY / "claims_dev.jsonl"), "--task", "claims",
          "--consistency", "key:answer", "--limit", "6", "--iterations", "3", "--num-seed", "2",
-         "--demo-order", "position,labeled", "--report", str(report)],
+         "--demo-order", "position,labeled", "--limit-tokens", "1024", "--report", str(report)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -281,6 +281,9 @@ def test_bench_prints_both_modes_and_the_ratios(tmp_path):
     for key in ("token_ratio", "time_ratio", "acc_reference", "acc_fast", "peak_tokens_per_s"):
         assert key in final
     assert final["token_ratio"] > 0 and final["peak_tokens_per_s"] > 0
+    # The forward pass's own limit, on long prompts: above the short-prompt peak, and each mode's share of it.
+    assert final["forward_limit_tokens_per_s"] > final["peak_tokens_per_s"] * 0.5
+    assert 0 < final["fast_share_of_forward_limit"] < 1.5 and 0 < final["reference_share_of_forward_limit"] < 1.5
     # Both orders ran against the one reference run, under the reference's own search choices.
     assert set(final["by_order"]) == {"position", "labeled"} and final["semantics"] == "code"
     assert sum(" fast labeled " in line for line in lines) == 1
