@@ -41,10 +41,13 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="transformers", choices=["transformers", "openai", "vllm"])
     p.add_argument("--model", default=None, help="packaged model name, local folder or .gguf (default gemma3-270m)")
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
-                   help="transformers (auto: bfloat16 where the CPU has native bf16, else float32) and vllm "
+                   help="transformers (auto: bfloat16 where the CPU or GPU has native bf16, else float32) and vllm "
                         "(auto: the model's own) backends")
     p.add_argument("--device", default=None,
                    help="transformers backend: torch device, e.g. cuda or cuda:1 (default $ICM_DEVICE, else cpu)")
+    p.add_argument("--strategy", default=None, choices=["auto", "store", "batched"],
+                   help="transformers backend: how a call is cut into forward passes (auto: by device, store on "
+                        "the CPU, batched on an accelerator; default $ICM_STRATEGY, else auto; docs/engine.md)")
     p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
     p.add_argument("--share-continuations", action="store_true",
                    help="transformers backend: continuation readouts (split, channel) resume prompts from the prefix "
@@ -188,10 +191,14 @@ def make_backend(args: argparse.Namespace):
     options: dict[str, Any] = {}
     if args.device and args.backend != "transformers":
         raise ValueError(f"--device is for the transformers backend; {args.backend} places the model itself")
+    if args.strategy and args.backend != "transformers":
+        raise ValueError(f"--strategy is for the transformers backend, not {args.backend}")
     if args.backend in ("transformers", "vllm"):
         options["dtype"] = args.dtype
         if args.device:
             options["device"] = args.device
+        if args.strategy:
+            options["strategy"] = args.strategy
     elif args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
     if args.share_continuations:

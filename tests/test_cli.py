@@ -229,15 +229,15 @@ def test_an_interrupted_bench_resumes_from_its_checkpoints_and_skips_finished_ru
 
     assert main([*common, "--report", str(tmp_path / "straight.json")]) == 0
     straight = rows(tmp_path / "straight.json")[0]
-    # The peak-throughput passes take 4 calls; the search fails 15 calls in.
-    fail_at[0] = 4 + 15
+    # The peak-throughput passes take 4 calls and the forward-pass limit's 3; the search fails 15 calls in.
+    fail_at[0] = 7 + 15
     assert main([*common, "--checkpoint-dir", str(folder)]) == 3
     assert sorted(p.name for p in folder.iterdir()) == ["seed1-reference.checkpoint.json"]
     fail_at[0] = None
     capsys.readouterr()
     assert main([*common, "--checkpoint-dir", str(folder), "--report", str(tmp_path / "resumed.json")]) == 0
     resumed = rows(tmp_path / "resumed.json")[0]
-    assert backends[-1].stats.model_calls < straight["model_calls"] + 4  # it did not start over
+    assert backends[-1].stats.model_calls < straight["model_calls"] + 7  # it did not start over
     assert resumed["labels"] == straight["labels"] and resumed["accuracy"] == straight["accuracy"]
     for key in ("model_calls", "prompts", "prompt_tokens", "computed_tokens"):
         assert resumed[key] == straight[key], key  # the two parts' costs, each counted once
@@ -246,7 +246,7 @@ def test_an_interrupted_bench_resumes_from_its_checkpoints_and_skips_finished_ru
     # Run again: the finished run is read back, not searched again.
     assert main([*common, "--checkpoint-dir", str(folder), "--report", str(tmp_path / "again.json")]) == 0
     assert "finished earlier" in capsys.readouterr().out
-    assert backends[-1].stats.model_calls == 4
+    assert backends[-1].stats.model_calls == 7
     assert rows(tmp_path / "again.json")[0]["labels"] == straight["labels"]
     # Other settings in the same folder are refused, naming the file, and change nothing.
     before = (folder / "seed1-reference.json").read_text()

@@ -18,11 +18,12 @@ from ...util import rss_bytes
 from ..attention import register as register_grouped_attention
 from ..base import BackendError, BackendStats, Capabilities
 from ..prefix_store import PrefixStore
-from .batching import BatchLimits, padded_batches
+from .batching import padded_batches
 from .kv_cache import CacheLayout
-from .memory import cpu_has_fast_bf16, keep_freed_memory_within_calls, release_freed_memory
+from .memory import keep_freed_memory_within_calls, release_freed_memory
 from .model_files import check_converted_tokenizer, converted_here, resolve_model_dir
 from .prefix_sharing import PrefixSharer
+from .strategy import auto_dtype, pick_strategy, sharing_pays
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class TransformersBackend:
     - `share_prefixes=False` (the `reference` mode's cost): prompts sorted by length run in
       right-padded micro-batches, every token computed.
 
-    Only the positions that are read go through the vocabulary projection.
+    Only the positions that are read go through the vocabulary projection. How a call is cut into passes
+    is the device's strategy (strategy.py): on the CPU many small exact passes over the prefix store, on
+    an accelerator few wide ones, sharing prefixes only where that computes less.
     """
 
     name = "transformers"
@@ -51,11 +54,12 @@ class TransformersBackend:
         model: str = "gemma3-270m",
         dtype: str = "auto",
         threads: int | None = None,
-        max_batch_tokens: int = 8192,
+        max_batch_tokens: int | None = None,
         share_prefixes: bool = True,
         share_continuations: bool = False,
         prefix_cache_gb: float | None = None,
         device: str | None = None,
+        strategy: str | None = None,
     ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -63,20 +67,6 @@ class TransformersBackend:
 
         # Our own progress bar owns stderr; transformers' weight-loading bar would interleave with it.
         hf_logging.disable_progress_bar()
-        if dtype == "auto":
-            dtype = "bfloat16" if cpu_has_fast_bf16() else "float32"
-        if dtype not in ("bfloat16", "float32"):
-            raise BackendError(f"dtype must be auto, bfloat16 or float32, not {dtype!r}")
-        self.model_name = model
-        self.dtype = dtype
-        self.limits = BatchLimits(max_batch_tokens=max_batch_tokens)
-        self.stats = BackendStats()
-        torch.set_num_threads(threads or int(os.environ.get("ICM_THREADS", "0")) or (os.cpu_count() or 1))
-        folder = resolve_model_dir(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        if converted_here(folder):
-            # Converted from a GGUF file here, perhaps by an earlier transformers that got it wrong.
-            check_converted_tokenizer(self.tokenizer, Path(model), cached=folder)
         self.device = device or os.environ.get("ICM_DEVICE", "cpu")
         try:
             place = torch.device(self.device)
@@ -85,14 +75,24 @@ class TransformersBackend:
         if place.type == "cuda" and (index := place.index or 0) >= torch.cuda.device_count():
             raise BackendError(f"device {self.device!r}: this torch sees {torch.cuda.device_count()} CUDA "
                                f"device(s), so no device {index}")
-        # bfloat16 on the CPU: attention as two products over stacked query heads (attention.py), faster
-        # than PyTorch's fused kernel on the fast scorer's short extensions and on whole prompts alike.
-        # ICM_ATTENTION=sdpa keeps transformers' default.
-        choice = os.environ.get("ICM_ATTENTION", "auto")
-        if choice not in ("auto", "sdpa", "grouped"):
-            raise BackendError(f"ICM_ATTENTION must be auto, sdpa or grouped, not {choice!r}")
-        self.attention = "grouped" if choice == "grouped" or (
-            choice == "auto" and dtype == "bfloat16" and place.type == "cpu") else "sdpa"
+        if dtype == "auto":
+            dtype = auto_dtype(place.type)
+        if dtype not in ("bfloat16", "float32"):
+            raise BackendError(f"dtype must be auto, bfloat16 or float32, not {dtype!r}")
+        self.model_name = model
+        self.dtype = dtype
+        # ICM_ATTENTION=sdpa keeps transformers' default kernel where the strategy would pick another.
+        self.strategy = pick_strategy(strategy or os.environ.get("ICM_STRATEGY", "auto"), place.type, dtype,
+                                      os.environ.get("ICM_ATTENTION", "auto"), max_batch_tokens)
+        self.limits = self.strategy.limits
+        self.attention = self.strategy.attention
+        self.stats = BackendStats()
+        torch.set_num_threads(threads or int(os.environ.get("ICM_THREADS", "0")) or (os.cpu_count() or 1))
+        folder = resolve_model_dir(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        if converted_here(folder):
+            # Converted from a GGUF file here, perhaps by an earlier transformers that got it wrong.
+            check_converted_tokenizer(self.tokenizer, Path(model), cached=folder)
         implementation = register_grouped_attention() if self.attention == "grouped" else "sdpa"
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
                                                           attn_implementation=implementation).to(place)
@@ -138,6 +138,8 @@ class TransformersBackend:
             info["share_continuations"] = True
         if self.attention != "sdpa":
             info["attention"] = self.attention
+        if self.strategy.name != "store":
+            info["strategy"] = self.strategy.name
         return info
 
     # -- tokenization -------------------------------------------------------------------------
@@ -170,10 +172,22 @@ class TransformersBackend:
     def _label_logprobs(self, h, label_ids: Sequence[int]):
         """Log-probs of label_ids from hidden states [rows, dim], `head_rows` at a time: each pass reads
         the whole vocabulary head, so a call's rows go through it together (`python bench/attention_bench.py
-        head` measures the difference)."""
+        head` measures the difference). The label words' logits less each row's log-sum-exp: no second
+        vocabulary-wide tensor of log-probs is made."""
         torch, ids = self._torch, list(label_ids)
-        return torch.cat([torch.log_softmax(self._logits(h[a:a + self.limits.head_rows]), dim=-1)[:, ids]
-                          for a in range(0, len(h), self.limits.head_rows)])
+        parts = []
+        for a in range(0, len(h), self.limits.head_rows):
+            logits = self._logits(h[a:a + self.limits.head_rows])
+            parts.append(logits[:, ids] - torch.logsumexp(logits, dim=-1, keepdim=True))
+        return torch.cat(parts)
+
+    def _shares(self, seqs: Sequence[list[int]], first_read: Sequence[int], share: bool) -> bool:
+        """Whether this call resumes from stored prefixes: when asked to and, under a strategy that weighs
+        it, when that computes less than padded batches (each pass counted at its fixed cost)."""
+        if not share or self.strategy.always_share:
+            return share
+        tokens, passes = self.sharer.estimate(seqs, first_read)
+        return sharing_pays([len(s) for s in seqs], tokens, passes, self.limits)
 
     def _hidden(self, seqs: Sequence[list[int]]):
         torch = self._torch
@@ -225,7 +239,7 @@ class TransformersBackend:
         torch = self._torch
         out = np.zeros((len(seqs), len(label_ids)), dtype=np.float64)
         share = self.share_prefixes if share_prefixes is None else share_prefixes
-        if share:
+        if self._shares(seqs, [len(s) - 1 for s in seqs], share):
             with torch.inference_mode(), self._place():
                 self._fit_store()
                 hidden, computed = self.sharer.hidden(seqs, [len(s) - 1 for s in seqs])
@@ -260,7 +274,7 @@ class TransformersBackend:
         if not pairs:
             return out
         share = (self.share_prefixes and self.share_continuations) if share_prefixes is None else share_prefixes
-        if share:
+        if self._shares([s for s, _ in pairs], [start - 1 for _, start in pairs], share):
             seqs = [s for s, _ in pairs]
             with torch.inference_mode(), self._place():
                 self._fit_store()
@@ -293,8 +307,10 @@ class TransformersBackend:
         picked = torch.empty(len(target), dtype=torch.float64, device=h.device)
         rows = self.limits.head_rows
         for a in range(0, len(h), rows):
-            logp = torch.log_softmax(self._logits(h[a:a + rows]), dim=-1)
-            picked[a:a + rows] = logp[torch.arange(len(logp), device=h.device), target[a:a + rows]]
-            del logp
+            logits = self._logits(h[a:a + rows])
+            # The target's logit less the row's log-sum-exp: no vocabulary-wide tensor of log-probs.
+            chosen = logits.gather(1, target[a:a + rows, None])[:, 0]
+            picked[a:a + rows] = chosen - torch.logsumexp(logits, dim=-1)
+            del logits
         sums = torch.zeros(len(targets), dtype=torch.float64, device=h.device).index_add_(0, owner, picked)
         return sums.cpu().numpy()

@@ -99,6 +99,25 @@ class PrefixSharer:
             ).last_hidden_state)
         return hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=1)
 
+    def estimate(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[int, int]:
+        """About the tokens and forward passes hidden() would take for these sequences now (the batched
+        strategy weighs them against padded batches; the store is matched, not filled). In token order each
+        sequence computes what neither the store nor the sequence before it holds. Passes: one for the rows
+        that resume from the store, one more for each prefix that sequences resume from after an earlier one
+        of this call computed it (the call must run and store it first), and at least one for every
+        max_batch_tokens // 4 tokens computed."""
+        tokens, prev = 0, None
+        fresh: set[tuple[int, ...]] = set()  # prefixes this call computes and then resumes from
+        for k in sorted(range(len(seqs)), key=lambda k: seqs[k]):
+            seq = seqs[k]
+            stored = min(self.store.match(seq)[1], first_read[k])
+            shared = min(common_prefix(prev, seq), first_read[k]) if prev is not None else 0
+            if shared > stored:
+                fresh.add(tuple(seq[:shared]))
+            tokens += len(seq) - max(stored, shared)
+            prev = seq
+        return tokens, max(1 + len(fresh), -(-tokens // max(1, self.limits.max_batch_tokens // 4)))
+
     def hidden(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[list, int]:
         """Hidden states of positions first_read[k] .. len-1 of every sequence, computing only what the
         prefix store does not hold. Returns the per-sequence tensors and the number of tokens computed."""
