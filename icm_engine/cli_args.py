@@ -45,9 +45,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
                         "(auto: the model's own) backends")
     p.add_argument("--device", default=None,
                    help="transformers backend: torch device, e.g. cuda or cuda:1 (default $ICM_DEVICE, else cpu)")
-    p.add_argument("--strategy", default=None, choices=["auto", "store", "batched"],
+    p.add_argument("--strategy", default=None, choices=["auto", "store", "wide"],
                    help="transformers backend: how a call is cut into forward passes (auto: by device, store on "
-                        "the CPU, batched on an accelerator; default $ICM_STRATEGY, else auto; docs/engine.md)")
+                        "the CPU, wide on an accelerator; default $ICM_STRATEGY, else auto; docs/engine.md)")
     p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
     p.add_argument("--share-continuations", action="store_true",
                    help="transformers backend: continuation readouts (split, channel) resume prompts from the prefix "

@@ -1,5 +1,5 @@
-"""The transformers backend's strategies: which one a device gets, when the batched one shares prefixes, and
-that the batched strategy (an accelerator's) gives the plain forward pass's scores, run here on the CPU."""
+"""The transformers backend's strategies: which one a device gets, when the wide one shares prefixes, and
+that the wide strategy (an accelerator's) gives the plain forward pass's scores, run here on the CPU."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ def test_the_device_picks_the_strategy_and_either_can_be_asked_for_anywhere():
     assert (cpu.name, cpu.attention, cpu.always_share, cpu.limits.max_batch_tokens) == ("store", "grouped", True, 8192)
     assert pick_strategy("auto", "cpu", "float32").attention == "sdpa"
     gpu = pick_strategy("auto", "cuda", "bfloat16")
-    assert (gpu.name, gpu.attention, gpu.always_share) == ("batched", "sdpa", False)
+    assert (gpu.name, gpu.attention, gpu.always_share) == ("wide", "sdpa", False)
     assert gpu.limits.max_batch_tokens > cpu.limits.max_batch_tokens
     assert gpu.limits.overhead_tokens > cpu.limits.overhead_tokens  # a pass costs more there
-    assert pick_strategy("batched", "cpu", "bfloat16").name == "batched"
+    assert pick_strategy("wide", "cpu", "bfloat16").name == "wide"
     assert pick_strategy("store", "cuda", "float32").name == "store"
     assert pick_strategy("auto", "cuda", "bfloat16", attention="grouped").attention == "grouped"
     assert pick_strategy("auto", "cpu", "bfloat16", attention="sdpa").attention == "sdpa"
-    assert pick_strategy("batched", "cpu", "float32", max_batch_tokens=1000).limits.max_batch_tokens == 1000
+    assert pick_strategy("wide", "cpu", "float32", max_batch_tokens=1000).limits.max_batch_tokens == 1000
     with pytest.raises(BackendError, match="strategy must be one of"):
         pick_strategy("fastest", "cpu", "float32")
     with pytest.raises(BackendError, match="ICM_ATTENTION"):
@@ -68,15 +68,15 @@ def test_the_sharing_estimate_counts_what_neither_the_store_nor_a_neighbour_hold
 
 
 @pytest.fixture(scope="module")
-def batched(tmp_path_factory):
-    """The tiny random Gemma 3 of test_hf_cache.py under the batched strategy, on the CPU, in float32."""
+def wide(tmp_path_factory):
+    """The tiny random Gemma 3 of test_hf_cache.py under the wide strategy, on the CPU, in float32."""
     from icm_engine.backends.hf import TransformersBackend
 
     from .test_hf_cache import _tiny_gemma3
 
-    folder = tmp_path_factory.mktemp("tiny-gemma3-batched")
+    folder = tmp_path_factory.mktemp("tiny-gemma3-wide")
     _tiny_gemma3(folder)
-    return TransformersBackend(model=str(folder), dtype="float32", strategy="batched", device="cpu")
+    return TransformersBackend(model=str(folder), dtype="float32", strategy="wide", device="cpu")
 
 
 def _plain(backend, seqs: list[list[int]], ids: list[int]) -> np.ndarray:
@@ -89,11 +89,11 @@ def _plain(backend, seqs: list[list[int]], ids: list[int]) -> np.ndarray:
 
 
 @pytest.mark.model  # borrows the packaged model's tokenizer
-def test_the_batched_strategy_gives_the_plain_forward_pass_scores_shared_or_padded(batched):
+def test_the_wide_strategy_gives_the_plain_forward_pass_scores_shared_or_padded(wide):
     """Targets after one long shared context (`--context other-groups`): sharing computes far less, so the
-    batched strategy takes it. A few short unrelated prompts: it pads them into one pass. Leave-one-out
+    wide strategy takes it. A few short unrelated prompts: it pads them into one pass. Leave-one-out
     prompts, whichever it takes. All equal the plain forward pass."""
-    assert batched.describe()["strategy"] == "batched" and batched.attention == "sdpa"
+    assert wide.describe()["strategy"] == "wide" and wide.attention == "sdpa"
     rng = np.random.default_rng(0)
 
     def tokens(n: int) -> list[int]:
@@ -102,46 +102,46 @@ def test_the_batched_strategy_gives_the_plain_forward_pass_scores_shared_or_padd
     ids = [5, 17, 230, 4021]
     context = [2, *tokens(1500)]
     targets = [[*context, *tokens(int(n))] for n in rng.integers(5, 40, size=12)]
-    batched.reset_prefix_cache()
-    before = batched.stats.copy()
-    got = batched.score_token_seqs(targets, ids)
-    cost = batched.stats.minus(before)
+    wide.reset_prefix_cache()
+    before = wide.stats.copy()
+    got = wide.score_token_seqs(targets, ids)
+    cost = wide.stats.minus(before)
     assert cost.computed_tokens < 0.2 * cost.prompt_tokens  # it shared
-    np.testing.assert_allclose(got, _plain(batched, targets, ids), atol=1e-4)
+    np.testing.assert_allclose(got, _plain(wide, targets, ids), atol=1e-4)
 
     short = [[2, *tokens(int(n))] for n in (5, 30, 17, 60)]
-    before = batched.stats.copy()
-    got = batched.score_token_seqs(short, ids)
-    cost = batched.stats.minus(before)
+    before = wide.stats.copy()
+    got = wide.score_token_seqs(short, ids)
+    cost = wide.stats.minus(before)
     assert cost.computed_tokens == cost.prompt_tokens and cost.model_calls == 1  # padded, every token computed
-    np.testing.assert_allclose(got, _plain(batched, short, ids), atol=1e-4)
+    np.testing.assert_allclose(got, _plain(wide, short, ids), atol=1e-4)
 
-    # The same prompts again: the store holds them, and the batched strategy resumes from it (computing only
+    # The same prompts again: the store holds them, and the wide strategy resumes from it (computing only
     # each prompt's last token, the one read).
-    before = batched.stats.copy()
-    np.testing.assert_allclose(batched.score_token_seqs(targets, ids), _plain(batched, targets, ids), atol=1e-4)
-    assert batched.stats.minus(before).computed_tokens == len(targets)
+    before = wide.stats.copy()
+    np.testing.assert_allclose(wide.score_token_seqs(targets, ids), _plain(wide, targets, ids), atol=1e-4)
+    assert wide.stats.minus(before).computed_tokens == len(targets)
 
     demos = [tokens(int(n)) for n in rng.integers(150, 400, size=12)]
     loo = [[2, *[t for d, demo in enumerate(demos) if d != k for t in demo], *tokens(9)] for k in range(12)]
     for share in (True, False):
-        np.testing.assert_allclose(batched.score_token_seqs(loo, ids, share_prefixes=share),
-                                   _plain(batched, loo, ids), atol=1e-4)
+        np.testing.assert_allclose(wide.score_token_seqs(loo, ids, share_prefixes=share),
+                                   _plain(wide, loo, ids), atol=1e-4)
 
 
 @pytest.mark.model
-def test_the_batched_strategy_gives_the_plain_continuation_log_probs(batched):
+def test_the_wide_strategy_gives_the_plain_continuation_log_probs(wide):
     import torch
 
     prefixes = ["Question: Is the sky blue?\nAnswer:", "Question: Is grass red?\nAnswer:", "Claim: 2+2=4."]
     continuations = [" Yes, it is.", " No", " True, and then some more words"]
-    got = batched.continuation_logprobs(prefixes, continuations)
+    got = wide.continuation_logprobs(prefixes, continuations)
     want = []
     with torch.inference_mode():
         for prefix, continuation in zip(prefixes, continuations, strict=True):
-            seq, start = batched.encode_pair(prefix, continuation)
-            logp = torch.log_softmax(batched.model(input_ids=torch.tensor([seq])).logits[0], -1)
+            seq, start = wide.encode_pair(prefix, continuation)
+            logp = torch.log_softmax(wide.model(input_ids=torch.tensor([seq])).logits[0], -1)
             want.append(sum(float(logp[t - 1, seq[t]]) for t in range(start, len(seq))))
     np.testing.assert_allclose(got, want, atol=1e-4)
-    np.testing.assert_allclose(batched.continuation_logprobs(prefixes, continuations, share_prefixes=True), want,
+    np.testing.assert_allclose(wide.continuation_logprobs(prefixes, continuations, share_prefixes=True), want,
                                atol=1e-4)

@@ -100,7 +100,7 @@ class PrefixSharer:
         return hidden[0] if len(hidden) == 1 else torch.cat(hidden, dim=1)
 
     def estimate(self, seqs: Sequence[list[int]], first_read: Sequence[int]) -> tuple[int, int]:
-        """About the tokens and forward passes hidden() would take for these sequences now (the batched
+        """About the tokens and forward passes hidden() would take for these sequences now (the wide
         strategy weighs them against padded batches; the store is matched, not filled). In token order each
         sequence computes what neither the store nor the sequence before it holds. Passes: one for the rows
         that resume from the store, one more for each prefix that sequences resume from after an earlier one

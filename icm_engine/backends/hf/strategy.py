@@ -4,13 +4,13 @@ accelerator's few wide ones.
 - `store` (the CPU's): every prompt of a call resumes from the longest prefix the store holds and only the
   rest is computed, in many small passes (prefix_sharing.py). On a CPU a pass costs little beyond its
   tokens, so computing fewer tokens is what pays.
-- `batched` (an accelerator's): a pass's fixed cost (kernel launches, the Python around them) is worth
+- `wide` (an accelerator's): a pass's fixed cost (kernel launches, the Python around them) is worth
   thousands of tokens, so a call runs in as few passes as memory allows: prompts sorted by length and cut
   into wide padded batches, PyTorch's scaled-dot-product attention, bfloat16 where the device has it. A
   call still resumes from the prefix store when the estimate says that computes less, passes counted at
   their fixed cost (`sharing_pays`).
 
-`auto` picks by device: `store` on the CPU, `batched` elsewhere. Either runs anywhere, so the batched
+`auto` picks by device: `store` on the CPU, `wide` elsewhere. Either runs anywhere, so the wide
 strategy's exactness is tested on the CPU (tests/test_hf_strategy.py).
 """
 
@@ -23,7 +23,7 @@ from ..base import BackendError
 from .batching import BatchLimits, padded_batches
 from .memory import cpu_has_fast_bf16
 
-STRATEGIES = ("auto", "store", "batched")
+STRATEGIES = ("auto", "store", "wide")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def pick_strategy(choice: str, device_type: str, dtype: str, attention: str = "a
         raise BackendError(f"strategy must be one of {', '.join(STRATEGIES)}, not {choice!r}")
     if attention not in ("auto", "sdpa", "grouped"):
         raise BackendError(f"ICM_ATTENTION must be auto, sdpa or grouped, not {attention!r}")
-    name = choice if choice != "auto" else ("store" if device_type == "cpu" else "batched")
+    name = choice if choice != "auto" else ("store" if device_type == "cpu" else "wide")
     if name == "store":
         # bfloat16 on the CPU: attention as two products over stacked query heads, faster than PyTorch's
         # fused kernel on the fast scorer's short extensions and on whole prompts alike (attention.py).
