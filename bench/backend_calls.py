@@ -4,6 +4,8 @@ command, and replay them alone.
 Usage:
   python bench/backend_calls.py record CALLS.json.gz -- label INPUT --task truthfulqa --limit 64 ...
   python bench/backend_calls.py replay CALLS.json.gz [--limit N] [--dtype float32] [--scores OUT.json.gz] [--pads]
+                                       [--model M] [--strategy store|wide] [--device D]
+  python bench/backend_calls.py narrow FOLDER
 
 A replay runs the same token sequences through a fresh backend in the same order, without the search, and
 prints one JSON line a call (computed tokens, wall, resident and peak memory, store size) and a total:
@@ -11,6 +13,11 @@ the way to compare two versions of the backend on one run's exact workload (docs
 writes the log-probs of " True" and " False" after each prompt (the truthfulqa preset's label words),
 so two versions' scores can be compared for exactness. `--pads` adds the model's forward passes, the
 positions they computed, how many were pads, and their time to the total.
+
+`narrow FOLDER` saves the packaged model's architecture (its 18 layers, their sliding windows, heads and
+vocabulary) at a width of 64 with random weights: a forward pass then costs about what its dispatch costs,
+the regime of a small model on a GPU, so replays on it (`--model FOLDER`) compare what the strategies
+spend around the model: passes, positions, and the host's bookkeeping.
 """
 
 from __future__ import annotations
@@ -62,14 +69,36 @@ def count_pads(backend) -> dict[str, float]:
     return counts
 
 
-def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pads: bool = False) -> int:
+def narrow(folder: str) -> int:
+    import shutil
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoConfig, Gemma3ForCausalLM
+
+    from icm_engine.backends.hf import resolve_model_dir
+
+    source = resolve_model_dir("gemma3-270m")
+    config = AutoConfig.from_pretrained(source)
+    config.hidden_size, config.intermediate_size, config.head_dim = 64, 128, 16
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(source / name, Path(folder) / name)
+    print(f"narrow model: {folder} ({config.num_hidden_layers} layers, width {config.hidden_size})", file=sys.stderr)
+    return 0
+
+
+def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pads: bool = False,
+           model: str = "gemma3-270m", strategy: str | None = None, device: str | None = None) -> int:
     from icm_engine.backends.hf import TransformersBackend
     from icm_engine.bench import PeakMemory
     from icm_engine.util import rss_bytes
 
     with gzip.open(path, "rt") as handle:
         calls = json.load(handle)[:limit]
-    backend = TransformersBackend(dtype=dtype)
+    backend = TransformersBackend(model=model, dtype=dtype, strategy=strategy, device=device)
     counts = count_pads(backend) if pads else {}
     ids = [backend.label_token_id(" True"), backend.label_token_id(" False")]
     scores = []
@@ -82,7 +111,8 @@ def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pa
             print(json.dumps({"call": i, "prompts": len(call["seqs"]), "computed": computed,
                               "wall_s": round(time.perf_counter() - t, 2), "rss_mb": rss_bytes() >> 20,
                               "peak_mb": peak.peak >> 20, "store_mb": backend._store.bytes >> 20}), flush=True)
-    print(json.dumps({"calls": len(calls), "prompt_tokens": backend.stats.prompt_tokens,
+    print(json.dumps({**backend.describe(), "strategy": backend.strategy.name,
+                      "calls": len(calls), "prompt_tokens": backend.stats.prompt_tokens,
                       "computed_tokens": backend.stats.computed_tokens,
                       "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak.peak >> 20,
                       **{k: round(v, 1) for k, v in counts.items()}}))
@@ -93,6 +123,8 @@ def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pa
 
 
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "narrow":
+        return narrow(sys.argv[2])
     if len(sys.argv) > 2 and sys.argv[1] == "record":
         if "--" not in sys.argv:
             sys.exit("usage: backend_calls.py record CALLS.json.gz -- <icm arguments>")
@@ -105,8 +137,12 @@ def main() -> int:
     parser.add_argument("--scores")
     parser.add_argument("--pads", action="store_true",
                         help="also count the model's forward passes, positions, pad positions and time")
+    parser.add_argument("--model", default="gemma3-270m", help="packaged name, folder or .gguf (a narrow folder)")
+    parser.add_argument("--strategy", choices=["auto", "store", "wide"])
+    parser.add_argument("--device")
     args = parser.parse_args()
-    return replay(args.calls, args.limit, args.dtype, args.scores, args.pads)
+    return replay(args.calls, args.limit, args.dtype, args.scores, args.pads, args.model, args.strategy,
+                  args.device)
 
 
 if __name__ == "__main__":

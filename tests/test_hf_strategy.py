@@ -9,7 +9,7 @@ import pytest
 from icm_engine.backends.base import BackendError
 from icm_engine.backends.hf.batching import BatchLimits
 from icm_engine.backends.hf.prefix_sharing import PrefixSharer
-from icm_engine.backends.hf.strategy import padded_cost, pick_strategy, sharing_pays
+from icm_engine.backends.hf.strategy import batch_tokens_within, padded_cost, pick_strategy, sharing_pays
 from icm_engine.backends.prefix_store import PrefixStore
 
 
@@ -40,6 +40,14 @@ def test_sharing_pays_only_where_it_computes_less_than_padding_counting_each_pas
     assert sharing_pays(lengths, shared_tokens=1000, shared_passes=2, limits=limits)  # 4,000 < 6,000
     assert not sharing_pays(lengths, shared_tokens=1000, shared_passes=5, limits=limits)  # 7,000
     assert not sharing_pays(lengths, shared_tokens=4500, shared_passes=1, limits=limits)  # 500 saved, a pass spent
+
+
+def test_a_pass_is_as_wide_as_a_quarter_of_the_free_memory_allows_up_to_the_strategys_width():
+    # Gemma 3 270M in bfloat16: 2 * 2 * (8 * 640 + 3 * 2048) = 45,056 bytes a position.
+    assert batch_tokens_within(4 * 45056 * 5000, 640, 2048, 2, cap=65536) == 5000
+    assert batch_tokens_within(140 * 2**30, 640, 2048, 2, cap=65536) == 65536  # an H200 holds the cap
+    assert batch_tokens_within(2**20, 640, 2048, 4, cap=65536) == 1024  # never narrower than this
+    assert batch_tokens_within(4 * 45056 * 5000, 640, 2048, 4, cap=65536) == 2500  # float32 takes twice
 
 
 def _sharer(limits: BatchLimits | None = None) -> PrefixSharer:

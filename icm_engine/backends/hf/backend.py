@@ -23,7 +23,7 @@ from .kv_cache import CacheLayout
 from .memory import keep_freed_memory_within_calls, release_freed_memory
 from .model_files import check_converted_tokenizer, converted_here, resolve_model_dir
 from .prefix_sharing import PrefixSharer
-from .strategy import auto_dtype, pick_strategy, sharing_pays
+from .strategy import auto_dtype, batch_tokens_within, pick_strategy, sharing_pays
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,13 @@ class TransformersBackend:
         self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
                                                           attn_implementation=implementation).to(place)
         self.model.eval()
+        if place.type == "cuda" and max_batch_tokens is None:
+            # As wide as the device's free memory allows, up to the strategy's width.
+            free, _ = torch.cuda.mem_get_info(place)
+            config = self.model.config
+            self.limits.max_batch_tokens = batch_tokens_within(
+                free, config.hidden_size, config.intermediate_size, 2 if dtype == "bfloat16" else 4,
+                self.limits.max_batch_tokens)
         keep_freed_memory_within_calls()
         # On an accelerator, every tensor the backend makes is made there. On the CPU no device mode is
         # entered: a torch function mode adds Python work to every operation of the model.

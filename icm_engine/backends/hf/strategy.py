@@ -59,6 +59,15 @@ def pick_strategy(choice: str, device_type: str, dtype: str, attention: str = "a
     return Strategy(name, limits, "grouped" if attention == "grouped" else "sdpa", always_share=False)
 
 
+def batch_tokens_within(free_bytes: int, hidden: int, intermediate: int, dtype_bytes: int, cap: int) -> int:
+    """The most padded positions one pass may hold on a device with `free_bytes` free: a quarter of it (the
+    rest stays for the prefix store and the vocabulary head's rows) over what a position's activations
+    take in one layer at once (the residual stream and attention's projections, about 8 x hidden, and the
+    MLP's three intermediates), doubled for the allocator's slack; at most `cap`, at least 1,024."""
+    per_position = 2 * dtype_bytes * (8 * hidden + 3 * intermediate)
+    return max(1024, min(cap, free_bytes // 4 // per_position))
+
+
 def auto_dtype(device_type: str) -> str:
     """What `--dtype auto` means on this device: bfloat16 where it is fast, float32 elsewhere."""
     if device_type == "cpu":
