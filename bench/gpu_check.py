@@ -18,8 +18,10 @@ manifest. `run` checks that everything is there, joins the pieces and checks the
 installs the wheels into a folder on PYTHONPATH, and runs, each within what is left of the deadline:
 
 1. `icm bench` at the issue's size (64 TruthfulQA claims, 64 iterations, seed 0, labeled order), bfloat16;
-2. the same in float32, fast only (its labels against the bfloat16 run's and the CPU's);
-3. `icm label` on 1,000 TruthfulQA claims, batches of 64.
+2. `icm label` on 1,000 TruthfulQA claims, batches of 64;
+3. the fast mode's recorded calls at that size replayed under the `store` strategy, then under `wide`
+   (bench/backend_calls.py: the two strategies on one workload, passes and positions counted);
+4. the bench in float32, fast only (its labels against the bfloat16 run's and the CPU's).
 
 Each step's log, report and exit code go to one archive, `$OUT/gpu_check.tar.gz`, and a summary line per
 step to `$OUT/gpu_check.json`; a step cut off by the deadline is recorded as such.
@@ -44,6 +46,8 @@ MIB = 2**20
 PIECE_BYTES = 60 * MIB
 STORE = Path("/tmp/icm-gpu-kit")
 DATA_NAME = "train_truthfulqa.json"
+# The fast mode's scoring calls at issue 30's size (64 claims, seed 0, labeled order), recorded on the CPU.
+CALLS = ROOT / "bench" / "results" / "calls_tqa64_seed0_labeled.json.gz"
 GGUF_NAME = "gemma3-270m.gguf"
 # Beyond PyTorch: what the GPU image lacks or has too old (its transformers 5.17 converts the GGUF
 # tokenizer wrongly; docs/engine.md).
@@ -169,14 +173,18 @@ def steps(data: Path, model: Path, folder: Path, device: str) -> list[tuple[str,
     common = ["--model", str(model), "--device", device]
     bench = [*icm, "bench", str(data), "--task", "truthfulqa", "--limit", "64", "--iterations", "64",
              "--seeds", "0", "--demo-order", "labeled", *common]
+    replay = [sys.executable, str(ROOT / "bench" / "backend_calls.py"), "replay", str(CALLS), "--pads", *common,
+              "--dtype", "bfloat16"]
     return [
         ("bench_bf16", [*bench, "--dtype", "bfloat16", "--report", str(folder / "bench_bf16.json")]),
-        ("bench_fast_f32", [*bench, "--dtype", "float32", "--modes", "fast",
-                            "--report", str(folder / "bench_fast_f32.json")]),
         ("label1000", [*icm, "label", str(data), "--task", "truthfulqa", "--limit", "1000", "--batch-size", "64",
                        "--iterations", "64", "--semantics", "code", "--demo-order", "labeled", "--seed", "0",
                        *common, "--out", str(folder / "label1000.jsonl"),
                        "--report", str(folder / "label1000.json")]),
+        ("replay_store", [*replay, "--strategy", "store"]),
+        ("replay_wide", [*replay, "--strategy", "wide"]),
+        ("bench_fast_f32", [*bench, "--dtype", "float32", "--modes", "fast",
+                            "--report", str(folder / "bench_fast_f32.json")]),
     ]
 
 
