@@ -90,8 +90,35 @@ def narrow(folder: str) -> int:
     return 0
 
 
+def count_assembly_ops() -> dict[str, int]:
+    """Count the tensor operations (by ATen name) that assembling padded caches from stored prefixes runs:
+    on a GPU each one that writes memory (copy_, cat, zero_) is a kernel launch."""
+    import collections
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from icm_engine.backends.hf.kv_cache import CacheLayout
+
+    counts: collections.Counter = collections.Counter()
+
+    class Counting(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            counts[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    padded = CacheLayout.padded
+
+    def counted(self, paths, starts):
+        with Counting():
+            return padded(self, paths, starts)
+
+    CacheLayout.padded = counted
+    return counts
+
+
 def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pads: bool = False,
-           model: str = "gemma3-270m", strategy: str | None = None, device: str | None = None) -> int:
+           model: str = "gemma3-270m", strategy: str | None = None, device: str | None = None,
+           assembly_ops: bool = False) -> int:
     from icm_engine.backends.hf import TransformersBackend
     from icm_engine.bench import PeakMemory
     from icm_engine.util import rss_bytes
@@ -100,6 +127,7 @@ def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pa
         calls = json.load(handle)[:limit]
     backend = TransformersBackend(model=model, dtype=dtype, strategy=strategy, device=device)
     counts = count_pads(backend) if pads else {}
+    ops = count_assembly_ops() if assembly_ops else None
     ids = [backend.label_token_id(" True"), backend.label_token_id(" False")]
     scores = []
     start = time.perf_counter()
@@ -115,7 +143,9 @@ def replay(path: str, limit: int | None, dtype: str, scores_path: str | None, pa
                       "calls": len(calls), "prompt_tokens": backend.stats.prompt_tokens,
                       "computed_tokens": backend.stats.computed_tokens,
                       "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak.peak >> 20,
-                      **{k: round(v, 1) for k, v in counts.items()}}))
+                      **{k: round(v, 1) for k, v in counts.items()},
+                      **({"assembly_ops": sum(ops.values()), "assembly_ops_by_name": dict(ops.most_common())}
+                         if ops is not None else {})}))
     if scores_path:
         with gzip.open(scores_path, "wt") as handle:
             json.dump(scores, handle)
@@ -140,9 +170,11 @@ def main() -> int:
     parser.add_argument("--model", default="gemma3-270m", help="packaged name, folder or .gguf (a narrow folder)")
     parser.add_argument("--strategy", choices=["auto", "store", "wide"])
     parser.add_argument("--device")
+    parser.add_argument("--assembly-ops", action="store_true",
+                        help="also count the tensor operations that assemble padded caches from stored prefixes")
     args = parser.parse_args()
     return replay(args.calls, args.limit, args.dtype, args.scores, args.pads, args.model, args.strategy,
-                  args.device)
+                  args.device, args.assembly_ops)
 
 
 if __name__ == "__main__":

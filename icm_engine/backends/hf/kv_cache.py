@@ -93,34 +93,50 @@ class CacheLayout:
 
     def padded(self, paths: Sequence[Sequence[Node]], starts: Sequence[int]) -> Any:
         """A fresh KV cache holding each row's stored prefix (its path, `starts[r]` tokens), left-padded to
-        the longest. Sliding layers get only the window before the first new token. Filled a layer at a
-        time, so at most one layer exists twice (ours and the cache's copy)."""
+        the longest. Sliding layers get only the window before the first new token.
+
+        Each layer's keys (and values) of every row are gathered by one concatenation of the nodes' slices:
+        a path grows a node per evaluation under the labeled order, and copying slice by slice (rows x
+        nodes x layers copies a call, each a kernel launch on a GPU) cost more than the model there."""
+        import torch
+
         past = max(starts)
         template = next((n.kv for p in paths for n in p), None) if past else None
         if template is None:
             return self.empty_cache()
+        rows = len(paths)
         kv = []
         for li, (k0, v0) in enumerate(template):
             n = self.kept(li, past)
             lo = past - n  # padded index of the first position this layer keeps
-            keys = k0.new_empty((len(paths), k0.shape[1], n, k0.shape[3]))
-            values = v0.new_empty((len(paths), v0.shape[1], n, v0.shape[3]))
-            for r, (path, st) in enumerate(zip(paths, starts, strict=True)):
+            # A row's left pads are zeros (masked, but uninitialised memory can hold NaN, and a masked
+            # weight of 0 times NaN is NaN): slices of one zero block.
+            pads = [max(past - st, lo) - lo for st in starts]
+            zeros = (k0.new_zeros((1, k0.shape[1], max(pads), k0.shape[3])),
+                     v0.new_zeros((1, v0.shape[1], max(pads), v0.shape[3]))) if max(pads) else None
+            parts: tuple[list, list] = ([], [])
+            for path, st, pad in zip(paths, starts, pads, strict=True):
+                for which in (0, 1):
+                    if pad:
+                        parts[which].append(zeros[which].narrow(2, 0, pad))
                 at = past - st
-                # Only a row's left pads need zeros (masked, but uninitialised memory can hold NaN, and a
-                # masked weight of 0 times NaN is NaN); zero-filling whole caches was measurably slower.
-                pad = max(at, lo) - lo
-                if pad:
-                    keys[r, :, :pad].zero_()
-                    values[r, :, :pad].zero_()
+                a = max(at, lo)
                 for node in path:
-                    m = node.kv[li][0].shape[2]
-                    a = max(at, lo)
+                    keys, values = node.kv[li]
+                    m = keys.shape[2]
                     if at + m > a:
-                        keys[r, :, a - lo:at + m - lo] = node.kv[li][0][0, :, a - at:]
-                        values[r, :, a - lo:at + m - lo] = node.kv[li][1][0, :, a - at:]
+                        # Whole nodes as they are, the first one cut with one narrow: no other views.
+                        skip = max(a - at, 0)
+                        parts[0].append(keys.narrow(2, skip, m - skip) if skip else keys)
+                        parts[1].append(values.narrow(2, skip, m - skip) if skip else values)
                     at += m
-            kv.append((keys, values))
+            pair = []
+            for which, first in ((0, k0), (1, v0)):
+                heads, dim = first.shape[1], first.shape[3]
+                # [1, heads, rows * n, dim]: for each head, row 0's positions, then row 1's...
+                joined = torch.cat(parts[which], dim=2).view(heads, rows, n, dim).transpose(0, 1)
+                pair.append(joined if heads == 1 else joined.contiguous())
+            kv.append(tuple(pair))
         return self.new_cache(kv, past)
 
     def repeated(self, cache: Any, past: int, rows: int) -> Any:
