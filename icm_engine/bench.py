@@ -70,8 +70,14 @@ def peak_throughput(backend: Backend, task: Task, examples: Sequence[Example], m
             tokens += len(encode(prompt)) if encode else len(prompt.split())
             if tokens >= min_tokens:
                 break
+    return _best_rate(backend, task, prompts, warmup=4, repeats=repeats)
+
+
+def _best_rate(backend: Backend, task: Task, prompts: list[str], warmup: int, repeats: int) -> float:
+    """Computed tokens/s over all `prompts` in one call, without prefix reuse: the best of `repeats` calls
+    after a warm-up call on the first `warmup`."""
     options = {"share_prefixes": False} if backend.capabilities.prefix_sharing else {}
-    backend.label_logprobs(prompts[:4], list(task.label_words), **options)  # warm up
+    backend.label_logprobs(prompts[:warmup], list(task.label_words), **options)
     best = 0.0
     for _ in range(max(repeats, 1)):
         before = backend.stats.copy()
@@ -101,16 +107,7 @@ def forward_limit(backend: Backend, task: Task, examples: Sequence[Example], wid
             tokens += size(parts[-1])
             k += 1
         prompts.append("\n\n".join(parts))
-    options = {"share_prefixes": False} if backend.capabilities.prefix_sharing else {}
-    backend.label_logprobs(prompts[:1], list(task.label_words), **options)  # warm up
-    best = 0.0
-    for _ in range(max(repeats, 1)):
-        before = backend.stats.copy()
-        start = time.perf_counter()
-        backend.label_logprobs(prompts, list(task.label_words), **options)
-        wall = time.perf_counter() - start
-        best = max(best, backend.stats.minus(before).computed_tokens / wall)
-    return best
+    return _best_rate(backend, task, prompts, warmup=1, repeats=repeats)
 
 
 def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Sequence[bool | None],
