@@ -9,8 +9,9 @@ from typing import Any
 from .anchor import ANCHORS
 from .baselines import METHODS
 from .defaults import DOC as DEFAULTS_DOC
+from .orientation import CHOICES as ORIENTATIONS
 from .presets import PRESETS, get_task
-from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
+from .scoring import CONTEXTS, DEFAULT_FOLDS, DEMO_ORDERS, READOUTS, SCOPES
 from .search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
 
 
@@ -31,6 +32,12 @@ def _task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="demonstrations a target sees: all other labeled examples (paper) or only other groups "
                         "(default: the preset's)")
+    p.add_argument("--centre", choices=SCOPES, default=None,
+                   help="what calibration subtracts: the batch's mean log-odds, or each consistency group's (a claim "
+                        "counts by how it compares with its group mates; default: the preset's)")
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
+                   help="with --context other-folds: how many folds the batch's consistency groups are dealt into "
+                        "(each example's context is the labeled examples of the other folds)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
                    help="subtract the batch's mean log-odds from every score (contextual calibration; on by "
                         "default: uncalibrated, the label words' bias can make one class the most predictable)")
@@ -49,9 +56,10 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
                    help="transformers backend: how a call is cut into forward passes (auto: by device, store on "
                         "the CPU, wide on an accelerator; default $ICM_STRATEGY, else auto; docs/engine.md)")
     p.add_argument("--base-url", default=None, help="openai backend: server URL (default $ICM_OPENAI_BASE_URL)")
-    p.add_argument("--share-continuations", action="store_true",
-                   help="transformers backend: continuation readouts (split, channel) resume prompts from the prefix "
-                        "store too (exact; off by default, docs/engine.md)")
+    p.add_argument("--share-continuations", action=argparse.BooleanOptionalAction, default=None,
+                   help="transformers backend: continuation readouts (split, channel) resume their contexts from the "
+                        "prefix store (exact; on by default; --no-share-continuations computes every token, "
+                        "docs/engine.md)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -112,13 +120,25 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--demo-order", choices=DEMO_ORDERS, default=d.demo_order,
                     help="fast mode: demonstrations by position (the official code) or in the order they were "
                          "labeled (a new label joins each prompt at its end, so earlier prompts' KV is reused)")
-    hp.add_argument("--anchor", choices=ANCHORS, default=d.anchor,
-                    help="likelihood: seed labels follow the model's zero-shot claim likelihood (centred per "
-                         "group), and a batch whose labels disagree with it overall is flipped (names the classes "
-                         "that a flip-symmetric readout cannot)")
+    hp.add_argument("--anchor", choices=ANCHORS, default=None,
+                    help="the claim-likelihood anchor as a term of U: agreeing (the paper semantics' default: it joins "
+                         "halfway through each batch if it agrees with the labels found so far), likelihood (the K "
+                         "seed labels follow it and it counts from the start) or none (the official code's U and "
+                         "--semantics code's default)")
     hp.add_argument("--anchor-weight", type=float, default=d.anchor_weight,
-                    help="with --anchor likelihood: weight of the anchor as a term of U (alpha * w * the anchor's "
-                         "mean signed by the labels, in the units of P); 0 = it only seeds and names the classes")
+                    help="the anchor's weight in U beside mutual predictability, each in its own spread (default 1; "
+                         "0: the anchor only seeds)")
+    hp.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                    help="measure mutual predictability in units of the readout's spread, so alpha and the "
+                         "temperatures mean the same under every readout (default: on for the paper's semantics, "
+                         "off for the code's)")
+    hp.add_argument("--complete", action=argparse.BooleanOptionalAction, default=d.complete,
+                    help="after the search, label every example it left unlabeled with the model's prediction given "
+                         "the searched labels, within the consistency rule (default on; --no-complete keeps the "
+                         "partial labeling)")
+    hp.add_argument("--orient", choices=ORIENTATIONS, default=d.orient,
+                    help="what names the two classes after the search: auto (the likelihood and zero-shot signals, "
+                         "chosen on development data), one signal, or none (the search's own naming)")
     lab.add_argument("--checkpoint", help="save the search state here (between iterations, at most every 10 s); "
                                           "resume from it if present")
 
@@ -201,8 +221,8 @@ def make_backend(args: argparse.Namespace):
             options["strategy"] = args.strategy
     elif args.backend == "openai" and args.base_url:
         options["base_url"] = args.base_url
-    if args.share_continuations:
+    if args.share_continuations is not None:
         if args.backend != "transformers":
             raise ValueError("--share-continuations is for the transformers backend")
-        options["share_continuations"] = True
+        options["share_continuations"] = args.share_continuations
     return get_backend(args.backend, args.model, **options)

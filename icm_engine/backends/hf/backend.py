@@ -19,6 +19,7 @@ from ..attention import register as register_grouped_attention
 from ..base import BackendError, BackendStats, Capabilities
 from ..prefix_store import PrefixStore
 from .batching import padded_batches
+from .head import chosen_logprobs
 from .kv_cache import CacheLayout
 from .memory import keep_freed_memory_within_calls, release_freed_memory
 from .model_files import check_converted_tokenizer, converted_here, resolve_model_dir
@@ -56,7 +57,7 @@ class TransformersBackend:
         threads: int | None = None,
         max_batch_tokens: int | None = None,
         share_prefixes: bool = True,
-        share_continuations: bool = False,
+        share_continuations: bool = True,
         prefix_cache_gb: float | None = None,
         device: str | None = None,
         strategy: str | None = None,
@@ -115,9 +116,9 @@ class TransformersBackend:
         self._pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._label_ids: dict[str, int] = {}
         self.share_prefixes = share_prefixes
-        # Continuation readouts read every token of the claim through the 262k-word vocabulary head, which
-        # dominates their cost; there sharing (measured with a single KV chain) was slower than padded
-        # batches (docs/engine.md), so they share prefixes only when asked.
+        # Continuation readouts (split, channel) resume their contexts from the store and run every
+        # continuation over its context in a few wide passes (PrefixSharer.resume); False runs them in padded
+        # batches, every token computed (docs/engine.md compares the two).
         self.share_continuations = share_continuations
         # transformers 5.x renamed the forward's `past_key_values` argument to `cache`.
         params = inspect.signature(self._body.forward).parameters
@@ -141,8 +142,8 @@ class TransformersBackend:
         info = {"backend": self.name, "model": self.model_name, "dtype": self.dtype}
         if self.device != "cpu":
             info["device"] = self.device
-        if self.share_continuations:
-            info["share_continuations"] = True
+        if not self.share_continuations:
+            info["share_continuations"] = False
         if self.attention != "sdpa":
             info["attention"] = self.attention
         if self.strategy.name != "store":
@@ -170,23 +171,16 @@ class TransformersBackend:
         return head + tail, len(head)
 
     # -- model ---------------------------------------------------------------------------------
-    def _logits(self, hidden):
-        logits = self._head(hidden).float()
-        if self._softcap:  # in place: the logits are 1 MB a row in float32, and they are this call's own
-            logits.div_(self._softcap).tanh_().mul_(self._softcap)
-        return logits
-
     def _label_logprobs(self, h, label_ids: Sequence[int]):
-        """Log-probs of label_ids from hidden states [rows, dim], `head_rows` at a time: each pass reads
-        the whole vocabulary head, so a call's rows go through it together (`python bench/attention_bench.py
-        head` measures the difference). The label words' logits less each row's log-sum-exp: no second
-        vocabulary-wide tensor of log-probs is made."""
-        torch, ids = self._torch, list(label_ids)
-        parts = []
-        for a in range(0, len(h), self.limits.head_rows):
-            logits = self._logits(h[a:a + self.limits.head_rows])
-            parts.append(logits[:, ids] - torch.logsumexp(logits, dim=-1, keepdim=True))
-        return torch.cat(parts)
+        """Log-probs of label_ids from hidden states [rows, dim], through the head a block of rows and a block
+        of the vocabulary at a time (head.py)."""
+        torch = self._torch
+        targets = torch.tensor([list(label_ids)] * len(h), dtype=torch.long, device=h.device)
+        return self._chosen(h, targets)
+
+    def _chosen(self, h, targets):
+        return chosen_logprobs(h, self._head.weight, targets, bias=self._head.bias, softcap=self._softcap,
+                               row_block=self.limits.head_rows, vocab_block=self.limits.vocab_block)
 
     def _shares(self, seqs: Sequence[list[int]], first_read: Sequence[int], share: bool) -> bool:
         """Whether this call resumes from stored prefixes: when asked to and, under a strategy that weighs
@@ -285,7 +279,13 @@ class TransformersBackend:
             seqs = [s for s, _ in pairs]
             with torch.inference_mode(), self._place():
                 self._fit_store()
-                hidden, computed = self.sharer.hidden(seqs, [start - 1 for _, start in pairs])
+                # The contexts first (what they share computed once), then every continuation over its stored
+                # context, all rows together: continuations of one context share their first words too (the
+                # claims of one category), but sharing those took a pass each.
+                contexts = {tuple(seq[:start - 1]) for seq, start in pairs}
+                computed = self.sharer.store_prefixes([list(c) for c in sorted(contexts)])
+                hidden, more = self.sharer.resume(seqs, [start - 1 for _, start in pairs])
+                computed += more
                 # h holds positions start-1 .. len-1; position t predicts token t+1.
                 out[:] = self._sum_logprobs([h[:-1] for h in hidden], [seq[start:] for seq, start in pairs])
             self._count(seqs, computed)
@@ -304,20 +304,12 @@ class TransformersBackend:
     def _sum_logprobs(self, reads: Sequence[Any], targets: Sequence[list[int]]) -> np.ndarray:
         """For each k, the sum of log P(targets[k][i]) over the rows of reads[k] (hidden states [len, dim]).
 
-        The rows of all sequences go through the vocabulary head together, `head_rows` at a time: a
-        continuation reads only a dozen or so tokens, and the head's matmul and log-softmax cost much more
-        a row in small batches."""
+        The rows of all sequences go through the vocabulary head together: a continuation reads only a dozen
+        or so tokens, and the head costs much more a row in small batches."""
         torch = self._torch
         h = torch.cat(list(reads))
         target = torch.tensor([t for ts in targets for t in ts], dtype=torch.long, device=h.device)
         owner = torch.tensor([k for k, ts in enumerate(targets) for _ in ts], dtype=torch.long, device=h.device)
-        picked = torch.empty(len(target), dtype=torch.float64, device=h.device)
-        rows = self.limits.head_rows
-        for a in range(0, len(h), rows):
-            logits = self._logits(h[a:a + rows])
-            # The target's logit less the row's log-sum-exp: no vocabulary-wide tensor of log-probs.
-            chosen = logits.gather(1, target[a:a + rows, None])[:, 0]
-            picked[a:a + rows] = chosen - torch.logsumexp(logits, dim=-1)
-            del logits
+        picked = self._chosen(h, target[:, None])[:, 0].double()
         sums = torch.zeros(len(targets), dtype=torch.float64, device=h.device).index_add_(0, owner, picked)
         return sums.cpu().numpy()

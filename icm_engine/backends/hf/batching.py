@@ -19,7 +19,10 @@ class BatchLimits:
     # are split by width where that saves more padding than this.
     overhead_tokens: int = 64
     # Rows that go through the vocabulary head together: each pass reads the whole head.
-    head_rows: int = 64
+    head_rows: int = 512
+    # Words of the vocabulary whose logits are made at once (head.py): a block small enough to stay in the
+    # processor's cache while its log-sum-exp is taken.
+    vocab_block: int = 4096
 
 
 def width_groups(widths: Sequence[int], overhead: int) -> list[list[int]]:

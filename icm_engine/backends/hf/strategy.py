@@ -55,7 +55,7 @@ def pick_strategy(choice: str, device_type: str, dtype: str, attention: str = "a
     # A wide pass, long chunks (the fused kernels do not build the square score matrix) and many head rows
     # at once; a pass's fixed cost counted as 4,096 tokens when choosing between sharing and padding.
     limits = BatchLimits(max_batch_tokens=max_batch_tokens or 65536, chunk_tokens=4096, overhead_tokens=4096,
-                         head_rows=256)
+                         head_rows=256, vocab_block=32768)
     return Strategy(name, limits, "grouped" if attention == "grouped" else "sdpa", always_share=False)
 
 
