@@ -18,18 +18,32 @@ import numpy as np
 
 from .backends.base import Backend
 from .examples import Example
-from .presets import Task
+from .presets import Task, template_fields
 
-ANCHORS = ("none", "likelihood")
+# none: the paper's U. likelihood: the K seeds follow the anchor and it is a term of U from the start (with
+# anchor_weight). agreeing: the paper's random seeds; a third of the way through a batch the
+# anchor's weight becomes anchor_weight times its agreement with the labels found so far (rank-biserial r).
+ANCHORS = ("none", "likelihood", "agreeing")
 
 
 def likelihood_anchor(task: Task, backend: Backend, examples: Sequence[Example]) -> list[float]:
-    """Group-centred log P(claim | label-free prefix) of each example: positive leans True."""
+    """Group-centred log P(claim | label-free prefix) per character of the claim: positive leans True.
+
+    Per character, so a longer claim is not less likely for its length alone: summed, the log-likelihood
+    preferred the shorter of two GSM8K solutions and of two Alpaca responses, and named both dev sets'
+    classes backwards (docs/engine.md). Characters, not tokens, so every backend gives the same measure."""
     if not examples:
         return []
     prefixes, targets = zip(*(task.render_likelihood(ex) for ex in examples), strict=True)
     raw = np.asarray(backend.continuation_logprobs(list(prefixes), list(targets)), dtype=float).reshape(-1)
-    return centre_by_group(raw, [ex.group for ex in examples])
+    per_char = raw / np.array([max(1, len(t.strip())) for t in targets], dtype=float)
+    return centre_by_group(per_char, [ex.group for ex in examples])
+
+
+def has_likelihood_fields(task: Task, examples: Sequence[Example]) -> bool:
+    """Whether every example has the fields the anchor's prompt needs (a custom template may lack them)."""
+    needed = template_fields(task.likelihood_prefix) + template_fields(task.channel_target)
+    return all(ex.fields.get(f) not in (None, "") for ex in examples for f in needed)
 
 
 def centre_by_group(values: Sequence[float], groups: Sequence[str]) -> list[float]:

@@ -23,7 +23,7 @@ from .backends.base import Backend, BackendStats
 from .consistency import ConsistencyRule
 from .examples import Example
 from .presets import Task
-from .scoring import CONTEXTS, READOUTS, ScoreCache, Scorer
+from .scoring import CONTEXTS, DEFAULT_FOLDS, READOUTS, SCOPES, ScoreCache, Scorer, centred
 from .search import make_batches
 
 METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
@@ -40,6 +40,8 @@ class BaselineConfig:
     shots: int | None = None  # at most this many demonstrations (None: all visible)
     rounds: int = 3  # bootstrap only
     batch_size: int = 256
+    folds: int = DEFAULT_FOLDS  # under context "other-folds"
+    centre: str = "batch"  # what calibration subtracts (scoring.offsets)
 
     def validate(self) -> BaselineConfig:
         problems = []
@@ -49,7 +51,9 @@ class BaselineConfig:
             problems.append(f"context must be one of {', '.join(CONTEXTS)}")
         if not isinstance(self.calibrate, bool):
             problems.append("calibrate must be true or false")
-        for key, low in (("shots", 1), ("rounds", 0), ("batch_size", 2)):
+        if self.centre not in SCOPES:
+            problems.append(f"centre must be one of {', '.join(SCOPES)}")
+        for key, low in (("shots", 1), ("rounds", 0), ("batch_size", 2), ("folds", 2)):
             value = getattr(self, key)
             if value is None and key == "shots":
                 continue
@@ -130,14 +134,14 @@ def run_baseline(
         rng = random.Random(f"{seed}:{method}:{b}")
         batch = [examples[u] for u in uids]
         n = len(batch)
-        scorer = Scorer(task, backend, batch, readout=c.readout, cache=cache, context_policy=c.context)
+        scorer = Scorer(task, backend, batch, readout=c.readout, cache=cache, context_policy=c.context, folds=c.folds)
         rule = ConsistencyRule(batch, task.consistency)
 
-        def predict(context_labels: Sequence[bool | None], scorer=scorer, n=n, rng=rng) -> list[float]:
+        def predict(context_labels: Sequence[bool | None], scorer=scorer, n=n, rng=rng, batch=batch) -> list[float]:
             items = [(_demos(scorer, t, context_labels, c.shots, rng), t) for t in range(n)]
-            values = scorer.score(items)
-            # Calibration by the batch, as in ICM: the mean log-odds is the readout's shared bias.
-            return [float(v) for v in (values - values.mean() if c.calibrate else values)]
+            values = [float(v) for v in scorer.score(items)]
+            # Calibration as in ICM: the batch's (or each group's) mean log-odds is the readout's shared bias.
+            return centred([True] * n, values, [ex.group for ex in batch], c.centre) if c.calibrate else values
 
         if method == "zero-shot":
             scores = predict([None] * n)

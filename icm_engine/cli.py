@@ -18,6 +18,7 @@ from .cli_args import build_parser, make_backend, make_task
 from .defaults import describe as describe_defaults
 from .defaults import resolve as resolve_defaults
 from .examples import DataError, LoadedData, load_labels, match_ids
+from .orientation import orientation_warnings
 from .presets import load_dataset
 from .search import ICMConfig
 from .util import atomic_write
@@ -53,6 +54,7 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
         "readout": args.readout,
         "context": args.context,
         "calibrate": args.calibrate,
+        "centre": args.centre,
         "defaults": describe_defaults(make_task(args), args.from_preset),
         "seed": args.seed,
     }
@@ -103,7 +105,8 @@ def cmd_label(args: argparse.Namespace) -> int:
     from .search import ICMSearch, make_batches, read_checkpoint, sized_to
 
     task = make_task(args)
-    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.anchor != "none")
+    data = load_dataset(args.input, task, limit=args.limit, readout=args.readout,
+                        anchor=args.anchor == "likelihood")
     sized = sized_to(len(data.examples))
     config = ICMConfig(
         alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
@@ -111,9 +114,11 @@ def cmd_label(args: argparse.Namespace) -> int:
         iterations=sized["iterations"] if args.iterations is None else args.iterations,
         fix_steps=args.fix_steps, boost=args.boost,
         batch_size=sized["batch_size"] if args.batch_size is None else args.batch_size, mode=args.mode,
-        readout=args.readout, context=args.context, calibrate=args.calibrate, init=args.init, seed=args.seed,
+        readout=args.readout, context=args.context, calibrate=args.calibrate, centre=args.centre, init=args.init,
+        seed=args.seed,
         context_cap=args.context_cap, anchor=args.anchor, anchor_weight=args.anchor_weight, demo_order=args.demo_order,
-        semantics=args.semantics,
+        semantics=args.semantics, folds=args.folds, normalize=args.normalize, complete=args.complete,
+        orient=args.orient,
     ).validate()
     backend = make_backend(args)
     checkpoint = read_checkpoint(args.checkpoint) if args.checkpoint else None
@@ -145,7 +150,10 @@ def cmd_label(args: argparse.Namespace) -> int:
         "iterations": result.iterations, "accepted": result.accepted, "rejected": result.rejected,
         "cache_hits": result.cache_hits,
         "batches": len(batches), "flipped_batches": result.flipped_batches,
+        "searched": sum(y is not None for y in result.labels) - result.completed, "completed": result.completed,
+        "settled": result.settled, "orientation": result.orientation,
     })
+    report["warnings"] += orientation_warnings(result.orientation)
     if args.report:
         atomic_write(args.report, json.dumps(report, indent=2) + "\n")
     if args.checkpoint and Path(args.checkpoint).exists():
@@ -163,9 +171,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise DataError([_no_gold(args.input)])
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     config = ICMConfig(iterations=args.iterations, num_seed=args.num_seed, batch_size=args.batch_size,
-                       readout=args.readout, context=args.context, calibrate=args.calibrate,
+                       readout=args.readout, context=args.context, calibrate=args.calibrate, centre=args.centre,
                        context_cap=args.context_cap, demo_order=args.demo_order[0],
-                       semantics=args.semantics).validate()
+                       semantics=args.semantics, folds=args.folds, complete=False, orient="none").validate()
     backend = make_backend(args)
     result = bench(backend, task, data.examples, data.gold_list(), config, seeds,
                    log=lambda line: print(line, flush=True), orders=args.demo_order, modes=args.modes,
@@ -218,8 +226,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise DataError([Problem(Path(args.input).name, row, "label", "gold-icl needs a gold label on every row")])
     backend = make_backend(args)
     bar = _Progress(len(data.examples), args.quiet, args.method)
-    config = BaselineConfig(readout=args.readout, context=args.context, calibrate=args.calibrate, shots=args.shots,
-                            rounds=args.rounds, batch_size=args.batch_size)
+    config = BaselineConfig(readout=args.readout, context=args.context, calibrate=args.calibrate, centre=args.centre,
+                            folds=args.folds, shots=args.shots, rounds=args.rounds, batch_size=args.batch_size)
     result = run_baseline(args.method, data.examples, task, backend, config, gold=gold, seed=args.seed,
                           on_progress=bar.update)
     bar.close()
@@ -292,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The scorers' benchmark compares reference and fast under the official code's readout (verdict
             # over all others, uncalibrated), as its figures were measured; the presets' choices are not for it.
             args.readout, args.context = args.readout or "verdict", args.context or "all"
-            args.calibrate = bool(args.calibrate)
+            args.calibrate, args.centre = bool(args.calibrate), args.centre or "batch"
         elif hasattr(args, "readout"):
             settings, args.from_preset = resolve_defaults(make_task(args), vars(args))
             vars(args).update(settings)

@@ -22,21 +22,22 @@ class ReadoutChoice:
     # Calibration is on for every preset: uncalibrated, a readout's label-word bias makes one class the most
     # "predictable" labeling and the search ends one-class (docs/trust.md).
     calibrate: bool = True
+    centre: str = "batch"
     why: str = ""
 
     def settings(self) -> dict[str, Any]:
-        return {"readout": self.readout, "context": self.context, "calibrate": self.calibrate}
+        return {"readout": self.readout, "context": self.context, "calibrate": self.calibrate, "centre": self.centre}
 
 
 PRESET_CHOICES: dict[str, ReadoutChoice] = {
-    "truthfulqa": ReadoutChoice("split", "other-groups"),
-    "gsm8k": ReadoutChoice("verdict", "other-groups"),
-    "alpaca": ReadoutChoice("split", "other-groups"),
-    "claims": ReadoutChoice("split", "other-groups"),
+    "truthfulqa": ReadoutChoice("split", "other-folds", centre="group"),
+    "gsm8k": ReadoutChoice("verdict", "other-folds", centre="group"),
+    "alpaca": ReadoutChoice("verdict", "other-folds", centre="group"),
+    "claims": ReadoutChoice("split", "other-folds", centre="group"),
 }
 # A task whose prompts the user changed was not measured: the paper's readout, calibrated.
 CUSTOM = ReadoutChoice("verdict", "all", why="custom prompts: the paper's readout, calibrated")
-SETTINGS = ("readout", "context", "calibrate")
+SETTINGS = ("readout", "context", "calibrate", "centre")
 # What a choice was measured with: a task whose described prompts differ from its preset's is custom.
 PROMPT_KEYS = ("template", "label_words", "channel_prefix", "channel_target", "verbalizers", "split_header",
                "likelihood_prefix")

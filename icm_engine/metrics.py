@@ -21,6 +21,9 @@ WARNINGS: dict[str, str] = {
     "below_chance": "the 95% interval of the accuracy lies below 0.5: likely the mirror image of the truth",
     "no_better_than_majority": "not significantly better (one-sided exact binomial test, 5%) than always "
                                "answering gold's majority class",
+    # A run's own, without gold (orientation.py): nothing named ICM's two classes decisively.
+    "classes_not_named": "no label-free signal named the two classes decisively: the labels may be the mirror "
+                         "image of what the model means by True",
 }
 ALPHA = 0.05
 

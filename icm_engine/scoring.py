@@ -20,7 +20,7 @@ import hashlib
 import math
 import random
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +30,14 @@ from .examples import Example
 from .presets import Task
 
 READOUTS = ("verdict", "channel", "split")
-# Which labeled examples a target sees: "all" others (the paper), or only those of other
-# consistency groups ("other-groups"): small models copy the label of a near-identical group mate.
-CONTEXTS = ("all", "other-groups")
+# Which labeled examples a target sees: "all" others (the paper), only those of other consistency groups
+# ("other-groups": small models copy the label of a near-identical group mate), or those of other folds
+# ("other-folds": the batch's groups dealt into `folds` folds, cross-fitting instead of leaving one group
+# out; the targets of a fold share one context per label, which a backend computes once).
+CONTEXTS = ("all", "other-groups", "other-folds")
+DEFAULT_FOLDS = 4
+# What calibration subtracts (offsets): the batch's mean log-odds, or each consistency group's.
+SCOPES = ("batch", "group")
 # The order of a prompt's demonstrations: by position in the batch (the official code), or by when each
 # example was first labeled ("labeled"): a new label then joins every prompt at its end, so the backend's
 # prefix store holds the rest of each prompt from the evaluation before.
@@ -98,6 +103,8 @@ class Scorer:
     # only the targets that show that example, and each prompt is short.
     context_cap: int | None = None
     demo_order: str = "position"
+    # Under context "other-folds": how many folds the batch's groups are dealt into.
+    folds: int = DEFAULT_FOLDS
     # Under demo_order "labeled": each labeled position's rank in labeling order (set by the search);
     # examples without a rank (labeled by the candidate being scored) come last, in position order.
     rank: dict[int, int] = field(default_factory=dict)
@@ -110,6 +117,7 @@ class Scorer:
         if self.demo_order not in DEMO_ORDERS:
             raise ValueError(f"unknown demonstration order {self.demo_order!r}; choose one of {', '.join(DEMO_ORDERS)}")
         self._groups = [ex.group for ex in self.examples]
+        self._fold = fold_of(self._groups, self.folds) if self.context_policy == "other-folds" else []
         if self.cache is None:
             self.cache = ScoreCache()
         self._verdict = [self.task.render(ex) for ex in self.examples]
@@ -250,7 +258,20 @@ class Scorer:
         """Whether a labeled example may be a demonstration for `target` under the context policy."""
         if demo == target:
             return False
+        if self.context_policy == "other-folds":
+            return self._fold[demo] != self._fold[target]
         return self.context_policy == "all" or self._groups[demo] != self._groups[target]
+
+
+def fold_of(groups: Sequence[str], folds: int) -> list[int]:
+    """Each position's fold: the distinct groups, ordered by a hash of their name (not by position, so a file
+    sorted by topic does not put one topic in one fold), dealt round robin into `folds` folds of sizes that
+    differ by at most one group. Group mates share a fold."""
+    if folds < 2:
+        raise ValueError("folds must be at least 2")
+    names = sorted(dict.fromkeys(groups), key=lambda g: hashlib.sha1(f"fold:{g}".encode()).hexdigest())
+    fold = {g: k % folds for k, g in enumerate(names)}
+    return [fold[g] for g in groups]
 
 
 def centre(labels: Sequence[bool | None], scores: Sequence[float | None]) -> float:
@@ -265,6 +286,38 @@ def centre(labels: Sequence[bool | None], scores: Sequence[float | None]) -> flo
     return float(np.mean(vals)) if vals else 0.0
 
 
+def offsets(labels: Sequence[bool | None], scores: Sequence[float | None], groups: Sequence[Hashable],
+            scope: str) -> list[float]:
+    """What calibration subtracts from each position's score. `batch`: the labeled examples' mean log-odds
+    (centre). `group`: the mean of the scores of the position's consistency group, so only how a claim compares
+    with its group mates counts, not how well the context predicts their shared topic (examples with no group
+    mate scored: the mean of all such). Under `group` a group labeled all one way adds nothing to P."""
+    if scope == "batch":
+        return [centre(labels, scores)] * len(scores)
+    if scope != "group":
+        raise ValueError(f"unknown calibration scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    members: dict[Hashable, list[int]] = {}
+    for p, (g, v) in enumerate(zip(groups, scores, strict=True)):
+        if v is not None:
+            members.setdefault(g, []).append(p)
+    singles = [ps[0] for ps in members.values() if len(ps) == 1]
+    single = float(np.mean([scores[p] for p in singles])) if singles else 0.0
+    out = [single] * len(scores)
+    for ps in members.values():
+        if len(ps) > 1:
+            mean = float(np.mean([scores[p] for p in ps]))
+            for p in ps:
+                out[p] = mean
+    return out
+
+
+def centred(labels: Sequence[bool | None], scores: Sequence[float | None], groups: Sequence[Hashable],
+            scope: str) -> list[float | None]:
+    """The scores less their calibration offsets (None stays None)."""
+    off = offsets(labels, scores, groups, scope)
+    return [None if v is None else v - o for v, o in zip(scores, off, strict=True)]
+
+
 def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None], calibrate: bool = False) -> float:
     """The official `train_prob`: mean over labeled examples of the log-odds of the assigned label."""
     offset = centre(labels, scores) if calibrate else 0.0
@@ -274,14 +327,23 @@ def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None], c
 
 def energy(
     alpha: float, labels: Sequence[bool | None], scores: Sequence[float | None], conflicts: int,
-    calibrate: bool = False, prior: Sequence[float] | None = None, prior_weight: float = 0.0,
+    calibrate: bool = False, *, prior: Sequence[float] | None = None, prior_weight: float = 0.0, scale: float = 1.0,
 ) -> float:
-    """U = alpha * mean signed log-odds - number of inconsistent pairs (the official `get_energy`).
+    """U = alpha * mean signed log-odds / scale - number of inconsistent pairs (the official `get_energy`, whose
+    scale is 1: log-odds in nats).
 
     With a label-free prior (one value per example, positive leaning True), alpha * prior_weight * its mean
     signed by the labels is added: a term the labels cannot explain away by predicting each other.
     """
-    u = alpha * signed_mean(labels, scores, calibrate) - conflicts
+    p = signed_mean(labels, scores, calibrate)
     if prior is not None and prior_weight:
-        u += alpha * prior_weight * signed_mean(labels, prior)
-    return u
+        p += prior_weight * signed_mean(labels, prior)
+    return alpha * p / scale - conflicts
+
+
+def spread(scores: Sequence[float | None]) -> float:
+    """The root mean square of the (calibrated) scores: the unit in which a normalised search measures mutual
+    predictability. 1 where there is nothing to measure."""
+    vals = np.array([s for s in scores if s is not None], dtype=float)
+    rms = float(np.sqrt(np.mean(vals**2))) if len(vals) else 0.0
+    return rms if np.isfinite(rms) and rms > 1e-9 else 1.0

@@ -328,13 +328,15 @@ def test_a_one_class_labeling_is_reported_with_its_warnings(tmp_path: Path, monk
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["accuracy"] == pytest.approx(19 / 24) and report["majority_accuracy"] == pytest.approx(19 / 24)
     assert report["balance"] == 0.0 and report["n_compared"] == 24
-    assert report["warnings"] == ["one_class", "no_better_than_majority"]
-    assert json.loads(out.strip().splitlines()[-1])["warnings"] == ["one_class", "no_better_than_majority"]
+    # ICM's one class cannot be named by any signal either (no example of the other class to compare).
+    named = ["classes_not_named"] if command == "label" else []
+    assert report["warnings"] == ["one_class", "no_better_than_majority", *named]
+    assert json.loads(out.strip().splitlines()[-1])["warnings"] == ["one_class", "no_better_than_majority", *named]
     assert "icm: warning: one_class:" in err and "icm: warning: no_better_than_majority:" in err
     assert "accuracy 0.792 on 24," in err
     # Custom prompts: no measured choice applies, so the paper's readout, calibrated, and the report says so.
     assert report["readout"] == "verdict" and report["calibrate"] is True
-    assert report["defaults"]["applied"] == ["readout", "context", "calibrate"] and report["defaults"]["why"]
+    assert report["defaults"]["applied"] == ["readout", "context", "calibrate", "centre"] and report["defaults"]["why"]
 
 
 def test_bench_keeps_the_official_readout_while_label_takes_the_presets(tmp_path: Path, monkeypatch):

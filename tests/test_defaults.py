@@ -16,10 +16,10 @@ def test_given_settings_win_and_the_rest_come_from_the_preset():
     task = get_task("gsm8k")
     choice = PRESET_CHOICES["gsm8k"]
     settings, applied = resolve(task, {"readout": "channel", "context": None, "calibrate": False})
-    assert settings == {"readout": "channel", "context": choice.context, "calibrate": False}
-    assert applied == ["context"]
+    assert settings == {"readout": "channel", "context": choice.context, "calibrate": False, "centre": choice.centre}
+    assert applied == ["context", "centre"]
     settings, applied = resolve(task.describe(), {})
-    assert settings == choice.settings() and applied == ["readout", "context", "calibrate"]
+    assert settings == choice.settings() and applied == ["readout", "context", "calibrate", "centre"]
     report = describe(task, applied)
     assert report["readout"] == choice.readout and report["applied"] == applied
     assert report["chosen_in"] == "docs/defaults.md"
@@ -30,4 +30,4 @@ def test_changed_prompts_get_the_papers_readout_calibrated():
     assert choice_for(get_task("truthfulqa", label_words=[" yes", " no"])) == CUSTOM
     # The consistency rule is not a prompt: the preset's choice still applies.
     assert choice_for(get_task("claims", consistency="key:answer")) == PRESET_CHOICES["claims"]
-    assert CUSTOM.settings() == {"readout": "verdict", "context": "all", "calibrate": True}
+    assert CUSTOM.settings() == {"readout": "verdict", "context": "all", "calibrate": True, "centre": "batch"}

@@ -248,7 +248,8 @@ def test_events_are_typed_and_counted():
 
 def test_reference_mode_runs_and_counts_one_call_per_prompt():
     examples, _ = make_examples(4)
-    result, backend = run(examples, ICMConfig(iterations=20, mode="reference", seed=1))
+    # Without the orientation after the search: its two signals are one call each, whatever the mode.
+    result, backend = run(examples, ICMConfig(iterations=20, mode="reference", seed=1, orient="none"))
     assert backend.stats.model_calls == backend.stats.prompts
     assert any(y is not None for y in result.labels)
 
@@ -394,25 +395,31 @@ def test_likelihood_anchor_seeds_follow_the_models_preference_within_each_group(
         assert a == pytest.approx(-b)
 
 
-def _finished(examples, labels, anchor: str):
+def _finished(examples, labels, orient: str, complete: bool = False):
     """A search whose batch has the given labels and no iterations left: run() only finishes the batch."""
-    search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, seed=0, anchor=anchor))
+    search = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, seed=0, orient=orient, complete=complete))
     search.setup_batch()
     search.state.labels = list(labels)
     search.state.initialized = True
     return search.run()
 
 
-def test_the_anchor_names_the_classes_of_a_mirror_image():
+def test_the_likelihood_names_the_classes_of_a_mirror_image():
     examples, gold = make_examples(10)
     mirror = [not g for g in gold]
-    mirror[3] = None  # an example the search never labeled stays unlabeled, its score flips with the rest
+    mirror[3] = None  # left unlabeled (no completion here): its score flips with the rest
     plain = _finished(examples, mirror, "none")
     oriented = _finished(examples, mirror, "likelihood")
     assert plain.flipped_batches == [] and plain.labels == mirror
+    assert plain.orientation == [{"batch": 0, "signal": "none", "flipped": False, "decided": False, "z": 0.0,
+                                  "p": 1.0, "signals": {}}]
     assert oriented.flipped_batches == [0]
     assert oriented.labels == [None if y is None else not y for y in mirror]
     assert plain.scores[3] is not None and oriented.scores[3] == pytest.approx(-plain.scores[3])
+    (where,) = oriented.orientation
+    assert where["signal"] == "likelihood" and where["flipped"] and where["decided"]
+    # Its agreement is with the labels as returned: positive once they are turned over.
+    assert where["signals"]["likelihood"]["r"] > 0.9 and where["signals"]["likelihood"]["p"] < 0.01
     # The truth itself is left as it is.
     assert _finished(examples, gold, "likelihood").flipped_batches == []
 
@@ -450,7 +457,7 @@ def test_anchor_and_zero_shot_init_are_exclusive():
 
 def test_labeled_demo_order_puts_demonstrations_in_the_order_they_were_labeled():
     examples, _ = make_examples(10)
-    cfg = ICMConfig(iterations=40, seed=2, demo_order="labeled")
+    cfg = ICMConfig(iterations=40, seed=2, demo_order="labeled", complete=False)
     search = ICMSearch(examples, TASK, FakeBackend(record=True), cfg)
     result = search.run()
     order = search.state.labeled_order
@@ -501,10 +508,14 @@ def test_the_anchor_weight_adds_the_anchors_signed_mean_to_u():
     labels = list(gold)
     labels[4] = None
     labels[0] = labels[1] = True  # one group's two answers both True: a conflict
-    plain = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood"))
-    weighted = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood", anchor_weight=0.5))
+    # Not normalized, so the term is in nats as written below; an anchor "likelihood" counts from the start.
+    plain = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood", anchor_weight=0.0,
+                                                               normalize=False))
+    weighted = ICMSearch(examples, TASK, FakeBackend(), ICMConfig(iterations=0, anchor="likelihood", anchor_weight=0.5,
+                                                                  normalize=False))
     for s in (plain, weighted):
         s.setup_batch()
+        s.state.anchor_factor = 1.0
     u0, scores0, conflicts = plain.evaluate(labels)
     u1, scores1, _ = weighted.evaluate(labels)
     assert scores1 == pytest.approx(scores0) and conflicts == 1
@@ -517,7 +528,7 @@ def test_the_anchor_weight_adds_the_anchors_signed_mean_to_u():
 def test_a_weighted_anchor_overrules_in_context_verdicts_that_contradict_it():
     examples, gold = make_examples(12)
     cfg = dict(iterations=150, seed=3, batch_size=24, anchor="likelihood")
-    unweighted, _ = run(examples, ICMConfig(**cfg), _WrongOnFirstGroups(noise=0.0))
+    unweighted, _ = run(examples, ICMConfig(**cfg, anchor_weight=0.0), _WrongOnFirstGroups(noise=0.0))
     weighted, _ = run(examples, ICMConfig(**cfg, anchor_weight=5.0), _WrongOnFirstGroups(noise=0.0))
     first = range(6)
     # Without the term the search follows the model's in-context verdicts on the first groups (wrong).
@@ -530,8 +541,6 @@ def test_a_weighted_anchor_overrules_in_context_verdicts_that_contradict_it():
 
 
 def test_anchor_weight_is_validated():
-    with pytest.raises(ValueError, match="anchor_weight weighs the likelihood anchor"):
-        ICMConfig(anchor_weight=1.0).validate()
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="anchor_weight must be"):
             ICMConfig(anchor="likelihood", anchor_weight=bad).validate()

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..anchor import ANCHORS
 from ..examples import Example
-from ..scoring import CONTEXTS, DEMO_ORDERS, READOUTS
+from ..orientation import CHOICES as ORIENTATIONS
+from ..scoring import CONTEXTS, DEFAULT_FOLDS, DEMO_ORDERS, READOUTS, SCOPES
 
 MODES = ("fast", "reference")
 MODE_ALIASES = {"batched": "fast"}
@@ -40,16 +41,33 @@ class ICMConfig:
     readout: str = "verdict"
     context: str = "all"
     calibrate: bool = False
+    # What calibration subtracts: the labeled examples' mean log-odds (batch), or each consistency group's mean
+    # (group: a claim counts by how it compares with its group mates; every example is scored).
+    centre: str = "batch"
     context_cap: int | None = None  # an approximation: at most this many demonstrations per target
     init: str = "random"  # random (the paper) | zero-shot: the K seeds' balanced labels follow zero-shot scores
-    # none (the paper) | likelihood: the K seeds' labels follow the claim-likelihood anchor, and a batch whose
-    # final labels disagree with the anchor overall is flipped (see anchor.py)
-    anchor: str = "none"
-    # With the anchor: U gains alpha * anchor_weight * (mean over labeled examples of the anchor's value signed
-    # by the label), the same form and units (nats) as P. 0 (default): the anchor only seeds and names.
-    anchor_weight: float = 0.0
+    # The claim-likelihood anchor (anchor.py): none (the paper's U) | likelihood: the K seeds' labels follow it
+    # and it is a term of U from the start | agreeing: halfway through each batch it joins U if it agrees with
+    # the labels the search found (so it helps find the partition only where it knows something about it).
+    # None = the semantics' own (paper: agreeing; code: none, as the official code).
+    anchor: str | None = None
+    # The anchor's term in U: alpha * anchor_weight * (mean over labeled examples of its value signed by the
+    # label), in P's units (normalized: each in its own spread). 0: the anchor only seeds.
+    anchor_weight: float = 1.0
     # position (the official code) | labeled: demonstrations in the order examples were first labeled
     demo_order: str = "position"
+    # Under context "other-folds": the batch's consistency groups are dealt into this many folds.
+    folds: int = DEFAULT_FOLDS
+    # Mutual predictability in units of the readout's own spread (the root mean square of every example's
+    # calibrated log-odds given the K seed labels), so alpha and the temperatures mean the same under every
+    # readout; None = the semantics' own (paper: on, code: off, as the official code).
+    normalize: bool | None = None
+    # After the search: every example it left unlabeled gets the model's prediction with the searched labels
+    # as context, and conflicts it kept are settled, all within the consistency rule (search/completion.py).
+    complete: bool = True
+    # What names the two classes after the search (orientation.py): auto (the signals chosen on development
+    # data), one signal, or none (the search's own naming, flagged).
+    orient: str = "auto"
     seed: int = 0
     cache_size: int = 20000
 
@@ -76,20 +94,30 @@ class ICMConfig:
             problems.append("boost must be >= 1")
         if self.init not in INITS:
             problems.append(f"init must be one of {', '.join(INITS)}")
-        if self.anchor not in ANCHORS:
+        if self.anchor is not None and self.anchor not in ANCHORS:
             problems.append(f"anchor must be one of {', '.join(ANCHORS)}")
-        elif self.anchor != "none" and self.init != "random":
+        elif self.anchor == "likelihood" and self.init != "random":
             problems.append("anchor likelihood labels the K seeds itself: leave init random")
-        if not (math.isfinite(self.anchor_weight) and self.anchor_weight >= 0):
+        if not (isinstance(self.anchor_weight, int | float) and math.isfinite(self.anchor_weight)
+                and self.anchor_weight >= 0):
             problems.append("anchor_weight must be a finite number >= 0")
-        elif self.anchor_weight and self.anchor != "likelihood":
-            problems.append("anchor_weight weighs the likelihood anchor: set anchor likelihood")
         if self.demo_order not in DEMO_ORDERS:
             problems.append(f"demo_order must be one of {', '.join(DEMO_ORDERS)}")
         elif self.demo_order != "position" and self.mode == "reference":
             problems.append("reference mode keeps the official code's demonstration order (position)")
         if self.context not in CONTEXTS:
             problems.append(f"context must be one of {', '.join(CONTEXTS)}")
+        if not isinstance(self.folds, int) or isinstance(self.folds, bool) or not 2 <= self.folds <= 64:
+            problems.append("folds must be an integer from 2 to 64")
+        if self.centre not in SCOPES:
+            problems.append(f"centre must be one of {', '.join(SCOPES)}")
+        if self.orient not in ORIENTATIONS:
+            problems.append(f"orient must be one of {', '.join(ORIENTATIONS)}")
+        for name in ("complete", "calibrate"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be true or false")
+        if self.normalize is not None and not isinstance(self.normalize, bool):
+            problems.append("normalize must be true, false or absent")
         if self.readout not in READOUTS:
             problems.append(f"readout must be one of {', '.join(READOUTS)}")
         if self.batch_size < 2:
@@ -107,6 +135,16 @@ class ICMConfig:
     @property
     def effective_semantics(self) -> str:
         return self.semantics or ("code" if self.mode == "reference" else "paper")
+
+    @property
+    def effective_anchor(self) -> str:
+        if self.anchor is not None:
+            return self.anchor
+        return "agreeing" if self.effective_semantics == "paper" else "none"
+
+    @property
+    def effective_normalize(self) -> bool:
+        return self.effective_semantics == "paper" if self.normalize is None else self.normalize
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -27,13 +27,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..anchor import agreement, likelihood_anchor
+from ..anchor import has_likelihood_fields, likelihood_anchor
 from ..backends.base import Backend, BackendStats
 from ..consistency import ConsistencyRule
 from ..examples import Example
+from ..orientation import agreement, orient
 from ..presets import Task
-from ..scoring import ScoreCache, Scorer, centre, energy
+from ..scoring import ScoreCache, Scorer, centred, energy, offsets, spread
 from ..util import rng_state, set_rng_state
+from .completion import conflicted, settle
 from .config import ICMConfig, make_batches
 from .semantics import SEMANTICS_BY_NAME
 from .state import CHECKPOINT_VERSION, SearchState, fingerprint
@@ -79,6 +81,11 @@ class ICMResult:
     rejected: int
     cache_hits: int = 0
     flipped_batches: list[int] = field(default_factory=list)
+    # Labels the completion gave (examples the search left unlabeled) and searched labels it changed to
+    # settle a conflict the search kept; each batch's orientation.
+    completed: int = 0
+    settled: int = 0
+    orientation: list[dict] = field(default_factory=list)
 
 
 def accept_probability(delta: float, temperature: float) -> float:
@@ -195,7 +202,8 @@ class ICMSearch:
                              readout=self.config.readout, reference=self.reference, floor=self.semantics.floor,
                              cache=self.cache,
                              context_policy=self.config.context, context_cap=self.config.context_cap,
-                             demo_order=self.config.demo_order)
+                             demo_order=self.config.demo_order, folds=self.config.folds)
+        self.group_keys = [self.examples[u].group for u in uids]
         local = {u: p for p, u in enumerate(uids)}
         self.scorer.rank = {local[u]: r for r, u in enumerate(u for u in self.state.labeled_order if u in local)}
 
@@ -208,16 +216,35 @@ class ICMSearch:
     def evaluate(self, labels: list[bool | None]) -> tuple[float, list[float | None], int]:
         """Full U evaluation of the current batch's labels: every labeled example re-scored with all others
         in context. Returns U, the scores and the number of conflicts."""
-        targets = [p for p, y in enumerate(labels) if y is not None]
+        c = self.config
+        # Calibrated within groups, every example is scored (unlabeled ones too): a group's mean needs all its
+        # members, and an unlabeled example's proposal is then its stored score.
+        every = c.calibrate and c.centre == "group" and not self.reference
+        targets = list(range(len(labels))) if every else [p for p, y in enumerate(labels) if y is not None]
         values = self.scorer.loo(labels, targets)
         scores: list[float | None] = [None] * len(labels)
         for p, v in zip(targets, values, strict=True):
             scores[p] = float(v)
         conflicts = self.rule.count(labels)
-        c = self.config
-        prior = self._batch_anchor() if c.anchor_weight else None
-        U = energy(c.alpha, labels, scores, conflicts, c.calibrate, prior=prior, prior_weight=c.anchor_weight)
+        U = energy(c.alpha, labels, self._calibrated(labels, scores), conflicts, prior=self._prior(), prior_weight=1.0,
+                   scale=self.state.scale)
         return U, scores, conflicts
+
+    def _prior(self) -> list[float] | None:
+        """The anchor's term for each example in the scores' units (weight and agreement factor included), or
+        None while it is not part of U. Normalized, the anchor is first put in its own spread, so the weight
+        says how much it counts beside the readout."""
+        c, factor = self.config, self.state.anchor_factor
+        if not (c.anchor_weight and factor):
+            return None
+        values = self._batch_anchor()
+        unit = self.state.scale / spread(values) if c.effective_normalize else 1.0
+        return [c.anchor_weight * factor * v * unit for v in values]
+
+    def _calibrated(self, labels: list[bool | None], scores: list[float | None]) -> list[float | None]:
+        if not self.config.calibrate:
+            return list(scores)
+        return centred(labels, scores, self.group_keys, self.config.centre)
 
     def _emit(self, kind: str, accepted: bool | None = None, changed: list | None = None) -> None:
         if self.on_event is None:
@@ -244,13 +271,18 @@ class ICMSearch:
             # Same balance, but the half the model scores higher zero-shot is labeled True: anchors the
             # polarity that a readout symmetric under a global label flip cannot anchor by itself.
             values = _higher_half(self.scorer.score([([], p) for p in positions]))
-        if self.config.anchor == "likelihood" and k:
-            # The model's own zero-shot preference between the claims of a group names the classes.
-            anchor = self._batch_anchor()
-            values = _higher_half([anchor[p] for p in positions])
+        if self.config.effective_anchor == "likelihood":
+            self.state.anchor_factor = 1.0
+            if k:
+                # The model's own zero-shot preference between the claims of a group labels the seeds.
+                anchor = self._batch_anchor()
+                values = _higher_half([anchor[p] for p in positions])
         labels: list[bool | None] = [None] * n
         for p, y in zip(positions, values, strict=True):
             labels[p] = y
+        if self.config.effective_normalize:
+            # The unit of P: how far the readout's log-odds spread over the batch given the seed labels.
+            self.state.scale = spread(self._calibrated(labels, [float(v) for v in self.scorer.loo(labels, range(n))]))
         U, scores, conflicts = self.evaluate(labels)
         if conflicts:
             labels, U, scores = self.semantics.repair_seeds(self, labels, U, scores)
@@ -267,26 +299,6 @@ class ICMSearch:
                 anchor[u] = v
         return [float(anchor[u]) for u in self.uids]
 
-    def _orient(self) -> list[tuple[Any, bool | None]]:
-        """Flip the batch's labels (and scores) when they disagree with the anchor overall.
-
-        A label set and its mirror image are equally consistent, and nearly equally predictable under a
-        symmetric readout; the anchor decides which of the two is meant. Only the naming of the two
-        classes changes: the search's partition stays as found.
-        """
-        s = self.state
-        if agreement(self._local(), self._batch_anchor()) >= 0:
-            return []
-        changed = []
-        for u in self.uids:
-            if s.labels[u] is not None:
-                s.labels[u] = not s.labels[u]
-                changed.append((self.examples[u].id, s.labels[u]))
-            if s.scores[u] is not None:
-                s.scores[u] = -s.scores[u]
-        s.flipped_batches.append(s.batch_index)
-        return changed
-
     def _store(self, labels, scores) -> list[tuple[Any, bool | None]]:
         s = self.state
         changed = []
@@ -300,8 +312,25 @@ class ICMSearch:
             s.scores[u] = scores[p]
         return changed
 
+    def _check_anchor(self) -> None:
+        """A third of the way through a batch (anchor "agreeing"): the anchor's weight in U becomes its agreement
+        with the labels the search found by then, on the readout alone (rank-biserial r, signed; for examples
+        not labeled yet, the labels their scores propose). So it helps find the partition as far as it knows
+        something about it and counts for little where it does not; which class is True is left to the
+        orientation. Measured once: measured again, the labels it has moved would raise its own weight."""
+        s = self.state
+        if not self.config.anchor_weight or not has_likelihood_fields(self.task, [self.examples[u] for u in self.uids]):
+            return
+        labels = self._local()
+        proposed = [y if y is not None else (v > 0 if v is not None else None)
+                    for y, v in zip(labels, self._calibrated(labels, self._local_scores()), strict=True)]
+        s.anchor_factor = agreement(self._batch_anchor(), proposed).r
+        s.U = self.evaluate(labels)[0]
+
     def _step(self) -> None:
         c, s = self.config, self.state
+        if c.effective_anchor == "agreeing" and s.iteration == c.iterations // 3:
+            self._check_anchor()
         s.iteration += 1
         s.total_iterations += 1
         T = self.temperature()
@@ -313,12 +342,16 @@ class ICMSearch:
         weights = [c.boost if labels[p] is None and self.rule.group_of[p] in labeled_groups else 1.0
                    for p in range(n)]
         pos = self.rng.choices(range(n), weights=weights)[0]
-        if labels[pos] is not None and scores[pos] is not None and not self.reference:
+        if scores[pos] is not None and not self.reference:
             proposal_score = scores[pos]  # the same prompt as its leave-one-out score under D
         else:
             proposal_score = float(self.scorer.loo(labels, [pos])[0])
-        threshold = centre(labels, scores) if c.calibrate else 0.0
-        proposal = proposal_score > threshold
+            scores = list(scores)
+            scores[pos] = proposal_score
+        evidence = proposal_score - (offsets(labels, scores, self.group_keys, c.centre)[pos] if c.calibrate else 0.0)
+        prior = self._prior()
+        # The label that raises U most for this example: the readout's, plus the anchor's term where it counts.
+        proposal = evidence + (prior[pos] if prior else 0.0) > 0
         if labels[pos] == proposal:
             self._emit("iteration", accepted=None)
             return
@@ -339,21 +372,45 @@ class ICMSearch:
         self._emit("iteration", accepted=accept, changed=changed)
 
     def _finish_batch(self) -> None:
-        """Score examples the search never labeled, given the final labeled set (labels stay None)."""
-        s = self.state
+        """The batch's labels as handed back: conflicts the search kept are settled and the examples it never
+        labeled get the model's prediction with the searched labels as context (config.complete), all within
+        the consistency rule (completion.py); scores are calibrated; then a label-free signal names the two
+        classes (orientation.py). Every score stays the log-odds its label was chosen by."""
+        s, c = self.state, self.config
         labels = self._local()
         todo = [p for p, y in enumerate(labels) if y is None]
-        if todo and any(y is not None for y in labels):
+        if todo and (c.complete or any(y is not None for y in labels)):
             for p, v in zip(todo, self.scorer.loo(labels, todo), strict=True):
                 s.scores[self.uids[p]] = float(v)
-        if self.config.calibrate:
-            # Report calibrated scores, so their sign is the label ICM would propose.
-            offset = centre(labels, self._local_scores())
-            for u in self.uids:
-                if s.scores[u] is not None:
-                    s.scores[u] -= offset
-        changed = self._orient() if self.config.anchor == "likelihood" else []
-        self._emit("batch_done", changed=changed)
+        # Calibrated scores, so a score's sign is the label ICM would propose.
+        scores = self._calibrated(labels, self._local_scores())
+        changed: dict[Any, bool | None] = {}
+        if c.complete:
+            open_ = set(todo) | conflicted(self.rule, labels)
+            final = settle(self.rule, labels, scores, open_)
+            for p, u in enumerate(self.uids):
+                if labels[p] is None:
+                    s.completed.append(u)
+                elif final[p] != labels[p]:
+                    s.settled.append(u)
+                if final[p] != labels[p]:
+                    changed[self.examples[u].id] = final[p]
+            labels = final
+        where = orient(self.task, self.backend, [self.examples[u] for u in self.uids], labels, c.orient,
+                       folds=c.folds, likelihood=self._batch_anchor)
+        if where.flipped:
+            labels = [None if y is None else not y for y in labels]
+            scores = [None if v is None else -v for v in scores]
+            if c.complete:
+                # The mirror of a consistent labeling need not be one ("not both True": a group left all False
+                # turns all True); such groups are settled again, by the scores turned over with the labels.
+                labels = settle(self.rule, labels, scores, conflicted(self.rule, labels))
+            s.flipped_batches.append(s.batch_index)
+            changed.update((self.examples[u].id, labels[p]) for p, u in enumerate(self.uids) if labels[p] is not None)
+        s.orientation.append({"batch": s.batch_index, **where.as_dict()})
+        for p, u in enumerate(self.uids):
+            s.labels[u], s.scores[u] = labels[p], scores[p]
+        self._emit("batch_done", changed=list(changed.items()))
         s.next_batch()
 
     def run(self, should_stop: Callable[[], bool] | None = None) -> ICMResult:
@@ -387,5 +444,6 @@ class ICMSearch:
         return ICMResult(
             labels=list(s.labels), scores=list(s.scores), stats=self.stats(), wall_s=self.elapsed(),
             complete=not stopped, iterations=s.total_iterations, accepted=s.accepted, rejected=s.rejected,
-            cache_hits=self.cache.hits, flipped_batches=list(s.flipped_batches),
+            cache_hits=self.cache.hits, flipped_batches=list(s.flipped_batches), completed=len(s.completed),
+            settled=len(s.settled), orientation=list(s.orientation),
         )

@@ -34,6 +34,16 @@ class SearchState:
     flipped_batches: list[int] = field(default_factory=list)
     # Examples in the order they were first labeled (demo_order "labeled" orders prompts by it).
     labeled_order: list[int] = field(default_factory=list)
+    # The current batch's unit of mutual predictability (config.normalize; 1 in nats).
+    scale: float = 1.0
+    # What multiplies the anchor's term in U for the current batch (besides anchor_weight): anchor "likelihood"
+    # 1; "agreeing": 0 until a third of the way through the batch, then its agreement with the labels found.
+    anchor_factor: float = 0.0
+    # Examples labeled by the completion after the search, and searched labels it changed to settle a conflict.
+    completed: list[int] = field(default_factory=list)
+    settled: list[int] = field(default_factory=list)
+    # Each finished batch's orientation (orientation.Orientation.as_dict(), with its batch index).
+    orientation: list[dict] = field(default_factory=list)
 
     @classmethod
     def start(cls, n: int, batch_index: int) -> SearchState:
@@ -56,6 +66,8 @@ class SearchState:
         self.flips_in_batch = 0
         self.initialized = False
         self.U = 0.0
+        self.scale = 1.0
+        self.anchor_factor = 0.0
 
 
 def fingerprint(examples: Sequence[Example], task: Task) -> str:
