@@ -1,126 +1,243 @@
-"""Choose each task preset's default readout, context and calibration for the packaged model, on
-development data only (the paper's train/dev files and the sanity set's dev half; never ../shared/data/eval).
+"""Choose each task preset's defaults for the packaged model by what ICM itself finds, on development data only
+(the sanity set's and the comparisons set's dev halves, the paper's train and dev files; never
+../shared/data/eval).
 
-Usage: python bench/choose_defaults.py [--presets truthfulqa,gsm8k,alpaca,claims] [--out FILE.jsonl]
+    python bench/choose_defaults.py run --out bench/results/defaults_icm.jsonl [--files claims,comparisons]
+    python bench/choose_defaults.py table bench/results/defaults_icm.jsonl
 
-For every preset and candidate (readout, context) it runs zero-shot, random-label ICL (seed 0) and
-golden-label ICL once, uncalibrated, and derives the calibrated figures from the same scores (calibration
-subtracts the batch's mean score: AUROC is unchanged, labels and accuracy are not). One JSON line per
-(preset, readout, context, method, calibrate). ICM searches for the labels the model finds most mutually
-predictable, so a readout under which golden labels in context predict the held-out label well (and better
-than random labels do) is one under which gold can win the search: `choose()` ranks candidates by golden-ICL
-AUROC (threshold-free, so the least noisy on few examples), then its calibrated accuracy. docs/defaults.md holds
-the table this printed.
+`run` loads the model once and, for every dev file and candidate search setting (readout, context, calibration
+scope, likelihood anchor), runs ICM over three seeds with completion on and no orientation, then names each
+seed's classes under every orientation setting from the same signals (the orientation does not change the
+search, so one search serves all of them). Beside it, once per file and readout: zero-shot, the likelihood
+baseline, bootstrap and golden-label ICL. One JSON line per run. `table` prints the tables docs/defaults.md and
+docs/results.md hold, the choice (per preset, the candidate with the best mean ICM accuracy under the default
+orientation, its worst seed breaking ties) and issue 36's targets on the sanity dev half.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import statistics
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from icm_engine.anchor import likelihood_anchor
 from icm_engine.backends import get_backend
 from icm_engine.baselines import BaselineConfig, run_baseline
-from icm_engine.metrics import gold_comparison
+from icm_engine.consistency import ConsistencyRule
+from icm_engine.metrics import label_metrics
+from icm_engine.orientation import AUTO, decide, zero_shot_values
 from icm_engine.presets import get_task, load_dataset
+from icm_engine.search import ICMConfig, ICMSearch, sized_to
+from icm_engine.search.completion import mirrored
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-# Development files only, and how many rows of each (whole groups): small, as each pass on 2 CPU cores costs
-# minutes on the long GSM8K solutions.
-DEV = {
-    "truthfulqa": (SHARED / "truthfulqa" / "praxis_subset_train.json", 96),
-    "gsm8k": (SHARED / "gsm8k" / "gsm8k_dev.json", 24),
-    "alpaca": (SHARED / "alpaca" / "alpaca_dev.json", 24),
-    "claims": (ROOT / "data" / "sanity" / "claims_dev.jsonl", 64),
+# Development files only, with how many rows of each (whole groups): 40 claims a file, 24 rows of the long
+# GSM8K solutions and Alpaca responses (a prompt there is ten times longer).
+FILES = {
+    "claims": ("claims", ROOT / "data" / "sanity" / "claims_dev.jsonl", "key:answer", 40),
+    "comparisons": ("claims", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", "key:answer", 40),
+    "truthfulqa": ("truthfulqa", SHARED / "truthfulqa" / "praxis_subset_train.json", None, 40),
+    "gsm8k": ("gsm8k", SHARED / "gsm8k" / "gsm8k_dev.json", None, 24),
+    "alpaca": ("alpaca", SHARED / "alpaca" / "alpaca_dev.json", None, 24),
 }
-CANDIDATES = (("verdict", "all"), ("verdict", "other-groups"), ("split", "other-groups"), ("channel", "other-groups"))
-METHODS = ("zero-shot", "random-icl", "gold-icl")
+# (readout, context, centre, anchor): the search settings compared. The long-text files run the verdict
+# readout only: the split readout reads every token of a 200-token response through the vocabulary head.
+CANDIDATES = {
+    "split-folds-group": ("split", "other-folds", "group", "agreeing"),
+    "split-folds-group-noanchor": ("split", "other-folds", "group", "none"),
+    "split-groups-batch": ("split", "other-groups", "batch", "none"),
+    "verdict-folds-group": ("verdict", "other-folds", "group", "agreeing"),
+}
+SHORT = tuple(CANDIDATES)
+LONG = ("verdict-folds-group",)
+ORIENTATIONS = ("auto", "likelihood", "zero-shot", "none")
+BASELINES = ("zero-shot", "likelihood", "bootstrap", "gold-icl")
 
 
-def rows(preset: str, backend) -> list[dict]:
-    path, limit = DEV[preset]
-    task = get_task(preset)
-    out = []
-    for readout, context in CANDIDATES:
-        data = load_dataset(path, task, limit=limit, readout=readout)
-        gold = data.gold_list()
-        for method in METHODS:
+def _accuracy(labels: Sequence[bool | None], gold: Sequence[bool | None], scores=None) -> dict:
+    m = label_metrics(list(labels), list(gold), scores)
+    return {"accuracy": m["accuracy"], "n": m["n_compared"], "majority": m["majority_accuracy"],
+            "ci": [m["ci_low"], m["ci_high"]], "auroc": m["auroc"], "warnings": m["warnings"]}
+
+
+def run_file(name: str, backend, seeds: Sequence[int]) -> Iterator[dict]:
+    preset, path, consistency, limit = FILES[name]
+    task = get_task(preset, consistency=consistency)
+    data = load_dataset(path, task, limit=limit, readout="split")
+    examples, gold = data.examples, data.gold_list()
+    rule = ConsistencyRule(examples, task.consistency)
+    signals = {"likelihood": likelihood_anchor(task, backend, examples),
+               "zero-shot": zero_shot_values(task, backend, examples)}
+    candidates = SHORT if name in ("claims", "comparisons", "truthfulqa") else LONG
+    for readout in dict.fromkeys(CANDIDATES[c][0] for c in candidates):
+        for method in BASELINES:
             t = time.monotonic()
-            res = run_baseline(method, data.examples, task, backend,
-                               BaselineConfig(readout=readout, context=context), gold=gold, seed=0)
-            seconds = round(time.monotonic() - t, 1)
-            mean = sum(res.scores) / len(res.scores)
-            for calibrate in (False, True):
-                scores = [s - mean for s in res.scores] if calibrate else list(res.scores)
-                c = gold_comparison([s > 0 for s in scores], gold, scores)
-                row = {"preset": preset, "file": path.name, "readout": readout, "context": context,
-                       "method": method, "calibrate": calibrate, "n": c["n"], "accuracy": round(c["accuracy"], 3),
-                       "ci": [round(c["ci_low"], 3), round(c["ci_high"], 3)],
-                       "majority_accuracy": round(c["majority_accuracy"], 3), "balance": round(c["balance"], 3),
-                       "auroc": None if c["auroc"] is None else round(c["auroc"], 3), "warnings": c["warnings"],
-                       "computed_tokens": res.stats.computed_tokens, "seconds": seconds}
-                print(json.dumps(row), flush=True)
-                out.append(row)
+            cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
+            res = run_baseline(method, examples, task, backend, cfg, gold=gold if method == "gold-icl" else None)
+            row = {"file": name, "preset": preset, "n": len(examples), "method": method, "readout": readout,
+                   **_accuracy(res.labels, gold, res.scores), "seconds": round(time.monotonic() - t, 1)}
+            yield row
+    for cand in candidates:
+        readout, context, centre, anchor = CANDIDATES[cand]
+        for seed in seeds:
+            config = ICMConfig(readout=readout, context=context, calibrate=True, centre=centre, anchor=anchor,
+                               orient="none", seed=seed, **sized_to(len(examples))).validate()
+            origin = backend.stats.copy()
+            t = time.monotonic()
+            search = ICMSearch(examples, task, backend, config)
+            result = search.run()
+            seconds = time.monotonic() - t
+            stats = backend.stats.minus(origin)
+            completed = set(search.state.completed)
+            searched = [None if p in completed else y for p, y in enumerate(result.labels)]
+            oriented = {}
+            for choice in ORIENTATIONS:
+                names = () if choice == "none" else (AUTO if choice == "auto" else (choice,))
+                where = decide(result.labels, {s: signals[s] for s in names}, choice)
+                labels, scores = (mirrored(rule, result.labels, result.scores) if where.flipped
+                                  else (result.labels, result.scores))
+                oriented[choice] = {**_accuracy(labels, gold, scores), "flipped": where.flipped,
+                                    "decided": where.decided}
+            where = decide(result.labels, {s: signals[s] for s in AUTO}, "auto")
+            partial = [(None if y is None else (not y if where.flipped else y)) for y in searched]
+            row = {"file": name, "preset": preset, "n": len(examples), "method": "icm", "candidate": cand,
+                   "readout": readout, "context": context, "centre": centre, "anchor": anchor, "seed": seed,
+                   **oriented["auto"], "orientations": oriented,
+                   "without_completion": _accuracy(partial, gold), "searched": len(examples) - len(completed),
+                   "accepted": result.accepted, "rejected": result.rejected, "iterations": result.iterations,
+                   "model_calls": stats.model_calls, "computed_tokens": stats.computed_tokens,
+                   "seconds": round(seconds, 1), "labels": result.labels}
+            yield row
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def summarize(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """Per (file, candidate): the ICM seeds' accuracies under each orientation, without completion, the cost."""
+    out: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        if r["method"] != "icm":
+            continue
+        s = out.setdefault((r["file"], r["candidate"]), {"seeds": [], "rows": []})
+        s["rows"].append(r)
+    for s in out.values():
+        rs = s["rows"]
+        s["by_orientation"] = {o: [x["orientations"][o]["accuracy"] for x in rs] for o in ORIENTATIONS}
+        s["mean"] = _mean(s["by_orientation"]["auto"])
+        s["worst"] = min(s["by_orientation"]["auto"])
+        s["undecided"] = sum(not x["orientations"]["auto"]["decided"] for x in rs)
+        s["without_completion"] = _mean([x["without_completion"]["accuracy"] for x in rs])
+        s["searched"] = _mean([x["searched"] for x in rs])
+        s["accept_rate"] = _mean([x["accepted"] / max(1, x["accepted"] + x["rejected"]) for x in rs])
+        s["seconds"] = _mean([x["seconds"] for x in rs])
     return out
 
 
-def choose(results: list[dict]) -> dict[str, dict]:
-    """Per preset: the candidate whose golden-ICL AUROC is highest (calibrated accuracy breaks ties)."""
-    best: dict[str, dict] = {}
-    for r in results:
-        if r["method"] != "gold-icl" or not r["calibrate"]:
+def choose(rows: list[dict]) -> dict[str, str]:
+    """Per preset: the candidate with the best mean ICM accuracy over its dev files (default orientation), the
+    mean of its worst seeds breaking ties."""
+    summary = summarize(rows)
+    by_preset: dict[str, dict[str, list]] = {}
+    for (file, cand), s in summary.items():
+        preset = FILES[file][0]
+        by_preset.setdefault(preset, {}).setdefault(cand, []).append((s["mean"], s["worst"]))
+    return {p: max(c, key=lambda k: (_mean([m for m, _ in c[k]]), _mean([w for _, w in c[k]])))
+            for p, c in by_preset.items()}
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def table(rows: list[dict]) -> str:
+    summary = summarize(rows)
+    chosen = choose(rows)
+    base = {(r["file"], r["readout"], r["method"]): r for r in rows if r["method"] != "icm"}
+    lines = ["| dev file (n) | candidate: readout, context, centre, anchor | ICM seeds (auto orientation) | mean | "
+             "worst | undecided | likelihood / zero-shot / no orientation (means) | without completion | searched | "
+             "accepted | s a seed | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (file, cand), s in summary.items():
+        r0 = s["rows"][0]
+        o = s["by_orientation"]
+        pick = chosen.get(FILES[file][0]) == cand
+        lines.append(
+            f"| {file} ({r0['n']}) | {', '.join(CANDIDATES[cand])} | "
+            f"{', '.join(_pct(a) for a in o['auto'])} | **{_pct(s['mean'])}** | {_pct(s['worst'])} | "
+            f"{s['undecided']} of {len(s['rows'])} | {_pct(_mean(o['likelihood']))} / {_pct(_mean(o['zero-shot']))} / "
+            f"{_pct(_mean(o['none']))} | {_pct(s['without_completion'])} | {s['searched']} | "
+            f"{_pct(s['accept_rate'])}% | {s['seconds']} | {'**yes**' if pick else ''} |")
+    lines += ["", "| dev file (n, majority) | ICM (chosen defaults, mean of seeds) | zero-shot | likelihood | "
+              "bootstrap | golden ICL | best label-free |", "|---|---|---|---|---|---|---|"]
+    for file in dict.fromkeys(r["file"] for r in rows):
+        cand = chosen.get(FILES[file][0])
+        if (file, cand) not in summary:
             continue
-        def key(row: dict) -> tuple[float, float]:
-            return row["auroc"] or 0.0, row["accuracy"]
-
-        if r["preset"] not in best or key(r) > key(best[r["preset"]]):
-            best[r["preset"]] = r
-    return {p: {"readout": r["readout"], "context": r["context"], "calibrate": True} for p, r in best.items()}
-
-
-def table(results: list[dict]) -> str:
-    """The markdown table docs/defaults.md holds: per preset and candidate, AUROC and calibrated accuracy of
-    each method, golden ICL's balance, and the candidate chosen."""
-    chosen = choose(results)
-    by = {(r["preset"], r["readout"], r["context"], r["method"], r["calibrate"]): r for r in results}
-    lines = ["| preset (dev file, n) | readout | context | zero-shot AUROC | random ICL AUROC | golden ICL AUROC | "
-             "golden ICL accuracy (95% CI), calibrated | uncalibrated | majority | chosen |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for preset in dict.fromkeys(r["preset"] for r in results):
-        for readout, context in CANDIDATES:
-            if (preset, readout, context, "gold-icl", True) not in by:
-                continue
-            zs, rnd, gold = (by[(preset, readout, context, m, True)] for m in METHODS)
-            raw = by[(preset, readout, context, "gold-icl", False)]
-            pick = chosen[preset]["readout"] == readout and chosen[preset]["context"] == context
-            lines.append(f"| {preset} ({gold['file']}, {gold['n']}) | {readout} | {context} | {zs['auroc']} | "
-                         f"{rnd['auroc']} | {gold['auroc']} | {gold['accuracy']} ({gold['ci'][0]}-{gold['ci'][1]}) | "
-                         f"{raw['accuracy']} ({', '.join(raw['warnings']) or 'no warning'}) | "
-                         f"{gold['majority_accuracy']} | {'**yes**' if pick else ''} |")
+        readout = CANDIDATES[cand][0]
+        b = {m: base.get((file, readout, m)) for m in BASELINES}
+        best = max((b[m]["accuracy"] for m in ("zero-shot", "likelihood", "bootstrap") if b[m]), default=None)
+        s = summary[(file, cand)]
+        lines.append(f"| {file} ({s['rows'][0]['n']}, {_pct(s['rows'][0]['majority'])}) | **{_pct(s['mean'])}** "
+                     f"({', '.join(_pct(a) for a in s['by_orientation']['auto'])}) | "
+                     + " | ".join(_pct(b[m]["accuracy"]) if b[m] else "" for m in BASELINES) + f" | {_pct(best)} |")
     return "\n".join(lines)
+
+
+def targets(rows: list[dict], file: str = "claims") -> str:
+    """Issue 36's targets on the sanity dev half, under the chosen defaults, one line each."""
+    cand = choose(rows).get(FILES[file][0])
+    icm = [r for r in rows if r["method"] == "icm" and r["file"] == file and r["candidate"] == cand]
+    if not icm:
+        return f"no ICM runs on {file}"
+    readout = CANDIDATES[cand][0]
+    base = {r["method"]: r["accuracy"] for r in rows if r["method"] != "icm" and r["file"] == file
+            and r["readout"] == readout}
+    accs = [r["accuracy"] for r in icm]
+    mean = statistics.fmean(accs)
+    best = max(base[m] for m in ("zero-shot", "likelihood", "bootstrap"))
+    checks = [
+        ("every seed labels all", all(sum(y is not None for y in r["labels"]) == r["n"] for r in icm)),
+        ("no seed below chance", all("below_chance" not in r["warnings"] for r in icm)),
+        (f"mean {mean:.3f} >= zero-shot {base['zero-shot']:.3f} + 0.10", mean >= base["zero-shot"] + 0.10),
+        (f"mean {mean:.3f} within 0.05 of golden ICL {base['gold-icl']:.3f}", mean >= base["gold-icl"] - 0.05),
+        (f"mean {mean:.3f} >= the best label-free baseline {best:.3f}", mean >= best),
+        (f"seconds a seed {max(r['seconds'] for r in icm):.0f} (search; under 240 with the model's load)",
+         max(r["seconds"] for r in icm) < 240),
+    ]
+    return "\n".join(f"{'met' if ok else 'NOT met'}: {text}" for text, ok in checks)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", default=",".join(DEV))
-    ap.add_argument("--out", type=Path)
-    ap.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
-    ap.add_argument("--table", type=Path, help="print the markdown table of an earlier --out file; run nothing")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--files", default=",".join(FILES))
+    run.add_argument("--seeds", default="0,1,2")
+    run.add_argument("--out", type=Path, required=True)
+    run.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
+    show = sub.add_parser("table")
+    show.add_argument("results", type=Path)
     args = ap.parse_args()
-    if args.table:
-        results = [json.loads(line) for line in args.table.read_text().splitlines() if line.strip()]
-        print(table(results))
-        print(json.dumps({"chosen": choose(results)}))
+    if args.command == "table":
+        rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+        print(table(rows))
+        print()
+        print(targets(rows))
+        print(json.dumps({"chosen": choose(rows)}))
         return
     backend = get_backend("transformers")
-    results = [r for p in args.presets.split(",") for r in rows(p, backend)]
-    if args.out:
-        with args.out.open("a" if args.append else "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in results)
-    print(json.dumps({"chosen": choose(results)}), file=sys.stderr)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    with args.out.open("a" if args.append else "w") as f:
+        for name in args.files.split(","):
+            for row in run_file(name, backend, seeds):
+                print(json.dumps({k: v for k, v in row.items() if k not in ("labels", "orientations")}), flush=True)
+                f.write(json.dumps(row) + "\n")
+                f.flush()
 
 
 if __name__ == "__main__":

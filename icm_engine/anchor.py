@@ -18,7 +18,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .examples import Example
-from .presets import Task, template_fields
+from .presets import Task
 
 # none: the paper's U. likelihood: the K seeds follow the anchor and it is a term of U from the start (with
 # anchor_weight). agreeing: the paper's random seeds; a third of the way through a batch the
@@ -42,7 +42,7 @@ def likelihood_anchor(task: Task, backend: Backend, examples: Sequence[Example])
 
 def has_likelihood_fields(task: Task, examples: Sequence[Example]) -> bool:
     """Whether every example has the fields the anchor's prompt needs (a custom template may lack them)."""
-    needed = template_fields(task.likelihood_prefix) + template_fields(task.channel_target)
+    needed = task.likelihood_fields()
     return all(ex.fields.get(f) not in (None, "") for ex in examples for f in needed)
 
 

@@ -11,6 +11,7 @@ from .backends import BACKENDS, DEFAULT_MODEL, Backend, backend_names, get_backe
 from .backends.hf import model_kind, unknown_model
 from .baselines import METHODS as BASELINE_METHODS
 from .baselines import BaselineConfig, run_baseline
+from .consensus import Consensus, consensus
 from .consistency import ConsistencyRule
 from .cost import Estimate, Measured, estimate, total, work
 from .defaults import choice_for
@@ -18,8 +19,10 @@ from .defaults import resolve as resolve_defaults
 from .examples import MAX_PROBLEMS, DataError, LoadedData, Problem, limit_examples, parse_label, read_rows
 from .examples import Example as EngineExample
 from .metrics import WARNINGS, gold_comparison, label_metrics, wilson
+from .orientation import CHOICES as ORIENTATIONS
+from .orientation import orientation_warnings
 from .presets import PRESETS, Task, get_task, load_dataset
-from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS
+from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS, SCOPES
 from .search import (
     INITS,
     ITERATIONS_PER_EXAMPLE,
@@ -47,15 +50,18 @@ __all__ = [
     "ITERATIONS_PER_EXAMPLE",
     "MAX_PROBLEMS",
     "MODES",
+    "ORIENTATIONS",
     "PAPER_BATCH_SIZE",
     "PAPER_ITERATIONS",
     "PRESETS",
     "READOUTS",
     "SCHEDULES",
+    "SCOPES",
     "SEMANTICS",
     "WARNINGS",
     "Backend",
     "BaselineConfig",
+    "Consensus",
     "ConsistencyRule",
     "DataError",
     "EngineExample",
@@ -70,6 +76,7 @@ __all__ = [
     "TimeLeft",
     "backend_names",
     "choice_for",
+    "consensus",
     "estimate",
     "get_backend",
     "get_task",
@@ -80,6 +87,7 @@ __all__ = [
     "load_plugins",
     "make_batches",
     "model_kind",
+    "orientation_warnings",
     "parse_label",
     "read_rows",
     "resolve_defaults",

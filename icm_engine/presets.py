@@ -104,6 +104,10 @@ class Task:
             needed += self.fields_for_order
         return tuple(dict.fromkeys(needed))
 
+    def likelihood_fields(self) -> tuple[str, ...]:
+        """The fields the likelihood anchor's prompt reads (its prefix and the claim)."""
+        return tuple(dict.fromkeys(template_fields(self.likelihood_prefix) + template_fields(self.channel_target)))
+
     def describe(self) -> dict[str, Any]:
         return {
             "task": self.name,

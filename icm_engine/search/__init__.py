@@ -14,7 +14,8 @@ from .config import (
     make_batches,
     sized_to,
 )
-from .loop import ICMResult, ICMSearch, SearchEvent, accept_probability
+from .events import ICMResult, SearchEvent
+from .loop import ICMSearch, accept_probability
 from .state import CHECKPOINT_VERSION, SearchState, fingerprint, read_checkpoint
 
 __all__ = ["CHECKPOINT_VERSION", "INITS", "ITERATIONS_PER_EXAMPLE", "MODES", "MODE_ALIASES", "PAPER_BATCH_SIZE",

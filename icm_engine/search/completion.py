@@ -77,3 +77,15 @@ def _greedy(rule: ConsistencyRule, out: list[bool | None], free: list[int], fixe
         else:
             decided[p] = want
         out[p] = decided[p]
+
+
+def mirrored(rule: ConsistencyRule, labels: Sequence[bool | None], scores: Sequence[float | None],
+             settle_after: bool = True) -> tuple[list[bool | None], list[float | None]]:
+    """The mirror image of a labeling (every label and score turned over). The mirror of a consistent labeling
+    need not be one ("not both True": a group left all False turns all True), so such groups are settled
+    again by the turned scores (`settle_after`)."""
+    out = [None if y is None else not y for y in labels]
+    turned = [None if v is None else -v for v in scores]
+    if settle_after:
+        out = settle(rule, out, turned, conflicted(rule, out))
+    return out, turned

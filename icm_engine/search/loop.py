@@ -24,7 +24,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..anchor import has_likelihood_fields, likelihood_anchor
@@ -35,57 +34,11 @@ from ..orientation import agreement, orient
 from ..presets import Task
 from ..scoring import ScoreCache, Scorer, centred, energy, offsets, spread
 from ..util import rng_state, set_rng_state
-from .completion import conflicted, settle
+from .completion import conflicted, mirrored, settle
 from .config import ICMConfig, make_batches
+from .events import ICMResult, SearchEvent
 from .semantics import SEMANTICS_BY_NAME
 from .state import CHECKPOINT_VERSION, SearchState, fingerprint
-
-
-@dataclass
-class SearchEvent:
-    """One step of the search, for progress bars and live pages."""
-
-    kind: str  # init | iteration | batch_done | done
-    batch: int
-    batches: int
-    iteration: int
-    iterations: int
-    temperature: float
-    score: float
-    labeled: int
-    size: int
-    accepted: bool | None
-    accepted_total: int
-    rejected_total: int
-    conflicts: int
-    model_calls: int
-    prompts: int
-    prompt_tokens: int
-    computed_tokens: int
-    elapsed_s: float
-    changed: list[tuple[Any, bool | None]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class ICMResult:
-    labels: list[bool | None]
-    scores: list[float | None]
-    stats: BackendStats
-    wall_s: float
-    complete: bool
-    iterations: int
-    accepted: int
-    rejected: int
-    cache_hits: int = 0
-    flipped_batches: list[int] = field(default_factory=list)
-    # Labels the completion gave (examples the search left unlabeled) and searched labels it changed to
-    # settle a conflict the search kept; each batch's orientation.
-    completed: int = 0
-    settled: int = 0
-    orientation: list[dict] = field(default_factory=list)
 
 
 def accept_probability(delta: float, temperature: float) -> float:
@@ -399,12 +352,7 @@ class ICMSearch:
         where = orient(self.task, self.backend, [self.examples[u] for u in self.uids], labels, c.orient,
                        folds=c.folds, likelihood=self._batch_anchor)
         if where.flipped:
-            labels = [None if y is None else not y for y in labels]
-            scores = [None if v is None else -v for v in scores]
-            if c.complete:
-                # The mirror of a consistent labeling need not be one ("not both True": a group left all False
-                # turns all True); such groups are settled again, by the scores turned over with the labels.
-                labels = settle(self.rule, labels, scores, conflicted(self.rule, labels))
+            labels, scores = mirrored(self.rule, labels, scores, settle_after=c.complete)
             s.flipped_batches.append(s.batch_index)
             changed.update((self.examples[u].id, labels[p]) for p, u in enumerate(self.uids) if labels[p] is not None)
         s.orientation.append({"batch": s.batch_index, **where.as_dict()})

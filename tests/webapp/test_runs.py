@@ -66,7 +66,11 @@ BAD_RUNS = [
     ({"config": {"semantics": "clever"}}, "config"),
     ({"config": {"mode": "reference", "demo_order": "labeled"}}, "config"),
     ({"config": {"anchor": "gold"}}, "config"),
-    ({"config": {"anchor_weight": 2.0}}, "config"),
+    ({"config": {"anchor_weight": -2.0}}, "config"),
+    ({"config": {"orient": "gold"}}, "config"),
+    ({"config": {"complete": "yes"}}, "config"),
+    ({"config": {"centre": "everywhere"}}, "config"),
+    ({"config": {"folds": 1}}, "config"),
     ({"backend": "transformers", "model": "no-such-model"}, "model"),
     ({"backend": "quantum"}, "backend"),
     ({"backend": "openai", "model": "m"}, "base_url"),
@@ -187,11 +191,27 @@ def test_seeds_queue_one_run_per_seed_and_the_method_table_aggregates_them(owner
     assert icm["pick_is_most_accurate"] == (picked == max(accuracies))
     assert rows["zero-shot"]["n_seeds"] == 1 and rows["zero-shot"]["pick"] is None
     assert rows["bootstrap"]["n_seeds"] == 0 and rows["bootstrap"]["accuracy"]["mean"] is None
+    # The last seed's end wrote the seeds' consensus: a label set of its own, each label's score the share of the
+    # seeds that gave it, beside the pick on the page and in the API.
+    agreed = icm["consensus"]
+    assert agreed["seeds"] == [0, 1, 2] and 0 <= agreed["agreement"] <= 1 and agreed["gold"]["n"] >= 20
+    label_set = LabelSet.objects.get(pk=agreed["label_set"])
+    assert label_set.kind == "icm" and label_set.name == "ICM consensus"
+    assert label_set.configuration["consensus"]["runs"] == sorted(e["run"] for e in icm["seeds"])
+    votes = {e: [] for e in label_set.labels.values_list("example_id", flat=True)}
+    for e in icm["seeds"]:
+        for example, value in Label.objects.filter(label_set_id=e["label_set"]).values_list("example_id", "value"):
+            votes[example].append(value)
+    for label in label_set.labels.all():
+        share = votes[label.example_id].count(label.value) / len(votes[label.example_id])
+        assert share > 0.5 and label.score == pytest.approx(share)
+    client.force_login(owner)
+    assert "the consensus of the 3 seeds" in client.get(f"/datasets/{ds.pk}/runs/panel/").content.decode()
     # A run of other settings starts a new experiment: the table shows the latest one's seeds only.
     later = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, config=ICM_FAST | {"iterations": 40})
     assert execute_run(later.pk) == "succeeded"
     rows = {r["method"]: r for r in owner_api.get(f"/api/datasets/{ds.pk}/methods/").json()}
-    assert [e["run"] for e in rows["icm"]["seeds"]] == [later.pk]
+    assert [e["run"] for e in rows["icm"]["seeds"]] == [later.pk] and rows["icm"]["consensus"] is None
     # A seed labeled one class shows its badge on the dataset page's table, counted over the seeds.
     Label.objects.filter(label_set=Run.objects.get(method="random-icl", seed=1).label_set).update(value=False)
     client.force_login(owner)
@@ -245,9 +265,17 @@ def test_an_anchored_icm_run_comes_with_its_anchors_own_labels(owner, owner_api,
     icm = Run.objects.get(method="icm")
     assert icm.label_set.configuration["config"]["anchor"] == "likelihood"
     assert icm.progress["flipped_batches"] in ([], [0])
-    Run.objects.filter(pk=icm.pk).update(progress=icm.progress | {"flipped_batches": [0, 2]})
+    # Every example labeled: what the search chose and what the completion added, and what named the classes.
+    p = icm.progress
+    assert p["labeled"] == p["size"] == p["searched"] + p["completed"]
+    (where,) = p["orientation"]
+    assert where["signal"] == "likelihood+zero-shot" and where["decided"] and p["warnings"] == []
     client.force_login(owner)
-    assert "Flipped by the anchor</dt><dd>batches 1, 3</dd>" in client.get(f"/runs/{icm.pk}/").content.decode()
+    page = client.get(f"/runs/{icm.pk}/").content.decode()
+    assert f"{p['searched']} from the search, {p['completed']} from the completion after it" in page
+    assert "Classes named by" in page and "likelihood+zero-shot" in page and "decided" in page
+    api = owner_api.get(f"/api/runs/{icm.pk}/").json()["progress"]
+    assert api["searched"] == p["searched"] and api["orientation"][0]["signals"]["likelihood"]["r"] > 0
 
 
 def test_cancel_a_queued_run(owner, owner_api):

@@ -7,10 +7,12 @@ from icm_engine.facade import (
     INITS,
     ITERATIONS_PER_EXAMPLE,
     MODES,
+    ORIENTATIONS,
     PAPER_BATCH_SIZE,
     PAPER_ITERATIONS,
     READOUTS,
     SCHEDULES,
+    SCOPES,
     SEMANTICS,
     ICMConfig,
     backend_names,
@@ -40,6 +42,23 @@ class RunForm(forms.Form):
     readout = forms.ChoiceField(choices=[(r, r) for r in READOUTS], initial=D.readout)
     context = forms.ChoiceField(choices=[(c, c) for c in CONTEXTS], initial=D.context)
     calibrate = forms.BooleanField(required=False, initial=D.calibrate)
+    centre = forms.ChoiceField(
+        choices=[("", "the preset's")] + [(c, c) for c in SCOPES], required=False, label="Calibration subtracts",
+        help_text="batch: the labeled examples' mean log-odds; group: each consistency group's, so a claim counts by "
+                  "how it compares with its group mates (not by how well the context fits their shared topic).")
+    folds = forms.IntegerField(
+        min_value=2, max_value=64, initial=D.folds, required=False,
+        help_text="With the other-folds context: the batch's groups are dealt into this many folds, and each example "
+                  "sees the labeled examples of the other folds.")
+    complete = forms.BooleanField(
+        required=False, initial=D.complete, label="Label every example",
+        help_text="After the search, the examples it left unlabeled get the model's prediction with the searched "
+                  "labels as context, within the consistency rule. Off: the search's partial labeling.")
+    orient = forms.ChoiceField(
+        choices=[(o, o) for o in ORIENTATIONS], initial=D.orient, required=False, label="Name the classes by",
+        help_text="What decides which class is True after the search (a labeling and its mirror image are equally "
+                  "coherent): auto (the claim likelihood and zero-shot, chosen on development data), one signal, or "
+                  "none (the search's own naming, with a warning).")
     iterations = forms.IntegerField(
         min_value=0, required=False,
         help_text=f"Search iterations per batch. Empty: {ITERATIONS_PER_EXAMPLE} per example of a batch, at most the "
@@ -73,14 +92,20 @@ class RunForm(forms.Form):
         help_text="fast mode: position (the official code) or labeled (in the order examples were labeled: a new "
                   "label joins each prompt at its end, so the model reuses the rest of every prompt).")
     anchor = forms.ChoiceField(
-        choices=[(a, a) for a in ANCHORS], initial=D.anchor, required=False,
-        help_text="likelihood: the initial labels follow the model's zero-shot likelihood of each claim (compared "
-                  "within its group), and a label set that disagrees with it overall is flipped. Names the classes "
-                  "under the split and channel readouts, which cannot tell a labeling from its mirror image.")
+        choices=[("", "the semantics' own")] + [(a, a) for a in ANCHORS], required=False,
+        help_text="The model's zero-shot likelihood of each claim (compared within its group) as a term of U. "
+                  "agreeing (the paper semantics' own): it joins a third of the way through each batch, weighted by "
+                  "how far it agrees with the labels found by then. likelihood: the initial labels follow it and it "
+                  "counts from the start. none: the paper's U (the code semantics' own).")
     anchor_weight = forms.FloatField(
         required=False, min_value=0, initial=D.anchor_weight,
-        help_text="With the likelihood anchor: its weight as a term of U (alpha x weight x the anchor's mean signed "
-                  "by the labels, in the units of mutual predictability). 0: it only seeds and names the classes.")
+        help_text="The anchor's weight in U beside mutual predictability, each measured in its own spread. 0: it "
+                  "only seeds (anchor likelihood).")
+    normalize = forms.ChoiceField(
+        choices=[("", "the semantics' own"), ("on", "on"), ("off", "off")], required=False,
+        label="Mutual predictability in the readout's own units",
+        help_text="On (the paper semantics' own): P is divided by the spread of the readout's log-odds, so alpha and "
+                  "the temperatures mean the same under every readout. Off: nats, as the official code.")
     context_cap = forms.IntegerField(
         required=False, min_value=1,
         help_text="Approximation, off when empty: each target sees at most N demonstrations (a fixed choice per "
@@ -94,12 +119,13 @@ class RunForm(forms.Form):
 
     # In the form's "Advanced" fold: the paper's values, each with a line of help.
     ADVANCED = ("num_seed", "alpha", "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps",
-                "boost", "semantics", "init", "demo_order", "anchor", "anchor_weight", "context_cap", "shards", "shots",
-                "rounds", "context")
-    ICM_FIELDS = ("readout", "context", "calibrate", "iterations", "batch_size", "num_seed", "alpha",
+                "boost", "semantics", "init", "demo_order", "anchor", "anchor_weight", "normalize", "context_cap",
+                "shards", "shots", "rounds", "context", "centre", "folds", "orient")
+    ICM_FIELDS = ("readout", "context", "calibrate", "centre", "folds", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
-                  "semantics", "init", "anchor", "anchor_weight", "demo_order", "context_cap")
-    BASELINE_FIELDS = ("readout", "context", "calibrate", "batch_size", "shots", "rounds")
+                  "semantics", "init", "anchor", "anchor_weight", "normalize", "demo_order", "context_cap", "complete",
+                  "orient")
+    BASELINE_FIELDS = ("readout", "context", "calibrate", "centre", "folds", "batch_size", "shots", "rounds")
 
     def clean_seeds(self) -> list[int]:
         try:
@@ -116,10 +142,17 @@ class RunForm(forms.Form):
             params = {k: d[k] for k in self.ICM_FIELDS}
             params["schedule"] = params["schedule"] or None
             params["semantics"] = params["semantics"] or None
-            params["anchor"] = params["anchor"] or D.anchor
-            params["anchor_weight"] = params["anchor_weight"] or D.anchor_weight
+            params["anchor"] = params["anchor"] or None
+            if params["anchor_weight"] is None:
+                params["anchor_weight"] = D.anchor_weight
+            params["normalize"] = {"on": True, "off": False}.get(params["normalize"])
+            params["folds"] = params["folds"] or D.folds
             params["demo_order"] = params["demo_order"] or D.demo_order
+            params["orient"] = params["orient"] or D.orient
+            params["centre"] = params["centre"] or None
             return params
         params = {k: d[k] for k in self.BASELINE_FIELDS}
         params["batch_size"] = params["batch_size"] or PAPER_BATCH_SIZE
+        params["folds"] = params["folds"] or D.folds
+        params["centre"] = params["centre"] or None
         return params

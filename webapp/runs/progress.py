@@ -36,7 +36,20 @@ class RunProgress:
     batch_u: dict[str, float] = field(
         default_factory=dict, metadata={"help": "ICM: each finished batch's final U, by batch index"})
     flipped_batches: list[int] = field(
-        default_factory=list, metadata={"help": "ICM: batches whose labels the likelihood anchor renamed"})
+        default_factory=list, metadata={"help": "ICM: batches whose labels the orientation turned over"})
+    searched: int | None = field(default=None, metadata={"help": "ICM: labels the search chose"})
+    completed: int | None = field(
+        default=None, metadata={"help": "ICM: labels the completion after the search gave (the examples the search "
+                                        "left unlabeled: the model's prediction with the searched labels as context, "
+                                        "within the consistency rule)"})
+    settled: int | None = field(
+        default=None, metadata={"help": "ICM: searched labels the completion changed to settle a conflict"})
+    orientation: list[dict[str, Any]] = field(
+        default_factory=list, metadata={"help": "ICM: for each batch, what named its two classes: the signal, each "
+                                                "signal's agreement (r, p) with the labels as returned, whether the "
+                                                "search's labels were turned over and whether the naming was decided"})
+    warnings: list[str] = field(
+        default_factory=list, metadata={"help": "the run's own warnings, found without gold (classes_not_named)"})
     model_calls: int | None = None
     prompts: int | None = None
     prompt_tokens: int | None = None

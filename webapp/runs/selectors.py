@@ -6,10 +6,13 @@ import json
 import statistics
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Length
 from django.http import Http404
 
-from webapp.datasets.models import Dataset, Example, Label
+from icm_engine.facade import get_task
+from webapp.datasets.models import Dataset, Example, Label, LabelSet
 from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold
 
 from .models import ACTIVE, Run, RunMethod, RunStatus
@@ -44,12 +47,29 @@ def has_full_gold(dataset: Dataset) -> bool:
 SEEDED = (RunMethod.ICM, RunMethod.RANDOM_ICL, RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
 
 
+def first_lacking(dataset: Dataset, names: list[str]) -> tuple[str, int, str] | None:
+    """The first of these fields some example lacks (or has empty), with that example's position and id."""
+    examples = Example.objects.filter(dataset=dataset)
+    for name in names:
+        # The key as a parameter, never as lookup syntax: a template field may be named like "a__contains".
+        # Empty by its length: SQLite's JSON comparison with "" fails ("malformed JSON").
+        lacking = examples.annotate(value=KeyTextTransform(name, "fields")).annotate(size=Length("value")).filter(
+            Q(value__isnull=True) | Q(size=0)).order_by("position")
+        first = lacking.values_list("position", "external_id").first()
+        if first is not None:
+            return name, first[0], first[1]
+    return None
+
+
 def baseline_methods(dataset: Dataset, anchor: str = "none") -> list[str]:
-    """The baselines queued beside an ICM run: zero-shot, random-label ICL, the anchor alone where ICM uses
-    the likelihood anchor, and the golden-label ceiling where every example has gold."""
-    out = [RunMethod.ZERO_SHOT, RunMethod.RANDOM_ICL]
-    if anchor == "likelihood":
+    """The baselines queued beside an ICM run: zero-shot, the likelihood (the label-free baseline ICM must beat,
+    where the examples have its fields), random-label ICL, and the golden-label ceiling where every example has
+    gold."""
+    out = [RunMethod.ZERO_SHOT]
+    task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
+    if first_lacking(dataset, list(task.likelihood_fields())) is None:
         out.append(RunMethod.LIKELIHOOD)
+    out.append(RunMethod.RANDOM_ICL)
     if has_full_gold(dataset):
         out.append(RunMethod.GOLD_ICL)
     return out
@@ -70,7 +90,7 @@ def runs_of(dataset: Dataset) -> QuerySet[Run]:
 
 
 SUMMED = ("labeled", "size", "model_calls", "prompts", "prompt_tokens", "computed_tokens", "accepted", "rejected",
-          "gold_n", "step", "total_steps")
+          "gold_n", "step", "total_steps", "searched", "completed", "settled")
 
 
 def shard_progress(children: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,6 +103,10 @@ def shard_progress(children: list[dict[str, Any]]) -> dict[str, Any]:
     out["elapsed_s"] = max(elapsed, default=0)
     etas = [(c.get("progress") or {}).get("eta_s") for c in children if c["status"] in ACTIVE]
     out["eta_s"] = max((e for e in etas if e is not None), default=None) if etas else 0
+    # Each shard names its own batches' classes: the parent lists them all, and warns if any was undecided.
+    out["orientation"] = [o for c in children for o in (c.get("progress") or {}).get("orientation") or []]
+    out["flipped_batches"] = sorted(b for c in children for b in (c.get("progress") or {}).get("flipped_batches") or [])
+    out["warnings"] = sorted({w for c in children for w in (c.get("progress") or {}).get("warnings") or []})
     return out
 
 
@@ -132,10 +156,33 @@ def snapshot(run: Run) -> dict[str, Any]:
     }
 
 
-def _setup(run: Run) -> str:
+def experiment_key(run: Run) -> str:
     """What makes runs seeds of one experiment: everything but the seed."""
     return json.dumps([run.method, run.backend, run.model, run.backend_options, run.limit, run.config],
                       sort_keys=True, default=str)
+
+
+def experiment_seeds(run: Run) -> dict[str, list[Run]]:
+    """The runs of `run`'s experiment on its dataset: `all` of them, and the `latest` finished run per seed."""
+    same = [r for r in runs_of(run.dataset).filter(method=run.method).order_by("-finished", "-id")
+            if experiment_key(r) == experiment_key(run)]
+    latest: dict[int, Run] = {}
+    for r in same:
+        if r.status not in ACTIVE:
+            latest.setdefault(r.seed, r)
+    return {"all": same, "latest": [latest[k] for k in sorted(latest)]}
+
+
+# The name of the label sets webapp.runs.consensus writes.
+CONSENSUS = "ICM consensus"
+
+
+def consensus_of(dataset: Dataset, run_ids: list[int]) -> LabelSet | None:
+    """The consensus label set of exactly these runs (webapp.runs.consensus), if one was written."""
+    for label_set in LabelSet.objects.filter(dataset=dataset, name=CONSENSUS).order_by("-version"):
+        if (label_set.configuration.get("consensus") or {}).get("runs") == sorted(run_ids):
+            return label_set
+    return None
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -160,7 +207,7 @@ def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[s
         mine = [r for r in runs if r.method == method]
         seeds: dict[int, Run] = {}
         for r in mine:
-            if _setup(r) == _setup(mine[0]):
+            if experiment_key(r) == experiment_key(mine[0]):
                 seeds.setdefault(r.seed, r)
         entries = [{"seed": r.seed, "run": r, "gold": compared.get(r.label_set_id),
                     "final_u": (r.progress or {}).get("final_u")} for _, r in sorted(seeds.items())]
@@ -181,6 +228,14 @@ def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[s
             row["pick"] = pick["seed"]
             if pick["gold"] and pick["gold"]["accuracy"] is not None and accuracies:
                 row["pick_is_most_accurate"] = pick["gold"]["accuracy"] >= max(accuracies)
+        row["consensus"] = None
+        if method == RunMethod.ICM and len(entries) > 1:
+            agreed = consensus_of(dataset, [e["run"].pk for e in entries])
+            if agreed is not None:
+                facts = agreed.configuration.get("consensus") or {}
+                row["consensus"] = {"label_set": agreed.pk, "name": str(agreed), "seeds": facts.get("seeds"),
+                                    "agreement": facts.get("agreement"), "kappa": facts.get("kappa"),
+                                    "gold": gold_comparisons([agreed], gold).get(agreed.pk)}
         rows.append(row)
     return rows
 

@@ -9,9 +9,6 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Length
 from django.utils import timezone
 
 from icm_engine.facade import (
@@ -30,7 +27,7 @@ from webapp.datasets.selectors import role_of
 from .backends import check_backend
 from .dispatch import dispatch
 from .models import ACTIVE, Run, RunMethod, RunStatus
-from .selectors import has_full_gold, planned_runs
+from .selectors import first_lacking, has_full_gold, planned_runs
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +39,19 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
     """The readout's and the anchor's fields must be on every example: a run that would fail at its first
     prompt is refused, naming the first example without the field."""
     task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
-    anchor = method == RunMethod.LIKELIHOOD or config.get("anchor", "none") != "none"
+    # The orientation and an "agreeing" anchor do without the likelihood where its fields are missing; a run
+    # asking for the likelihood itself needs them.
+    anchor = method == RunMethod.LIKELIHOOD or config.get("anchor") == "likelihood" or config.get("orient") == \
+        "likelihood"
     readout = config.get("readout", "verdict")
     for_readout = task.required_fields(readout)
     needed = [f for f in task.required_fields(readout, anchor) if f != task.key_field]
-    examples = Example.objects.filter(dataset=dataset)
-    for name in needed:
-        # The key as a parameter, never as lookup syntax: a template field may be named like "a__contains".
-        # Empty by its length: SQLite's JSON comparison with "" fails ("malformed JSON").
-        lacking = examples.annotate(value=KeyTextTransform(name, "fields")).annotate(size=Length("value")).filter(
-            Q(value__isnull=True) | Q(size=0)).order_by("position")
-        first = lacking.values_list("position", "external_id").first()
-        if first is not None:
-            what = f"the {readout} readout" if name in for_readout else "the likelihood anchor"
-            raise ValidationError({"config": f"{what} needs the field {name!r}, which example "
-                                                      f"{first[1]!r} (row {first[0] + 1}) does not have"})
+    missing = first_lacking(dataset, needed)
+    if missing is not None:
+        name, position, external_id = missing
+        what = f"the {readout} readout" if name in for_readout else "the likelihood anchor"
+        raise ValidationError({"config": f"{what} needs the field {name!r}, which example "
+                                         f"{external_id!r} (row {position + 1}) does not have"})
 
 
 def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[str, Any]) -> dict[str, Any]:

@@ -33,11 +33,16 @@ class RunCreateSerializer(serializers.Serializer):
         required=False, default=dict,
         help_text="The run's settings, stored as the run's config. ICM: alpha, initial_temperature, "
                   "final_temperature, cooling, schedule, num_seed, iterations, "
-                  "fix_steps, boost, batch_size, mode, readout, context, calibrate, init (paper defaults). "
-                  "Baselines: readout, context, calibrate, shots, rounds, batch_size.")
+                  "fix_steps, boost, batch_size, mode, semantics, readout, context, calibrate, centre, folds, "
+                  "normalize, init, anchor, anchor_weight, demo_order, context_cap, cache_size, complete (label every "
+                  "example; default true), orient (what names the two classes: auto, likelihood, zero-shot, verdict, "
+                  "none). Readout, context, calibrate and centre left out come from the preset "
+                  "(docs/defaults.md); batch_size and iterations from the data's size; the rest are the paper's. "
+                  "Baselines: readout, context, calibrate, centre, folds, shots, rounds, batch_size.")
     baselines = serializers.BooleanField(
-        default=False, help_text="with method icm: also queue zero-shot, random-label and golden-label ICL runs "
-                                "(and the zero-shot likelihood when config.anchor is likelihood)")
+        default=False, help_text="with method icm: also queue zero-shot, the zero-shot likelihood (where the "
+                                "examples have its fields), random-label ICL and golden-label ICL (where every "
+                                "example has gold)")
     shards = serializers.IntegerField(
         required=False, allow_null=True, min_value=1,
         help_text="ICM: split the batches into this many runs that workers execute in parallel; their labels "
@@ -58,11 +63,13 @@ class RunProgressSerializer(DataclassSerializer):
     batch_u = serializers.DictField(child=serializers.FloatField(), required=False,
                                     help_text=RUN_PROGRESS_HELP["batch_u"])
     recent_changes = serializers.ListField(child=serializers.DictField(), required=False)
+    orientation = serializers.ListField(child=serializers.DictField(), required=False,
+                                        help_text=RUN_PROGRESS_HELP["orientation"])
 
     class Meta:
         dataclass = RunProgress
         extra_kwargs = {name: {"help_text": text} for name, text in RUN_PROGRESS_HELP.items()
-                        if name not in ("gold", "batch_u")}
+                        if name not in ("gold", "batch_u", "orientation")}
 
 
 class RunShardSerializer(serializers.Serializer):
@@ -123,6 +130,15 @@ class MethodSeedSerializer(serializers.Serializer):
     pick = serializers.BooleanField(help_text="ICM: the seed with the highest final U, chosen without gold")
 
 
+class ConsensusSerializer(serializers.Serializer):
+    label_set = serializers.IntegerField(help_text="the consensus label set (an ICM label set like any other)")
+    name = serializers.CharField()
+    seeds = serializers.ListField(child=serializers.IntegerField(), help_text="the seeds that voted")
+    agreement = serializers.FloatField(allow_null=True, help_text="the seeds' mean pairwise agreement")
+    kappa = serializers.FloatField(allow_null=True, help_text="Fleiss' kappa over the seeds (null where undefined)")
+    gold = GoldComparisonSerializer(allow_null=True)
+
+
 class MethodRowSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=RunMethod.choices)
     label = serializers.CharField()
@@ -132,4 +148,5 @@ class MethodRowSerializer(serializers.Serializer):
     warnings = serializers.DictField(child=serializers.IntegerField(), help_text="each warning: how many seeds")
     pick = serializers.IntegerField(allow_null=True, help_text="ICM: the label-free pick's seed")
     pick_is_most_accurate = serializers.BooleanField(allow_null=True)
+    consensus = ConsensusSerializer(allow_null=True, help_text="ICM: the majority vote of the seeds, once all finished")
     seeds = MethodSeedSerializer(many=True)

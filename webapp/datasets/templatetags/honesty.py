@@ -9,7 +9,8 @@ from icm_engine.facade import WARNINGS
 register = template.Library()
 
 # A warning's badge, short enough for a table cell; its one-line explanation is WARNINGS[code].
-BADGES = {"one_class": "one class", "below_chance": "below chance", "no_better_than_majority": "≤ majority class"}
+BADGES = {"one_class": "one class", "below_chance": "below chance", "no_better_than_majority": "≤ majority class",
+          "classes_not_named": "classes not named"}
 
 
 @register.filter

@@ -3,6 +3,7 @@ sharded run's status and progress brought up to date with its shards."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
@@ -13,10 +14,13 @@ from webapp.datasets.models import Example, Label, LabelSet, LabelSetKind, Label
 from webapp.datasets.selectors import next_version
 from webapp.datasets.services import labels_changed
 
+from ..consensus import record_consensus
 from ..live import notify
 from ..models import ACTIVE, Run, RunMethod, RunStatus
 from ..selectors import shard_progress
 from .lease import LeaseLost
+
+log = logging.getLogger(__name__)
 
 
 def finish(run_id: int, lease: str, status: str, labels: list[bool | None] | None, scores: list[float | None] | None,
@@ -116,3 +120,14 @@ def settle_parent(parent_id: int) -> None:
             whole = status == RunStatus.SUCCEEDED and progress["labeled"] >= progress["size"]
             LabelSet.objects.filter(pk=parent.label_set_id).update(partial=not whole)
     notify(parent_id)
+    if status == RunStatus.SUCCEEDED:
+        write_consensus(parent_id)
+
+
+def write_consensus(run_id: int) -> None:
+    """The consensus of the run's experiment once its last seed has finished (consensus.py). The run's own
+    outcome is written already: a failure here is logged, never turned into a failed run."""
+    try:
+        record_consensus(Run.objects.select_related("dataset").get(pk=run_id))
+    except Exception:
+        log.exception("run %s: the consensus of its seeds could not be written", run_id)

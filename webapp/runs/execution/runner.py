@@ -25,6 +25,7 @@ from icm_engine.facade import (
     get_task,
     limit_examples,
     make_batches,
+    orientation_warnings,
     run_baseline,
 )
 from webapp.datasets.models import Dataset, Example, Label
@@ -34,7 +35,7 @@ from ..backends import build_backend
 from ..live import notify
 from ..models import Run, RunMethod, RunStatus
 from .lease import Cancelled, Heartbeat, LeaseLost, claim
-from .outcome import finish, settle_parent
+from .outcome import finish, settle_parent, write_consensus
 from .recorder import Recorder, set_phase
 
 log = logging.getLogger(__name__)
@@ -131,13 +132,18 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
              "size": len(mine), "model_calls": result.stats.model_calls, "prompts": result.stats.prompts,
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
-             "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches}
+             "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches,
+             "searched": sum(result.labels[u] is not None for u in mine) - result.completed,
+             "completed": result.completed, "settled": result.settled, "orientation": result.orientation,
+             "warnings": orientation_warnings(result.orientation)}
     kept = [examples[u] for u in mine]
     labels, scores = [result.labels[u] for u in mine], [result.scores[u] for u in mine]
     prov = _described(prov, backend)
     set_phase(run, lease, "writing")
     if result.complete:
         finish(run.pk, lease, RunStatus.SUCCEEDED, labels, scores, kept, prov, extra, keep_checkpoint=False)
+        if not run.parent_id:
+            write_consensus(run.pk)
         return "succeeded"
     # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
     finish(run.pk, lease, RunStatus.CANCELLED, labels, scores, kept, prov, extra, keep_checkpoint=True,

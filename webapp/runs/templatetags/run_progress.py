@@ -52,3 +52,9 @@ def duration(seconds: float | None) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@register.filter
+def negated(value: float | None) -> float | None:
+    """The number with its sign turned: a signal's agreement with a labeling's mirror image."""
+    return None if value is None else -float(value)
