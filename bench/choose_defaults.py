@@ -26,6 +26,7 @@ from pathlib import Path
 from icm_engine.anchor import likelihood_anchor
 from icm_engine.backends import get_backend
 from icm_engine.baselines import BaselineConfig, run_baseline
+from icm_engine.consensus import consensus
 from icm_engine.consistency import ConsistencyRule
 from icm_engine.metrics import label_metrics
 from icm_engine.orientation import AUTO, decide, zero_shot_values
@@ -44,16 +45,28 @@ FILES = {
     "gsm8k": ("gsm8k", SHARED / "gsm8k" / "gsm8k_dev.json", None, 24),
     "alpaca": ("alpaca", SHARED / "alpaca" / "alpaca_dev.json", None, 24),
 }
-# (readout, context, centre, anchor): the search settings compared. The long-text files run the verdict
-# readout only: the split readout reads every token of a 200-token response through the vocabulary head.
+# (readout, context, centre, anchor): the search settings compared (the anchor's weight: ANCHOR_WEIGHT's, else 1).
+# The long-text files run the verdict readout only: the split readout reads every token of a 200-token response
+# through the vocabulary head.
 CANDIDATES = {
     "split-folds-group": ("split", "other-folds", "group", "agreeing"),
     "split-folds-group-noanchor": ("split", "other-folds", "group", "none"),
+    "split-folds-group-anchor2": ("split", "other-folds", "group", "agreeing"),
     "split-groups-batch": ("split", "other-groups", "batch", "none"),
     "verdict-folds-group": ("verdict", "other-folds", "group", "agreeing"),
 }
-SHORT = tuple(CANDIDATES)
-LONG = ("verdict-folds-group",)
+# Left out: the earlier default (split, other groups, batch calibration), whose every target has a context of
+# its own: one seed took over 25 minutes on the sanity dev half here (issue 36 has its figures: 0.08-0.19).
+PER_FILE = {
+    "claims": ("split-folds-group", "split-folds-group-noanchor", "split-folds-group-anchor2", "verdict-folds-group"),
+    "comparisons": ("split-folds-group", "split-folds-group-noanchor", "split-folds-group-anchor2",
+                    "verdict-folds-group"),
+    "truthfulqa": ("split-folds-group", "split-folds-group-noanchor", "split-folds-group-anchor2",
+                   "verdict-folds-group"),
+    "gsm8k": ("verdict-folds-group",),
+    "alpaca": ("verdict-folds-group",),
+}
+ANCHOR_WEIGHT = {"split-folds-group-anchor2": 2.0}
 ORIENTATIONS = ("auto", "likelihood", "zero-shot", "none")
 BASELINES = ("zero-shot", "likelihood", "bootstrap", "gold-icl")
 
@@ -64,7 +77,8 @@ def _accuracy(labels: Sequence[bool | None], gold: Sequence[bool | None], scores
             "ci": [m["ci_low"], m["ci_high"]], "auroc": m["auroc"], "warnings": m["warnings"]}
 
 
-def run_file(name: str, backend, seeds: Sequence[int]) -> Iterator[dict]:
+def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset()) -> Iterator[dict]:
+    """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`)."""
     preset, path, consistency, limit = FILES[name]
     task = get_task(preset, consistency=consistency)
     data = load_dataset(path, task, limit=limit, readout="split")
@@ -72,9 +86,11 @@ def run_file(name: str, backend, seeds: Sequence[int]) -> Iterator[dict]:
     rule = ConsistencyRule(examples, task.consistency)
     signals = {"likelihood": likelihood_anchor(task, backend, examples),
                "zero-shot": zero_shot_values(task, backend, examples)}
-    candidates = SHORT if name in ("claims", "comparisons", "truthfulqa") else LONG
+    candidates = PER_FILE[name]
     for readout in dict.fromkeys(CANDIDATES[c][0] for c in candidates):
         for method in BASELINES:
+            if (name, method, readout, None, None) in done:
+                continue
             t = time.monotonic()
             cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
             res = run_baseline(method, examples, task, backend, cfg, gold=gold if method == "gold-icl" else None)
@@ -84,8 +100,11 @@ def run_file(name: str, backend, seeds: Sequence[int]) -> Iterator[dict]:
     for cand in candidates:
         readout, context, centre, anchor = CANDIDATES[cand]
         for seed in seeds:
+            if (name, "icm", readout, cand, seed) in done:
+                continue
             config = ICMConfig(readout=readout, context=context, calibrate=True, centre=centre, anchor=anchor,
-                               orient="none", seed=seed, **sized_to(len(examples))).validate()
+                               anchor_weight=ANCHOR_WEIGHT.get(cand, 1.0), orient="none", seed=seed,
+                               **sized_to(len(examples))).validate()
             origin = backend.stats.copy()
             t = time.monotonic()
             search = ICMSearch(examples, task, backend, config)
@@ -102,6 +121,8 @@ def run_file(name: str, backend, seeds: Sequence[int]) -> Iterator[dict]:
                                   else (result.labels, result.scores))
                 oriented[choice] = {**_accuracy(labels, gold, scores), "flipped": where.flipped,
                                     "decided": where.decided}
+                if choice == "auto":
+                    named = labels
             where = decide(result.labels, {s: signals[s] for s in AUTO}, "auto")
             partial = [(None if y is None else (not y if where.flipped else y)) for y in searched]
             row = {"file": name, "preset": preset, "n": len(examples), "method": "icm", "candidate": cand,
@@ -110,7 +131,7 @@ def run_file(name: str, backend, seeds: Sequence[int]) -> Iterator[dict]:
                    "without_completion": _accuracy(partial, gold), "searched": len(examples) - len(completed),
                    "accepted": result.accepted, "rejected": result.rejected, "iterations": result.iterations,
                    "model_calls": stats.model_calls, "computed_tokens": stats.computed_tokens,
-                   "seconds": round(seconds, 1), "labels": result.labels}
+                   "seconds": round(seconds, 1), "labels": result.labels, "oriented": named}
             yield row
 
 
@@ -136,6 +157,11 @@ def summarize(rows: list[dict]) -> dict[tuple[str, str], dict]:
         s["searched"] = _mean([x["searched"] for x in rs])
         s["accept_rate"] = _mean([x["accepted"] / max(1, x["accepted"] + x["rejected"]) for x in rs])
         s["seconds"] = _mean([x["seconds"] for x in rs])
+        # Over the labels as the default orientation named them (rows from before they were kept: the search's
+        # labels turned over where it flipped them).
+        named = [x.get("oriented") or [None if y is None else y != x["orientations"]["auto"]["flipped"]
+                                       for y in x["labels"]] for x in rs]
+        s["seeds_agree"] = consensus(named).agreement if len(rs) > 1 else None
     return out
 
 
@@ -160,8 +186,8 @@ def table(rows: list[dict]) -> str:
     chosen = choose(rows)
     base = {(r["file"], r["readout"], r["method"]): r for r in rows if r["method"] != "icm"}
     lines = ["| dev file (n) | candidate: readout, context, centre, anchor | ICM seeds (auto orientation) | mean | "
-             "worst | undecided | likelihood / zero-shot / no orientation (means) | without completion | searched | "
-             "accepted | s a seed | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "worst | undecided | seeds agree | likelihood / zero-shot / no orientation (means) | without completion | "
+             "searched | accepted | s a seed | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (file, cand), s in summary.items():
         r0 = s["rows"][0]
         o = s["by_orientation"]
@@ -169,7 +195,8 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {file} ({r0['n']}) | {', '.join(CANDIDATES[cand])} | "
             f"{', '.join(_pct(a) for a in o['auto'])} | **{_pct(s['mean'])}** | {_pct(s['worst'])} | "
-            f"{s['undecided']} of {len(s['rows'])} | {_pct(_mean(o['likelihood']))} / {_pct(_mean(o['zero-shot']))} / "
+            f"{s['undecided']} of {len(s['rows'])} | {_pct(s['seeds_agree'])} | "
+            f"{_pct(_mean(o['likelihood']))} / {_pct(_mean(o['zero-shot']))} / "
             f"{_pct(_mean(o['none']))} | {_pct(s['without_completion'])} | {s['searched']} | "
             f"{_pct(s['accept_rate'])}% | {s['seconds']} | {'**yes**' if pick else ''} |")
     lines += ["", "| dev file (n, majority) | ICM (chosen defaults, mean of seeds) | zero-shot | likelihood | "
@@ -219,7 +246,8 @@ def main() -> None:
     run.add_argument("--files", default=",".join(FILES))
     run.add_argument("--seeds", default="0,1,2")
     run.add_argument("--out", type=Path, required=True)
-    run.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
+    run.add_argument("--append", action="store_true",
+                     help="add to --out instead of replacing it, skipping the runs it already holds")
     show = sub.add_parser("table")
     show.add_argument("results", type=Path)
     args = ap.parse_args()
@@ -232,10 +260,15 @@ def main() -> None:
         return
     backend = get_backend("transformers")
     seeds = [int(s) for s in args.seeds.split(",")]
+    done = set()
+    if args.append and args.out.exists():
+        done = {(r["file"], r["method"], r["readout"], r.get("candidate"), r.get("seed"))
+                for r in map(json.loads, args.out.read_text().splitlines())}
     with args.out.open("a" if args.append else "w") as f:
         for name in args.files.split(","):
-            for row in run_file(name, backend, seeds):
-                print(json.dumps({k: v for k, v in row.items() if k not in ("labels", "orientations")}), flush=True)
+            for row in run_file(name, backend, seeds, done):
+                print(json.dumps({k: v for k, v in row.items() if k not in ("labels", "oriented", "orientations")}),
+                      flush=True)
                 f.write(json.dumps(row) + "\n")
                 f.flush()
 

@@ -280,7 +280,8 @@ def _summary(report: dict[str, Any]) -> None:
     """The report's figures on stdout, one JSON line; each warning about the labels against gold on stderr."""
     from .metrics import warning_lines
 
-    keys = ("n", "labeled", "accuracy", "n_compared", "majority_accuracy", "balance", "auroc", "warnings",
+    keys = ("n", "labeled", "searched", "completed", "accuracy", "n_compared", "majority_accuracy", "balance", "auroc",
+            "warnings",
             "model_calls", "prompt_tokens", "computed_tokens", "wall_s", "examples_per_minute", "peak_rss_mb")
     print(json.dumps({k: report[k] for k in keys if k in report}))
     if report.get("n_compared"):

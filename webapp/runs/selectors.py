@@ -214,7 +214,9 @@ def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[s
         accuracies = [e["gold"]["accuracy"] for e in entries if e["gold"] and e["gold"]["accuracy"] is not None]
         warned: dict[str, int] = {}
         for e in entries:
-            for code in (e["gold"] or {}).get("warnings", []):
+            # Against gold, and the run's own (found without gold: classes_not_named).
+            codes = [*(e["gold"] or {}).get("warnings", []), *((e["run"].progress or {}).get("warnings") or [])]
+            for code in dict.fromkeys(codes):
                 warned[code] = warned.get(code, 0) + 1
         row = {"method": method, "label": label, "seeds": entries, "n_seeds": len(entries),
                "accuracy": _spread(accuracies), "warnings": warned,
