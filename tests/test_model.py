@@ -166,17 +166,19 @@ def test_shared_prefixes_give_the_same_scores_for_fewer_tokens(float32_backend):
     for share in (False, True):
         b.share_prefixes = share
         b.reset_prefix_cache()
-        for readout, context in (("verdict", "all"), ("split", "other-groups")):
-            scorer = Scorer(task, b, data.examples, readout=readout, context_policy=context)
+        # The continuation readout with fold contexts: the targets of a fold share each context whole (stored
+        # once, then every continuation over it in wide passes).
+        for readout, context in (("verdict", "all"), ("split", "other-groups"), ("split", "other-folds")):
+            scorer = Scorer(task, b, data.examples, readout=readout, context_policy=context, folds=2)
             before = b.stats.copy()
             if readout == "split":
                 b.share_continuations = share
             values = scorer.loo(labels, range(len(labels)))
             delta = b.stats.minus(before)
-            results[share, readout] = (values, delta.computed_tokens, delta.prompt_tokens)
-    b.share_prefixes, b.share_continuations = True, False
-    for readout in ("verdict", "split"):
-        full, shared = results[False, readout], results[True, readout]
+            results[share, readout, context] = (values, delta.computed_tokens, delta.prompt_tokens)
+    b.share_prefixes, b.share_continuations = True, True
+    for key in (("verdict", "all"), ("split", "other-groups"), ("split", "other-folds")):
+        full, shared = results[(False, *key)], results[(True, *key)]
         np.testing.assert_allclose(shared[0], full[0], atol=1e-3)  # float32: rounding only
         assert shared[2] == full[2] and full[1] == full[2]
         assert shared[1] < 0.75 * full[1]  # leave-one-out prompts share long prefixes
