@@ -24,8 +24,8 @@ def test_icm_and_zero_shot_runs_on_the_packaged_model(owner, owner_api):
     resp = owner_api.post("/api/runs/", body, format="json")
     assert resp.status_code == 201, resp.content
     runs = list(Run.objects.filter(dataset=ds).order_by("pk"))
-    assert [r.method for r in runs] == ["icm", "zero-shot", "random-icl", "gold-icl"]
-    for run in runs[:2]:
+    assert [r.method for r in runs] == ["icm", "zero-shot", "likelihood", "random-icl", "gold-icl"]
+    for run in runs[:3]:
         assert execute_run(run.pk) == "succeeded", Run.objects.get(pk=run.pk).error
         run.refresh_from_db()
         ls = run.label_set
