@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,10 @@ from typing import Any
 _TRUE_FORMS: tuple[Any, ...] = (True, 1, "1", "True", "true")
 _FALSE_FORMS: tuple[Any, ...] = (False, 0, "0", "False", "false")
 MAX_PROBLEMS = 20
+# How deep a row's values may nest (a row's own object is level 1). Prompts read flat fields; deeper nesting
+# only costs (Python's JSON reader and every walk over a value recurse), and past about a thousand levels
+# it fails with a RecursionError instead of an answer.
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -140,9 +145,49 @@ def _loads(text: str) -> Any:
     return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
 
 
+_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+
+
+def _too_deep(text: str, limit: int, offset: int = 0) -> int | None:
+    """The 1-based element of `text`'s value (counted at nesting level `offset` + 1: a JSON array's rows are
+    level 1 below the array) whose nesting passes `limit` levels, or None; for text too deep for Python's
+    JSON reader. Brackets inside strings do not count."""
+    import numpy as np
+
+    b = np.frombuffer(_STRING.sub('""', text).encode("utf-8"), dtype=np.uint8)
+    opens, closes = (b == ord("[")) | (b == ord("{")), (b == ord("]")) | (b == ord("}"))
+    depth = np.cumsum(opens.astype(np.int32) - closes.astype(np.int32))
+    deep = np.flatnonzero(depth > limit + offset)
+    if deep.size == 0:
+        return None
+    starts = opens[: deep[0] + 1] & (depth[: deep[0] + 1] == offset + 1)
+    return max(int(starts.sum()), 1)
+
+
+def json_depth(value: Any) -> int:
+    """How deep `value` nests (a scalar 0, an object of scalars 1), without recursion; counted up to one past
+    MAX_JSON_DEPTH."""
+    deepest, level, frontier = 0, 0, [value]
+    while frontier and deepest <= MAX_JSON_DEPTH:
+        level += 1
+        nested = [v for v in frontier if isinstance(v, dict | list)]
+        if not nested:
+            break
+        deepest = level
+        frontier = [c for v in nested for c in (v.values() if isinstance(v, dict) else v)]
+    return deepest
+
+
+def _nesting_problem(name: str, row: int | None) -> Problem:
+    return Problem(name, row, None, f"the row's values nest deeper than {MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH): "
+                                    "flatten them into fields")
+
+
 def _read_json(name: str, text: str) -> list[dict[str, Any]]:
     try:
         rows = _loads(text)
+    except RecursionError:
+        raise DataError([_nesting_problem(name, _too_deep(text, MAX_JSON_DEPTH, offset=1))]) from None
     except json.JSONDecodeError as exc:
         # A syntax error has no row yet (the array never parsed): name the line and column instead.
         raise DataError([Problem(name, None, None, f"invalid JSON at line {exc.lineno}, column {exc.colno}: "
@@ -154,9 +199,10 @@ def _read_json(name: str, text: str) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise DataError([Problem(name, None, None, "expected a JSON array of objects")])
     problems = [
-        Problem(name, i, None, f"expected an object, got {type(r).__name__}")
+        Problem(name, i, None, f"expected an object, got {type(r).__name__}") if not isinstance(r, dict)
+        else _nesting_problem(name, i)
         for i, r in enumerate(rows, start=1)
-        if not isinstance(r, dict)
+        if not isinstance(r, dict) or json_depth(r) > MAX_JSON_DEPTH
     ]
     if problems:
         raise DataError(problems[:MAX_PROBLEMS])
@@ -173,6 +219,9 @@ def _read_jsonl(name: str, text: str) -> list[dict[str, Any]]:
             continue
         try:
             obj = _loads(line)
+        except RecursionError:
+            problems.append(_nesting_problem(name, lineno))
+            continue
         except json.JSONDecodeError as exc:
             problems.append(Problem(name, lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
             continue
@@ -181,6 +230,9 @@ def _read_jsonl(name: str, text: str) -> list[dict[str, Any]]:
             continue
         if not isinstance(obj, dict):
             problems.append(Problem(name, lineno, None, f"expected an object, got {type(obj).__name__}"))
+            continue
+        if json_depth(obj) > MAX_JSON_DEPTH:
+            problems.append(_nesting_problem(name, lineno))
             continue
         rows.append(obj)
         if len(problems) >= MAX_PROBLEMS:

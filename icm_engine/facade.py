@@ -16,7 +16,17 @@ from .consistency import ConsistencyRule
 from .cost import Estimate, Measured, estimate, total, work
 from .defaults import choice_for
 from .defaults import resolve as resolve_defaults
-from .examples import MAX_PROBLEMS, DataError, LoadedData, Problem, limit_examples, parse_label, read_rows
+from .examples import (
+    MAX_JSON_DEPTH,
+    MAX_PROBLEMS,
+    DataError,
+    LoadedData,
+    Problem,
+    json_depth,
+    limit_examples,
+    parse_label,
+    read_rows,
+)
 from .examples import Example as EngineExample
 from .metrics import WARNINGS, gold_comparison, label_metrics, wilson
 from .orientation import CHOICES as ORIENTATIONS
@@ -48,6 +58,7 @@ __all__ = [
     "DEMO_ORDERS",
     "INITS",
     "ITERATIONS_PER_EXAMPLE",
+    "MAX_JSON_DEPTH",
     "MAX_PROBLEMS",
     "MODES",
     "ORIENTATIONS",
@@ -81,6 +92,7 @@ __all__ = [
     "get_backend",
     "get_task",
     "gold_comparison",
+    "json_depth",
     "label_metrics",
     "limit_examples",
     "load_dataset",

@@ -177,10 +177,23 @@ PRESETS: dict[str, Task] = {
 
 
 def template_fields(template: str) -> tuple[str, ...]:
-    names = [f for _, f, _, _ in string.Formatter().parse(template) if f]
-    for name in names:
+    """The fields a template names. Only plain `{field}`: a format spec or a conversion (`{q:>5000000}`,
+    `{q:%}`, `{q!r}`) could make a prompt of any size or fail on the first example, and dataset text is
+    untrusted."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"template: {exc} (write a literal brace as {{{{ or }}}})") from None
+    names = []
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
         if not name.isidentifier():
             raise ValueError(f"template field {{{name}}} must be a plain field name")
+        if spec or conversion:
+            raise ValueError(f"template field {{{name}{'!' + conversion if conversion else ''}"
+                             f"{':' + spec if spec else ''}}} takes no format: write {{{name}}}")
+        names.append(name)
     return tuple(dict.fromkeys(n for n in names if n != "verbalizer"))
 
 
