@@ -18,16 +18,16 @@ from a2wsgi import WSGIMiddleware  # noqa: E402
 django_http_app = WSGIMiddleware(wsgi_app, workers=settings.HTTP_THREADS)
 
 # Django must be set up before the consumers (and their models) are imported.
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from channels.sessions import SessionMiddlewareStack  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
-from webapp.runs.routing import websocket_urlpatterns  # noqa: E402
+from webapp.runs.routing import WebsocketRouter, websocket_urlpatterns  # noqa: E402
 from webapp.runs.ws_auth import WebsocketAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_http_app,
-    "websocket": SessionMiddlewareStack(WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+    "websocket": SessionMiddlewareStack(WebsocketAuthMiddleware(WebsocketRouter(websocket_urlpatterns))),
 })
 
 # Import every view now rather than on a first request, then take what start-up built (Django, DRF,

@@ -39,6 +39,11 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def env_list(name: str) -> list[str]:
+    """A comma-separated setting, its items stripped, empty ones dropped."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY")
     if key:
@@ -89,6 +94,7 @@ MIDDLEWARE = [
     "webapp.accounts.middleware.LoginRequiredPagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Refuses an oversized upload from its Content-Length; it runs before any view code (CSRF's
     # process_view included) reads the body.
     "webapp.accounts.limits.UploadSizeLimitMiddleware",
@@ -163,6 +169,12 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.CaseInsensitiveModelBackend"]
+# Sign-in: attempts per client address (throttles.LoginThrottle, 10 a minute) and, per account, this many wrong
+# passwords within ICM_LOGIN_LOCKOUT_S seconds make the account wait out the rest of that window.
+ICM_LOGIN_FAILURES = env_int("ICM_LOGIN_FAILURES", 10)
+ICM_LOGIN_LOCKOUT_S = env_int("ICM_LOGIN_LOCKOUT_S", 900)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -192,6 +204,16 @@ WHITENOISE_USE_FINDERS = True
 # Uploads: a dataset or label-set file may be at most ICM_MAX_UPLOAD_MB megabytes and ICM_MAX_ROWS rows.
 ICM_MAX_UPLOAD_BYTES = env_int("ICM_MAX_UPLOAD_MB", 50) * 1024 * 1024
 ICM_MAX_ROWS = env_int("ICM_MAX_ROWS", 200_000)
+# Upload previews waiting for their owner's confirmation hold the whole file: at most this many per user (the
+# oldest go first), each kept at most this many hours.
+ICM_MAX_STAGED_UPLOADS = env_int("ICM_MAX_STAGED_UPLOADS", 3)
+ICM_STAGED_UPLOAD_HOURS = env_int("ICM_STAGED_UPLOAD_HOURS", 24)
+# Bounded work (docs/reliability.md): a run's search iterations per batch, the examples it labels, the seeds
+# of one request, and the runs one user may have queued or running at once.
+ICM_MAX_ITERATIONS = env_int("ICM_MAX_ITERATIONS", 10_000)
+ICM_MAX_RUN_EXAMPLES = env_int("ICM_MAX_RUN_EXAMPLES", 20_000)
+ICM_MAX_SEEDS = env_int("ICM_MAX_SEEDS", 10)
+ICM_MAX_ACTIVE_RUNS = env_int("ICM_MAX_ACTIVE_RUNS", 30)
 # Files larger than this go to a temporary file while uploading instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -202,10 +224,20 @@ ICM_CHECKPOINT_S = float(os.environ.get("ICM_CHECKPOINT_S", "5"))  # at most thi
 ICM_PROGRESS_S = float(os.environ.get("ICM_PROGRESS_S", "0.5"))  # progress snapshots to the database
 ICM_RUN_LEASE_S = float(os.environ.get("ICM_RUN_LEASE_S", "60"))  # a run whose heartbeat is older is taken over
 ICM_WS_MIN_INTERVAL_S = float(os.environ.get("ICM_WS_MIN_INTERVAL_S", "0.25"))  # websocket throttle
+# Model servers and model files are the operator's choice: a run request picks among these and nothing else
+# (webapp/runs/backends.py, docs/reliability.md).
 ICM_OPENAI_BASE_URL = os.environ.get("ICM_OPENAI_BASE_URL", "")
 ICM_OPENAI_MODEL = os.environ.get("ICM_OPENAI_MODEL", "")  # the served model's name, when a run names none
+# Further OpenAI-compatible servers and served model names a run may choose (ICM_OPENAI_BASE_URL and
+# ICM_OPENAI_MODEL are always among them).
+ICM_OPENAI_BASE_URLS = env_list("ICM_OPENAI_BASE_URLS")
+ICM_OPENAI_MODELS = env_list("ICM_OPENAI_MODELS")
+# Model names or folders the transformers and vLLM backends may load besides the packaged model.
+ICM_ALLOWED_MODELS = env_list("ICM_ALLOWED_MODELS")
+# The backends a run may use. Empty: transformers, openai where a server is configured, and every plugin's.
+ICM_ALLOWED_BACKENDS = env_list("ICM_ALLOWED_BACKENDS")
 # Modules that register model backends of one's own when imported (icm_engine.backends.register_backend).
-ICM_BACKEND_PLUGINS = [m.strip() for m in os.environ.get("ICM_BACKEND_PLUGINS", "").split(",") if m.strip()]
+ICM_BACKEND_PLUGINS = env_list("ICM_BACKEND_PLUGINS")
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
@@ -230,8 +262,11 @@ REST_FRAMEWORK = {
     # `?format=jsonl|csv` on export endpoints is ours, not DRF's renderer override.
     "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
+    # Proxies in front of the server that append the client's address to X-Forwarded-For. 0: the address is
+    # the connection's own, whatever headers a client sends (webapp/accounts/throttles.py).
+    "NUM_PROXIES": env_int("ICM_TRUSTED_PROXIES", 0),
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "webapp.api.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -245,6 +280,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's shared refusals (400, 401, 403, 404, 413 on uploads, 429 on sign-in) in the schema.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "webapp.api.schema_hooks.document_refusals"],
     # <id:name> (webapp.ids): a database id, an integer from 1 to 2**63 - 1.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1,
                                         "maximum": 2**63 - 1}},
@@ -268,6 +306,23 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts only from this site's own files (htmx is vendored, and no page
+# has an inline script or handler), so text from a dataset can never run as script. Inline styles are allowed
+# for the API's documentation pages (Redoc and DRF's browsable API set them); the websocket is 'self'.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 LOGGING = {
     "version": 1,

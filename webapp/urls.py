@@ -23,3 +23,9 @@ urlpatterns = [
     path("", include("webapp.runs.urls")),
     path("", include("webapp.review.urls")),
 ]
+
+# Under /api/ even Django's own refusals (no view matched, a body it could not read) answer in JSON.
+handler400 = "webapp.api.errors.bad_request"
+handler403 = "webapp.api.errors.permission_denied"
+handler404 = "webapp.api.errors.not_found"
+handler500 = "webapp.api.errors.server_error"

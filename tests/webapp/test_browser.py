@@ -274,3 +274,36 @@ def test_the_pages_fit_a_phone_screen(browser, live_server, owner):
         widths[name] = page.evaluate("document.documentElement.scrollWidth")
         page.screenshot(path=str(ARTIFACTS / f"phone-{name.replace(' ', '-')}.png"), full_page=True)
     assert all(w <= 390 for w in widths.values()), widths
+
+
+def test_the_pages_work_under_their_content_security_policy(browser, live_server, owner):
+    """Every page is sent with a CSP that allows no inline script, and nothing on them (htmx, the websocket,
+    the key handlers, the delete confirmation) is refused by it: Chromium reports each refusal on the console."""
+    from webapp.runs.execution import execute_run
+    from webapp.runs.models import Run
+
+    from .runs_helpers import FAKE, ICM_FAST, fake_dataset
+
+    ds, model, gold = audit_dataset(owner)
+    run = Run.objects.create(dataset=fake_dataset(owner), created_by=owner, method="icm", task="claims",
+                             backend=FAKE, config=ICM_FAST)
+    execute_run(run.pk)
+    page = signed_in(browser, live_server)
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    for url in [f"/datasets/{ds.pk}/", f"/datasets/{ds.pk}/examples/", f"/runs/{run.pk}/",
+                f"/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}&cell=TF", f"/datasets/{ds.pk}/runs/new/",
+                f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}", "/api/docs/"]:
+        resp = page.goto(live_server.url + url)
+        assert "script-src 'self'" in resp.headers["content-security-policy"], url
+        page.wait_for_load_state("networkidle")
+    # htmx runs: the run form's estimate is fetched by it as a setting changes.
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/new/")
+    assert page.evaluate("typeof window.htmx") == "object"
+    # The delete confirmation (a data-confirm form, no inline handler): dismissed, nothing is deleted.
+    page.goto(f"{live_server.url}/labelsets/{model.pk}/")
+    page.once("dialog", lambda d: d.dismiss())
+    page.click("form[data-confirm] button[type=submit]")
+    page.wait_for_timeout(300)
+    assert LabelSet.objects.filter(pk=model.pk).exists()
+    assert refused == [], refused

@@ -9,8 +9,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.checks import positive_data_acceptance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,8 +28,12 @@ def _token(user) -> str:
 @schema.parametrize()
 @FUZZ
 def test_members_get_no_server_error_and_schema_conformant_responses(case, live_server, dataset, owner):
+    # Every check schemathesis has (the CLI's --checks all): no 5xx, every status, content type, header and
+    # body the API answers with is the one its schema documents, and what the schema calls invalid is refused.
+    # But positive_data_acceptance, which expects a 2xx for any request the schema allows: a schema cannot say
+    # that an upload must be a valid dataset file or that an id must exist, so those 400s and 404s are right.
     case.call_and_validate(base_url=live_server.url, headers={"Authorization": f"Token {_token(owner)}"},
-                           checks=[not_a_server_error, response_schema_conformance])
+                           excluded_checks=[positive_data_acceptance])
 
 
 @schema.parametrize()

@@ -73,7 +73,9 @@ BAD_RUNS = [
     ({"config": {"folds": 1}}, "config"),
     ({"backend": "transformers", "model": "no-such-model"}, "model"),
     ({"backend": "quantum"}, "backend"),
-    ({"backend": "openai", "model": "m"}, "base_url"),
+    ({"backend": "openai", "model": "m"}, "backend"),  # no model server offered (ICM_OPENAI_BASE_URL unset)
+    ({"backend": "transformers", "model": "/etc"}, "model"),
+    ({"base_url": "http://127.0.0.1:9/x"}, "base_url"),
     ({"task": "gsm8k"}, "task"),
     ({"method": "oracle"}, "method"),
     ({"method": "bootstrap", "config": {"rounds": -2}}, "config"),
@@ -689,7 +691,8 @@ def test_run_pages(client, owner):
         "context": "all", "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
         "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
         "init": "random", "rounds": 3})
-    assert resp.status_code == 400 and "unknown model" in resp.content.decode()
+    assert resp.status_code == 400 and "does not offer that model" in resp.content.decode()
+    assert "nope" not in resp.content.decode().split("<form")[0]
     resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
         "method": "icm", "backend": "transformers", "seeds": "0", "readout": "verdict", "context": "all",
         "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,

@@ -1,14 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from .views import LoginView
+from .views import LoginView, PasswordSetView
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     # An invited member's one-time link (datasets.services.invite_member): they choose their password.
-    path("set-password/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
-        template_name="registration/password_set.html", success_url=reverse_lazy("password-set-done")),
+    path("set-password/<uidb64>/<token>/", PasswordSetView.as_view(success_url=reverse_lazy("password-set-done")),
         name="password-set"),
     path("set-password/done/", auth_views.PasswordResetCompleteView.as_view(
         template_name="registration/password_set_done.html"), name="password-set-done"),

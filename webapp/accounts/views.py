@@ -1,11 +1,20 @@
-"""The sign-in page, rate limited like the API's token endpoint."""
+"""The sign-in page, limited like the API's token endpoint (throttles.py): per client address and per account."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
+from django.db import transaction
 from django.http import HttpResponse
 
-from .throttles import LoginThrottle
+from .throttles import LoginThrottle, account_wait, retry_after
+
+
+def too_many(wait: float, what: str) -> HttpResponse:
+    seconds = retry_after(wait)
+    response = HttpResponse(f"Too many sign-in attempts {what}; try again in {seconds} s.", status=429,
+                            content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(seconds)
+    return response
 
 
 class LoginView(auth_views.LoginView):
@@ -14,9 +23,24 @@ class LoginView(auth_views.LoginView):
     def post(self, request, *args, **kwargs):
         throttle = LoginThrottle()
         if not throttle.allow_request(request, self):
-            wait = throttle.wait() or 60
-            response = HttpResponse(f"Too many sign-in attempts from this address; try again in {wait:.0f} s.",
-                                    status=429, content_type="text/plain; charset=utf-8")
-            response["Retry-After"] = str(int(wait) + 1)
-            return response
+            return too_many(throttle.wait() or throttle.duration, "from this address")
+        wait = account_wait(request.POST.get("username", ""))
+        if wait:
+            return too_many(wait, "for this account")
         return super().post(request, *args, **kwargs)
+
+
+class PasswordSetView(auth_views.PasswordResetConfirmView):
+    """An invited member's one-time link. Concurrent submissions of one link set the password once: the user's
+    row is locked and the token checked again inside the transaction, so the second finds the link spent."""
+
+    template_name = "registration/password_set.html"
+
+    def form_valid(self, form):
+        token = self.request.session.get(auth_views.INTERNAL_RESET_SESSION_TOKEN)
+        with transaction.atomic():
+            locked = type(self.user).objects.select_for_update().get(pk=self.user.pk)
+            if not token or not self.token_generator.check_token(locked, token):
+                self.validlink = False
+                return self.render_to_response(self.get_context_data(form=form), status=400)
+            return super().form_valid(form)

@@ -122,7 +122,7 @@ def data_view(user: User, dataset: Dataset, params: Mapping[str, Any]) -> DataVi
         else []
     query = DataViewQuery.from_params(params, readable)
     shown = sorted((ls for ls in readable if ls.pk in query.sets), key=lambda ls: query.sets.index(ls.pk))
-    examples = _with_labels(examples_of(dataset, query.q), shown)
+    examples = _with_labels(examples_of(dataset, query.q, role=role), shown)
     if query.label:
         pk, value = query.label
         examples = examples.filter(**{f"label_{pk}__isnull": True} if value == "none"

@@ -69,8 +69,11 @@ class Example(models.Model):
     group = models.CharField(max_length=255)
     # Computed from the example's own text by the task's rule, never from a label.
     consistency_key = models.TextField(null=True, blank=True)
-    # Lower-cased field values, so searching examples is one indexed-able text column, not a JSON scan.
+    # Lower-cased field values, so searching examples is one indexed-able text column, not a JSON scan: those
+    # every member is shown, and (hidden_text) those that carry labels or answers, which annotators never see
+    # (permissions.LABEL_LIKE_FIELDS) and so never search.
     search_text = models.TextField(blank=True)
+    hidden_text = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["dataset", "position"]

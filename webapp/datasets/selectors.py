@@ -11,6 +11,7 @@ from django.http import Http404
 
 from icm_engine.facade import gold_comparison
 
+from . import permissions
 from .models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 
 User = AbstractBaseUser | AnonymousUser
@@ -174,13 +175,17 @@ def gold_comparisons(label_sets: list[LabelSet], gold: LabelSet | None) -> dict[
     return out
 
 
-def examples_of(dataset: Dataset, search: str = "") -> QuerySet[Example]:
+def examples_of(dataset: Dataset, search: str = "", *, role: str | None = None) -> QuerySet[Example]:
     """The dataset's examples in file order; with `search`, those whose fields contain it (any case) or whose
-    id is exactly it."""
+    id is exactly it. Only the fields `role` is shown are searched: annotators never find an example by a
+    field that carries its label."""
     qs = Example.objects.filter(dataset=dataset).order_by("position")
     search = search.strip()
     if search:
-        qs = qs.filter(Q(search_text__contains=search.lower()) | Q(external_id=search))
+        found = Q(search_text__contains=search.lower()) | Q(external_id=search)
+        if permissions.reads_labels(role):
+            found |= Q(hidden_text__contains=search.lower())
+        qs = qs.filter(found)
     return qs
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import PurePath
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -34,13 +35,14 @@ from .parsing import ParsedDataset, parse_dataset_file, parse_label_file, safe_f
 from .selectors import next_version, role_of
 
 BULK = 2000
-STAGED_UPLOAD_TTL = timedelta(hours=24)
 
 
-def search_text(fields: dict[str, Any]) -> str:
+def search_text(fields: dict[str, Any], *, hidden: bool = False) -> str:
     """What a text search looks in: the example's fields, lowercased, without its id (an id is matched
-    exactly, never as a substring: "42" must not find e142)."""
-    return "\n".join(str(v) for k, v in fields.items() if k != "id" and v is not None).lower()
+    exactly, never as a substring: "42" must not find e142). `hidden`: the fields annotators are not shown
+    (permissions.LABEL_LIKE_FIELDS) instead of the others."""
+    return "\n".join(str(v) for k, v in fields.items()
+                     if k != "id" and v is not None and (k in permissions.LABEL_LIKE_FIELDS) == hidden).lower()
 
 
 def _default_name(filename: str) -> str:
@@ -90,6 +92,7 @@ def create_dataset_from_parsed(
                     group=ex.group,
                     consistency_key=ex.key,
                     search_text=search_text(ex.fields),
+                    hidden_text=search_text(ex.fields, hidden=True),
                 )
                 for pos, ex in enumerate(parsed.loaded.examples)
             ),
@@ -164,16 +167,27 @@ def stage_upload(
     """Validate a dataset file and keep it until its owner confirms the preview (browser flow)."""
     parsed = parse_dataset_file(filename, data, options.get("task", ""), options.get("template"),
                                 options.get("consistency"))
-    StagedUpload.objects.filter(created__lt=timezone.now() - STAGED_UPLOAD_TTL).delete()
+    forget_staged_uploads(owner=owner, keep=settings.ICM_MAX_STAGED_UPLOADS - 1)
     staged = StagedUpload.objects.create(
         owner=owner, token=secrets.token_urlsafe(32), filename=parsed.filename, data=data, options=options
     )
     return staged, parsed
 
 
+def forget_staged_uploads(*, owner: AbstractBaseUser, keep: int) -> None:
+    """Delete every expired preview (anyone's), and all but `owner`'s newest `keep`: a preview holds its whole
+    file, so unconfirmed ones are bounded per user (ICM_MAX_STAGED_UPLOADS) and in time
+    (ICM_STAGED_UPLOAD_HOURS)."""
+    StagedUpload.objects.filter(created__lt=timezone.now() - timedelta(hours=settings.ICM_STAGED_UPLOAD_HOURS)).delete()
+    newest = StagedUpload.objects.filter(owner=owner).order_by("-created", "-id").values_list("pk", flat=True)[:keep]
+    StagedUpload.objects.filter(owner=owner).exclude(pk__in=list(newest)).delete()
+
+
 def confirm_upload(*, owner: AbstractBaseUser, token: str) -> Dataset:
     try:
-        staged = StagedUpload.objects.get(token=token, owner=owner)
+        staged = StagedUpload.objects.get(
+            token=token, owner=owner,
+            created__gte=timezone.now() - timedelta(hours=settings.ICM_STAGED_UPLOAD_HOURS))
     except StagedUpload.DoesNotExist:
         raise Http404("This upload has expired or was already imported; upload the file again.") from None
     opts = staged.options
@@ -198,8 +212,11 @@ def import_label_set(
     model: str = "",
     configuration: dict[str, Any] | None = None,
 ) -> LabelSet:
-    """Import rows of `id` and `label` as a new label set (a new version when the name exists)."""
-    permissions.require(role_of(user, dataset), permissions.WRITE_LABELS, "Importing a label set")
+    """Import rows of `id` and `label` as a new label set (a new version when the name exists). Gold is the
+    reference of every metric: only owners create a gold version."""
+    permissions.require(role_of(user, dataset), permissions.MANAGE if kind == LabelSetKind.GOLD
+                        else permissions.WRITE_LABELS, "Importing gold" if kind == LabelSetKind.GOLD
+                        else "Importing a label set")
     filename = safe_filename(filename)
     if kind not in LabelSetKind.values:
         raise DataError([Problem(filename, None, "kind", f"kind must be one of {', '.join(LabelSetKind.values)}")])
@@ -280,7 +297,7 @@ def add_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role
         raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
     User = get_user_model()
     try:
-        user = User.objects.get(username=username)
+        user = User.objects.get(username__iexact=(username or "").strip())
     except User.DoesNotExist:
         raise ValidationError({"username": f"no user named {username!r}"}) from None
     if Membership.objects.filter(dataset=dataset, user=user).exists():
@@ -303,10 +320,12 @@ def invite_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, r
     User = get_user_model()
     username = (username or "").strip()
     user = User(username=username)
+    if username and User.objects.filter(username__iexact=username).exists():  # names differ by more than case
+        raise ValidationError({"username": f"{username} already has an account: add them as a member"})
     try:
         user.full_clean(exclude=["password"])  # the username's own rules (characters, length, taken)
     except ValidationError as exc:
-        if User.objects.filter(username=username).exists():
+        if User.objects.filter(username__iexact=username).exists():
             raise ValidationError({"username": f"{username} already has an account: add them as a member"}) from None
         raise ValidationError({"username": " ".join(exc.message_dict.get("username", exc.messages))}) from None
     try:

@@ -186,6 +186,13 @@ def gold_corrections(dataset: Dataset) -> QuerySet[GoldCorrection]:
             .select_related("from_set", "to_set", "example", "user").order_by("-created", "-id"))
 
 
+def gold_versions(dataset: Dataset) -> QuerySet[LabelSet]:
+    """Every gold version of the dataset (uploaded with the data, imported or adjudicated), newest first, with
+    who made it and how many labels it holds."""
+    return (LabelSet.objects.filter(dataset=dataset, kind=LabelSetKind.GOLD).select_related("created_by")
+            .annotate(n_labels=Count("labels")).order_by("-created", "-id"))
+
+
 def verdicts_of(dataset: Dataset) -> QuerySet[Verdict]:
     return Verdict.objects.filter(dataset=dataset).select_related("user", "example").order_by("created", "id")
 

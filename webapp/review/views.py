@@ -244,7 +244,8 @@ def corrections(request: HttpRequest, pk: int) -> HttpResponse:
     """The history of the gold labels: every version made by correcting another, and what changed."""
     dataset = _reader_dataset(request, pk)
     page = Paginator(selectors.gold_corrections(dataset), CORRECTIONS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "review/corrections.html", {"dataset": dataset, "page": page})
+    return render(request, "review/corrections.html", {"dataset": dataset, "page": page,
+                                                       "versions": selectors.gold_versions(dataset)})
 
 
 # -- gold spot-checks -------------------------------------------------------------------------------------------

@@ -18,23 +18,59 @@ _built: dict[tuple[str, str, str], Backend] = {}
 _lock = threading.Lock()
 
 
+def allowed_backends() -> list[str]:
+    """The backends a run may use: ICM_ALLOWED_BACKENDS, else transformers, openai where a server is configured
+    and every plugin's (an operator installs a plugin to use it)."""
+    known = backend_names()
+    if settings.ICM_ALLOWED_BACKENDS:
+        return [b for b in settings.ICM_ALLOWED_BACKENDS if b in known]
+    chosen = ["transformers", *(["openai"] if openai_base_urls() else [])]
+    return chosen + [b for b in known if b not in BACKENDS]
+
+
+def allowed_models() -> list[str]:
+    """What the transformers and vLLM backends may load: the packaged model and ICM_ALLOWED_MODELS."""
+    return list(dict.fromkeys([DEFAULT_MODEL, *settings.ICM_ALLOWED_MODELS]))
+
+
+def openai_base_urls() -> list[str]:
+    return list(dict.fromkeys(u.rstrip("/") for u in [settings.ICM_OPENAI_BASE_URL, *settings.ICM_OPENAI_BASE_URLS]
+                              if u))
+
+
+def openai_models() -> list[str]:
+    return list(dict.fromkeys(m for m in [settings.ICM_OPENAI_MODEL, *settings.ICM_OPENAI_MODELS] if m))
+
+
 def check_backend(backend: str, model: str, options: dict[str, Any]) -> None:
-    """Refuse an unknown backend or model now, not in the worker minutes later."""
-    if backend not in backend_names():
-        raise ValidationError({"backend": f"unknown backend {backend!r}; choose one of {', '.join(backend_names())}"})
-    if backend == "transformers":
-        name = model or DEFAULT_MODEL
-        if model_kind(name) is None:
-            raise ValidationError({"model": unknown_model(name)})
-    elif backend == "openai":
-        if not (options.get("base_url") or settings.ICM_OPENAI_BASE_URL):
-            raise ValidationError({"base_url": "the openai backend needs a server URL (base_url, or "
-                                               "ICM_OPENAI_BASE_URL on the server)"})
-        if not (model or settings.ICM_OPENAI_MODEL):
-            raise ValidationError({"model": "the openai backend needs the served model's name (or ICM_OPENAI_MODEL "
-                                            "on the server)"})
-    elif backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise ValidationError({"backend": "vLLM is not installed on this server (pip install 'icm-studio[vllm]')"})
+    """Refuse, before anything is queued, a backend, model or server the operator did not offer. The refusal
+    names what is offered and never echoes the request's value, so it says nothing about the server's files."""
+    offered = allowed_backends()
+    if backend not in offered:
+        raise ValidationError({"backend": f"this server does not offer that backend; choose one of "
+                                          f"{', '.join(offered)}"})
+    if backend in ("transformers", "vllm"):
+        models = allowed_models()
+        if (model or DEFAULT_MODEL) not in models:
+            raise ValidationError({"model": f"this server does not offer that model; choose one of "
+                                            f"{', '.join(models)} (the operator lists more in ICM_ALLOWED_MODELS)"})
+        if backend == "transformers" and model_kind(model or DEFAULT_MODEL) is None:
+            raise ValidationError({"model": unknown_model(model or DEFAULT_MODEL)})
+        if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise ValidationError({"backend": "vLLM is not installed on this server (pip install 'icm-studio[vllm]')"})
+    if options.get("base_url") and backend != "openai":
+        raise ValidationError({"base_url": "only the openai backend takes a server URL"})
+    if backend == "openai":
+        urls, models = openai_base_urls(), openai_models()
+        if options.get("base_url") and str(options["base_url"]).rstrip("/") not in urls:
+            raise ValidationError({"base_url": f"this server does not offer that model server; choose one of "
+                                               f"{', '.join(urls)} (ICM_OPENAI_BASE_URLS)"})
+        if not models:
+            raise ValidationError({"model": "the openai backend needs the served model's name on the server "
+                                            "(ICM_OPENAI_MODEL)"})
+        if model and model not in models:
+            raise ValidationError({"model": f"this server does not offer that model; choose one of "
+                                            f"{', '.join(models)} (ICM_OPENAI_MODELS)"})
 
 
 def build_backend(backend: str, model: str, options: dict[str, Any]) -> Backend:
@@ -56,6 +92,6 @@ def build_backend(backend: str, model: str, options: dict[str, Any]) -> Backend:
 def _build(backend: str, model: str, options: dict[str, Any]) -> Backend:
     opts = dict(options)
     if backend == "openai":
-        opts["base_url"] = opts.get("base_url") or settings.ICM_OPENAI_BASE_URL
+        opts["base_url"] = str(opts.get("base_url") or openai_base_urls()[0]).rstrip("/")
         model = model or settings.ICM_OPENAI_MODEL
     return get_backend(backend, model or None, **opts)

@@ -3,6 +3,7 @@ from django import forms
 from icm_engine.facade import (
     ANCHORS,
     CONTEXTS,
+    DEFAULT_MODEL,
     DEMO_ORDERS,
     INITS,
     ITERATIONS_PER_EXAMPLE,
@@ -15,9 +16,9 @@ from icm_engine.facade import (
     SCOPES,
     SEMANTICS,
     ICMConfig,
-    backend_names,
 )
 
+from .backends import allowed_backends, allowed_models, openai_base_urls, openai_models
 from .models import RunMethod
 
 D = ICMConfig()
@@ -29,11 +30,18 @@ class RunForm(forms.Form):
         required=False, initial=True, label="Also run the baselines",
         help_text="Zero-shot, random-label ICL and (where every example has gold) golden-label ICL, with the same "
                   "settings, so ICM is shown beside them.")
-    # Built-in backends and any a plugin registered (ICM_BACKEND_PLUGINS).
-    backend = forms.ChoiceField(choices=lambda: [(b, b) for b in backend_names()], initial="transformers")
-    model = forms.CharField(required=False, help_text="Empty: the packaged Gemma 3 270M. Or a local model folder / "
-                                                      ".gguf on the worker, or the served model's name (openai).")
-    base_url = forms.URLField(required=False, assume_scheme="http", help_text="openai backend: the server's URL.")
+    # Only what the operator offers (webapp/runs/backends.py): the request cannot name another server or folder.
+    backend = forms.ChoiceField(choices=lambda: [(b, b) for b in allowed_backends()], initial="transformers",
+                                error_messages={"invalid_choice": "this server does not offer that backend"})
+    model = forms.ChoiceField(
+        required=False, choices=lambda: [("", f"the packaged {DEFAULT_MODEL}")] + [
+            (m, m) for m in dict.fromkeys([*allowed_models()[1:], *openai_models()])],
+        error_messages={"invalid_choice": "this server does not offer that model"},
+        help_text="The models this server offers (ICM_ALLOWED_MODELS; ICM_OPENAI_MODELS for the openai backend).")
+    base_url = forms.ChoiceField(
+        required=False, choices=lambda: [("", "the server's default")] + [(u, u) for u in openai_base_urls()],
+        label="Model server", error_messages={"invalid_choice": "this server does not offer that model server"},
+        help_text="openai backend: one of the servers this server offers (ICM_OPENAI_BASE_URLS).")
     seeds = forms.CharField(
         initial="0, 1, 2", max_length=200,
         help_text="One run per seed for ICM and random-label ICL (their labels depend on it): the dataset page "

@@ -51,7 +51,10 @@ class Run(models.Model):
     history = models.JSONField(default=list, blank=True)
     checkpoint = models.JSONField(null=True, blank=True)
     checkpointed = models.DateTimeField(null=True, blank=True)
+    # What every member sees of a failure: one line, without server paths. The traceback goes to the server's
+    # log and to the dataset's owners (error_detail).
     error = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
     # A sharded run: the parent owns the label set and runs nothing itself; each shard is an ordinary run
     # over a contiguous range of the parent's batches, executed by whichever worker claims it.

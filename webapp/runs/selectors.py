@@ -12,8 +12,8 @@ from django.db.models.functions import Length
 from django.http import Http404
 
 from icm_engine.facade import get_task
-from webapp.datasets.models import Dataset, Example, Label, LabelSet
-from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold
+from webapp.datasets.models import Dataset, Example, Label, LabelSet, Role
+from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold, role_of
 
 from .models import ACTIVE, Run, RunMethod, RunStatus
 from .progress import RunProgress
@@ -35,6 +35,11 @@ def get_run(user: User, pk: Any) -> Run:
         return runs_for_user(user).get(pk=pk)
     except (Run.DoesNotExist, ValueError, TypeError):
         raise Http404("No such run.") from None
+
+
+def sees_failures(user: User, run: Run) -> bool:
+    """Whether `user` reads a failed run's traceback (error_detail): the dataset's owners."""
+    return role_of(user, run.dataset) == Role.OWNER
 
 
 def has_full_gold(dataset: Dataset) -> bool:
@@ -115,7 +120,7 @@ def shards_of(run: Run) -> list[dict[str, Any]]:
                                                   "attempts"))
 
 
-def snapshot(run: Run) -> dict[str, Any]:
+def snapshot(run: Run, *, detail: bool = False) -> dict[str, Any]:
     """Everything the live page and the API show about a run, from its database row (a sharded run's
     progress is its shards', summed as they go)."""
     progress = RunProgress.from_dict(run.progress).as_dict()
@@ -144,6 +149,8 @@ def snapshot(run: Run) -> dict[str, Any]:
         "progress": progress,
         "history": run.history or [],
         "error": run.error,
+        # The failure's traceback: for the dataset's owners only (detail), never to other members.
+        "error_detail": run.error_detail if detail else "",
         "label_set": run.label_set_id,
         "attempts": run.attempts,
         "checkpointed": run.checkpointed.isoformat() if run.checkpointed else None,

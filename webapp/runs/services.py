@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -78,6 +80,27 @@ def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[
         raise ValidationError({"config": str(exc)}) from None
 
 
+def _check_bounds(config: dict[str, Any], n_examples: int) -> None:
+    """The operator's caps on one run's work (settings.ICM_MAX_*): a request never holds a worker for ever."""
+    if (config.get("iterations") or 0) > settings.ICM_MAX_ITERATIONS:
+        raise ValidationError({"config": f"iterations: at most {settings.ICM_MAX_ITERATIONS} per batch on this "
+                                         "server (ICM_MAX_ITERATIONS)"})
+    if n_examples > settings.ICM_MAX_RUN_EXAMPLES:
+        raise ValidationError({"limit": f"a run labels at most {settings.ICM_MAX_RUN_EXAMPLES} examples on this "
+                                        "server (ICM_MAX_RUN_EXAMPLES): give a limit"})
+
+
+def _check_active(user: AbstractBaseUser) -> None:
+    """At most ICM_MAX_ACTIVE_RUNS queued or running runs per user (shards count with their parent). The user's
+    row is locked so that concurrent starts count each other's runs."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    active = Run.objects.filter(created_by=user, status__in=ACTIVE, parent__isnull=True).count()
+    if active >= settings.ICM_MAX_ACTIVE_RUNS:
+        raise ValidationError({"runs": f"you have {active} runs queued or running, the most this server takes "
+                                       f"(ICM_MAX_ACTIVE_RUNS = {settings.ICM_MAX_ACTIVE_RUNS}); wait for them "
+                                       "or cancel some"})
+
+
 def create_run(
     *,
     user: AbstractBaseUser,
@@ -104,6 +127,7 @@ def create_run(
         raise ValidationError({"limit": "limit must be a positive integer"})
     n_examples = Example.objects.filter(dataset=dataset).count()
     config = run_config(method, dict(config or {}), min(n_examples, limit or n_examples), dataset.task_config)
+    _check_bounds(config, min(n_examples, limit or n_examples))
     _check_fields(dataset, method, config)
     backend_options = dict(backend_options or {})
     check_backend(backend, model, backend_options)
@@ -121,6 +145,7 @@ def create_run(
         return _create_sharded(user=user, dataset=dataset, backend=backend, model=model, seed=seed, limit=limit,
                                config=config, backend_options=backend_options, shards=shards)
     with transaction.atomic():
+        _check_active(user)
         run = Run.objects.create(
             dataset=dataset, created_by=user, method=method, task=dataset.task, backend=backend, model=model,
             backend_options=backend_options, seed=seed, limit=limit, config=config, status=RunStatus.QUEUED,
@@ -128,9 +153,6 @@ def create_run(
         )
         transaction.on_commit(lambda: dispatch(run.pk))
     return run
-
-
-MAX_SEEDS = 20
 
 
 def check_seeds(seeds: Any) -> list[int]:
@@ -141,8 +163,8 @@ def check_seeds(seeds: Any) -> list[int]:
         raise ValidationError({"seeds": "each seed must fit in 32 bits"})
     if len(set(seeds)) != len(seeds):
         raise ValidationError({"seeds": "each seed may appear once"})
-    if len(seeds) > MAX_SEEDS:
-        raise ValidationError({"seeds": f"at most {MAX_SEEDS} seeds"})
+    if len(seeds) > settings.ICM_MAX_SEEDS:
+        raise ValidationError({"seeds": f"at most {settings.ICM_MAX_SEEDS} seeds (ICM_MAX_SEEDS)"})
     return list(seeds)
 
 
@@ -194,6 +216,7 @@ def _create_sharded(*, user, dataset, backend, model, seed, limit, config, backe
               "config": config}
     now = timezone.now()
     with transaction.atomic():
+        _check_active(user)
         # The parent runs nothing: it is "running" while any shard is active and settles when the last ends.
         parent = Run.objects.create(**common, status=RunStatus.RUNNING, shard_count=len(ranges), started=now,
                                     progress={"phase": "running", "size": len(examples), "labeled": 0})

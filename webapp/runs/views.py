@@ -107,7 +107,7 @@ def run_estimate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = selectors.get_run(request.user, pk)
-    snap = snapshot(run)
+    snap = snapshot(run, detail=selectors.sees_failures(request.user, run))
     return render(request, "runs/detail.html", {"run": run, "snap": snap, "plot": plot_points(snap["history"])})
 
 

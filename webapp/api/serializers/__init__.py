@@ -34,6 +34,7 @@ from .review import (
     SpotCheckCreateSerializer,
     SpotCheckSerializer,
     StratumAccuracySerializer,
+    VerdictExportRowSerializer,
     VerdictSerializer,
 )
 from .runs import (
@@ -85,5 +86,6 @@ __all__ = [
     "StratumAccuracySerializer",
     "TokenRequestSerializer",
     "TokenSerializer",
+    "VerdictExportRowSerializer",
     "VerdictSerializer",
 ]

@@ -64,6 +64,20 @@ class VerdictSerializer(serializers.Serializer):
     retracted = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
+class VerdictExportRowSerializer(serializers.Serializer):
+    """One row of the verdicts download (review.exports.verdict_rows)."""
+
+    id = serializers.IntegerField()
+    example = serializers.CharField(help_text="the example's id in the file")
+    verdict = serializers.ChoiceField(choices=VerdictKind.choices)
+    note = serializers.CharField(allow_blank=True)
+    user = serializers.CharField()
+    created = serializers.DateTimeField()
+    retracted = serializers.DateTimeField(allow_null=True)
+    labels = serializers.DictField(help_text="the labels shown beside the item when the verdict was given")
+    score = serializers.FloatField(allow_null=True)
+
+
 class GoldCorrectionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     example = serializers.IntegerField(help_text="the example's database id")

@@ -97,7 +97,9 @@ class RunSerializer(serializers.Serializer):
     cancel_requested = serializers.BooleanField()
     progress = RunProgressSerializer()
     history = serializers.ListField(child=serializers.ListField(), help_text="[step, U, gold agreement or null]")
-    error = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(allow_blank=True, help_text="a failure, in one line without server paths")
+    error_detail = serializers.CharField(allow_blank=True, help_text="a failure's traceback: for the dataset's "
+                                                                     "owners, empty for other members")
     label_set = serializers.IntegerField(allow_null=True)
     attempts = serializers.IntegerField()
     checkpointed = serializers.DateTimeField(allow_null=True)

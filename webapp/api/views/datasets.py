@@ -7,12 +7,12 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.accounts.throttles import LoginThrottle
+from webapp.accounts.throttles import LoginThrottle, account_wait, forget_failures, retry_after
 from webapp.datasets import permissions, selectors, services
 from webapp.datasets.exports import dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
@@ -32,9 +32,13 @@ class TokenView(APIView):
     def post(self, request):
         ser = s.TokenRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
+        wait = account_wait(ser.validated_data["username"])
+        if wait:
+            raise Throttled(wait=retry_after(wait), detail="Too many sign-in attempts for this account.")
         user = authenticate(request, username=ser.validated_data["username"], password=ser.validated_data["password"])
         if user is None or not user.is_active:
             raise ValidationError({"non_field_errors": ["Unable to log in with the given credentials."]})
+        forget_failures(user.get_username())
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
@@ -98,7 +102,7 @@ class DatasetExamplesView(generics.ListAPIView):
     def get_queryset(self):
         dataset = selectors.get_dataset(self.request.user, self.kwargs["pk"])
         self.role = selectors.role_of(self.request.user, dataset)
-        return selectors.examples_of(dataset, self.request.query_params.get("search", ""))
+        return selectors.examples_of(dataset, self.request.query_params.get("search", ""), role=self.role)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "role": getattr(self, "role", None)}

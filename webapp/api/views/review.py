@@ -17,6 +17,7 @@ from webapp.review import services as review_services
 from webapp.runs import selectors as run_selectors
 
 from .. import serializers as s
+from .common import REPORT_FORMAT_PARAM, report_format
 
 
 def _label_reader(request, pk: int):
@@ -70,13 +71,14 @@ class AgreementView(APIView):
 
 
 class AgreementExportView(APIView):
-    @extend_schema(parameters=[*REPORT_PARAMS, OpenApiParameter("format", str, enum=["json", "csv"])],
-                   responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(parameters=[*REPORT_PARAMS, REPORT_FORMAT_PARAM],
+                   responses={(200, "application/json"): s.AgreementReportSerializer,
+                              (200, "text/csv"): OpenApiTypes.STR})
     def get(self, request, pk: int):
         dataset = _label_reader(request, pk)
+        fmt = report_format(request)
         sets, gold = _report_inputs(request, dataset)
-        return review_exports.report_response(review_selectors.agreement_report(dataset, sets, gold),
-                                              request.query_params.get("format"))
+        return review_exports.report_response(review_selectors.agreement_report(dataset, sets, gold), fmt)
 
 
 def _verdict_data(v) -> dict:
@@ -128,10 +130,12 @@ class VerdictUndoView(APIView):
 
 
 class VerdictsExportView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"])],
-                   responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/csv"): OpenApiTypes.STR})
+    @extend_schema(parameters=[REPORT_FORMAT_PARAM],
+                   responses={(200, "application/json"): s.VerdictExportRowSerializer(many=True),
+                              (200, "text/csv"): OpenApiTypes.STR})
     def get(self, request, pk: int):
-        return review_exports.verdicts_response(_label_reader(request, pk), request.query_params.get("format"))
+        dataset = _label_reader(request, pk)
+        return review_exports.verdicts_response(dataset, report_format(request))
 
 
 class AnnotationsView(APIView):

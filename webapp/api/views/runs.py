@@ -21,13 +21,16 @@ class RunListView(generics.GenericAPIView):
 
     def get_queryset(self):
         qs = run_selectors.runs_for_user(self.request.user).defer("checkpoint")
-        dataset = self.request.query_params.get("dataset")
-        if dataset:
-            pk = as_id(dataset)
-            qs = qs.filter(dataset_id=pk) if pk is not None else qs.none()
+        given = self.request.query_params.getlist("dataset")
+        if given:
+            pk = as_id(given[-1])
+            if pk is None or len(given) > 1:
+                raise ValidationError({"dataset": "one dataset id, a whole number from 1 to 2**63 - 1"})
+            qs = qs.filter(dataset_id=pk)
         return qs.order_by("-created", "-id")
 
-    @extend_schema(parameters=[OpenApiParameter("dataset", int, description="only this dataset's runs")],
+    @extend_schema(parameters=[OpenApiParameter("dataset", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                                               description="only this dataset's runs")],
                    responses=s.RunSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
@@ -55,7 +58,8 @@ class RunListView(generics.GenericAPIView):
 class RunDetailView(APIView):
     @extend_schema(responses=s.RunSerializer)
     def get(self, request, pk: int):
-        return Response(run_selectors.snapshot(run_selectors.get_run(request.user, pk)))
+        run = run_selectors.get_run(request.user, pk)
+        return Response(run_selectors.snapshot(run, detail=run_selectors.sees_failures(request.user, run)))
 
 
 class RunCancelView(APIView):

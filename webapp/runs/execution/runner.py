@@ -9,6 +9,7 @@ run of the same seed would have given.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from typing import Any
 
@@ -102,9 +103,8 @@ def execute_run(run_id: int) -> str:
         return "lease lost"
     except Exception as exc:  # any failure: the run is failed, resumable from its checkpoint
         log.exception("run %s failed", run_id)
-        message = f"{type(exc).__name__}: {exc}"
         Run.objects.filter(pk=run_id, lease=lease).update(
-            status=RunStatus.FAILED, error=message[:4000] + "\n\n" + traceback.format_exc(limit=3)[-2000:],
+            status=RunStatus.FAILED, error=one_line(exc), error_detail=traceback.format_exc(limit=8)[-8000:],
             finished=timezone.now(), lease="")
         notify(run_id)
         if run.parent_id:
@@ -112,6 +112,17 @@ def execute_run(run_id: int) -> str:
         return "failed"
     finally:
         heartbeat.stop_event.set()
+
+
+_PATH = re.compile(r"""(?<![\w.])(?:[A-Za-z]:\\|~?/)(?:[^\s'"/\\:]+[/\\])*([^\s'"/\\:]*)""")
+
+
+def one_line(exc: BaseException) -> str:
+    """A failure as members see it: its kind and the first line of its message, each path cut to its last
+    part (a member learns what failed, not where the server keeps its files)."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {_PATH.sub(lambda m: m.group(1) or '…', first)}".rstrip(": ")
+    return text[:500]
 
 
 def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
