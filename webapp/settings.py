@@ -174,6 +174,8 @@ AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.CaseInsensitiveModelBackend
 # passwords within ICM_LOGIN_LOCKOUT_S seconds make the account wait out the rest of that window.
 ICM_LOGIN_FAILURES = env_int("ICM_LOGIN_FAILURES", 10)
 ICM_LOGIN_LOCKOUT_S = env_int("ICM_LOGIN_LOCKOUT_S", 900)
+# Days an invitation link works, unless used or revoked first.
+ICM_INVITATION_DAYS = env_int("ICM_INVITATION_DAYS", 7)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 import webapp.ids  # noqa: F401  (registers the <id:name> path converter before the apps' patterns)
+from webapp.accounts.views import invitation
 
 
 def favicon(request: HttpRequest) -> HttpResponse:
@@ -17,6 +18,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="datasets:list", permanent=False)),
     path("favicon.ico", favicon),
     path("accounts/", include("webapp.accounts.urls")),
+    path("invitations/<str:key>/", invitation, name="invitation"),
     path("admin/", admin.site.urls),
     path("api/", include("webapp.api.urls")),
     path("", include("webapp.datasets.urls")),

@@ -43,6 +43,10 @@ def _api_calls(ds, ls, member_id, run, check, example):
         "api-labelset-labels": [("get", f"/api/labelsets/{ls}/labels/", None)],
         "api-labelset-agreement": [("get", f"/api/labelsets/{ls}/agreement/?other={ls}", None)],
         "api-labelset-export": [("get", f"/api/labelsets/{ls}/export/?format=jsonl", None)],
+        "api-dataset-invitations": [("get", f"/api/datasets/{ds}/invitations/", None),
+                                    ("post", f"/api/datasets/{ds}/invitations/", {"role": "viewer"})],
+        # Owners only: the lookup comes after the role check, so any id shows the refusal.
+        "api-dataset-invitation": [("delete", f"/api/datasets/{ds}/invitations/1/", None)],
         "api-run": [("get", f"/api/runs/{run}/", None)],
         "api-run-cancel": [("post", f"/api/runs/{run}/cancel/", {})],
         "api-run-resume": [("post", f"/api/runs/{run}/resume/", {})],
@@ -50,7 +54,8 @@ def _api_calls(ds, ls, member_id, run, check, example):
 
 
 # Endpoints that hold no dataset's data.
-OPEN_API = {"api-token", "api-datasets", "api-runs", "api-schema", "api-docs", "api-redoc"}
+OPEN_API = {"api-token", "api-datasets", "api-runs", "api-schema", "api-docs", "api-redoc",
+            "api-invitation-accept"}  # the invitation's key is the credential
 
 
 def _api_names() -> set[str]:
@@ -112,7 +117,8 @@ VIEWER_WRITES = {("api-dataset", "patch"), ("api-dataset", "delete"), ("api-data
                  ("api-labelset", "delete"), ("api-run-cancel", "post"), ("api-run-resume", "post"),
                  ("api-verdicts", "post"), ("api-verdicts-undo", "post"), ("api-annotations", "get"),
                  ("api-annotations", "post"), ("api-annotations-undo", "post"), ("api-spotchecks", "post"),
-                 ("api-spotcheck-answers", "post")}
+                 ("api-spotcheck-answers", "post"), ("api-dataset-invitations", "get"),
+                 ("api-dataset-invitations", "post"), ("api-dataset-invitation", "delete")}
 
 
 def test_viewer_reads_but_cannot_write(world, viewer):
@@ -131,7 +137,7 @@ def test_the_browsable_api_renders_every_endpoint(world, owner):
     client = api_client(owner)
     client.raise_request_exception = False  # a failure is a 500 to collect, not an exception
     pages = [(name, url) for name, calls in _api_calls(*world).items() for method, url, _ in calls if method == "get"]
-    for name in OPEN_API - {"api-token", "api-schema"}:
+    for name in OPEN_API - {"api-token", "api-schema", "api-invitation-accept"}:  # POST-only with no GET page
         pages.append((name, reverse(name)))
     failed = []
     for name, url in pages:

@@ -34,9 +34,9 @@ def document_refusals(result: dict[str, Any], generator, request, public) -> dic
             if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
                 responses.setdefault("413", {"description": "the upload is larger than ICM_MAX_UPLOAD_MB",
                                              "content": ref})
-            if path.rstrip("/").endswith("/auth/token"):
+            if path.rstrip("/").endswith(("/auth/token", "/accept")):  # the sign-in limits (LoginThrottle)
                 responses.setdefault("429", {
-                    "description": "too many sign-in attempts from this address or for this account; "
+                    "description": "too many attempts from this address (or, signing in, for this account); "
                                    "Retry-After says when to try again", "content": ref,
                     "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}})
     return result

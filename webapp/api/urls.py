@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from .views import datasets, review, runs
+from .views import datasets, invitations, review, runs
 
 urlpatterns = [
     path("auth/token/", datasets.TokenView.as_view(), name="api-token"),
@@ -13,6 +13,11 @@ urlpatterns = [
     path("datasets/<id:pk>/members/", datasets.DatasetMembersView.as_view(), name="api-dataset-members"),
     path("datasets/<id:pk>/members/<id:user_id>/", datasets.DatasetMemberDetailView.as_view(),
          name="api-dataset-member"),
+    path("datasets/<id:pk>/invitations/", invitations.DatasetInvitationsView.as_view(),
+         name="api-dataset-invitations"),
+    path("datasets/<id:pk>/invitations/<id:invitation_id>/", invitations.InvitationDetailView.as_view(),
+         name="api-dataset-invitation"),
+    path("invitations/<str:key>/accept/", invitations.InvitationAcceptView.as_view(), name="api-invitation-accept"),
     path("labelsets/<id:pk>/", datasets.LabelSetDetailView.as_view(), name="api-labelset"),
     path("labelsets/<id:pk>/labels/", datasets.LabelSetLabelsView.as_view(), name="api-labelset-labels"),
     path("labelsets/<id:pk>/agreement/", datasets.LabelSetAgreementView.as_view(), name="api-labelset-agreement"),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
@@ -137,3 +138,46 @@ def data_view(user: User, dataset: Dataset, params: Mapping[str, Any]) -> DataVi
                      "disagree": len({v for v in labels if v is not None}) > 1})
     return DataView(query=query, readable=readable, shown=shown, page=page, rows=rows,
                     reads_labels=reads_labels(role))
+
+
+def _set_ids(raw: str, name: str, known: dict[int, LabelSet]) -> list[LabelSet]:
+    sets = []
+    for part in (p.strip() for p in raw.split(",")):
+        pk = int(part) if part.isdigit() else None
+        if pk not in known:
+            raise ValidationError({name: f"{part!r} is not a label set of this dataset you may read"})
+        if known[pk] not in sets:
+            sets.append(known[pk])
+    return sets
+
+
+def api_examples(user: User, dataset: Dataset, params: Mapping[str, Any]) -> tuple[QuerySet[Example], list[LabelSet]]:
+    """The examples endpoint's read: `search`; `labelsets=A,B` (each example's labels in those sets);
+    `disagree=A,B` (only examples that two of those sets label differently); `label=A:true|false|none` (only
+    examples set A labels so). Unlike the page, a malformed or unreadable parameter is a ValidationError
+    naming it; annotators label blind, so any label parameter is refused. Returns the examples (each
+    annotated `label_<id>` for every set named) and the sets named, in order."""
+    role = role_of(user, dataset)
+    asked = [k for k in ("labelsets", "disagree", "label") if params.get(k)]
+    if asked and not reads_labels(role):
+        raise PermissionDenied("annotators label blind: label sets are not shown to them")
+    known = {ls.pk: ls for ls in dataset_label_sets(user, dataset)} if asked else {}
+    shown = _set_ids(params["labelsets"], "labelsets", known) if params.get("labelsets") else []
+    disagree = _set_ids(params["disagree"], "disagree", known) if params.get("disagree") else []
+    if params.get("disagree") and len(disagree) < 2:
+        raise ValidationError({"disagree": "name two or more label sets: A,B"})
+    label = None
+    if params.get("label"):
+        pk, _, value = str(params["label"]).partition(":")
+        if value not in LABEL_VALUES:
+            raise ValidationError({"label": "write SET:true, SET:false or SET:none"})
+        label = (_set_ids(pk, "label", known)[0], value)
+    named = list(dict.fromkeys([*shown, *disagree, *([label[0]] if label else [])]))
+    examples = _with_labels(examples_of(dataset, str(params.get("search") or ""), role=role), named)
+    if label:
+        ls, value = label
+        examples = examples.filter(**{f"label_{ls.pk}__isnull": True} if value == "none"
+                                   else {f"label_{ls.pk}": LABEL_VALUES[value]})
+    if disagree:
+        examples = examples.filter(_disagreeing(disagree))
+    return examples.defer("search_text", "hidden_text"), shown

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from icm_engine.facade import PRESETS
 
@@ -171,3 +172,30 @@ class StagedUpload(models.Model):
     data = models.BinaryField()
     options = models.JSONField(default=dict)
     created = models.DateTimeField(auto_now_add=True)
+
+
+class Invitation(models.Model):
+    """A one-time link into a dataset with a role: whoever opens it chooses their username and password
+    (webapp.datasets.invitations). It ends when used, revoked, or at `expires`."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="invitations")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    key = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    accepted = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    @property
+    def status(self) -> str:
+        if self.accepted:
+            return "accepted"
+        if self.revoked:
+            return "revoked"
+        return "expired" if self.expires <= timezone.now() else "open"

@@ -30,7 +30,9 @@ class Verdict(models.Model):
     # What the reviewer saw: the compared label sets and their labels for this example at the time.
     context = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Withdrawn: undone by its reviewer, or replaced by their next verdict on the item (superseded_by).
     retracted = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
         ordering = ["-created", "-id"]

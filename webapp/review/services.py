@@ -38,10 +38,12 @@ def give_verdict(*, user: AbstractBaseUser, dataset: Dataset, example: Example, 
     if example.dataset_id != dataset.pk:
         raise Http404("No such example in this dataset.")
     with transaction.atomic():
-        Verdict.objects.select_for_update().filter(dataset=dataset, example=example, user=user,
-                                                   retracted__isnull=True).update(retracted=timezone.now())
-        return Verdict.objects.create(dataset=dataset, example=example, user=user, verdict=verdict,
-                                      note=(note or "")[:MAX_NOTE], context=context or {})
+        standing = list(Verdict.objects.select_for_update().filter(dataset=dataset, example=example, user=user,
+                                                                   retracted__isnull=True).values_list("pk", flat=True))
+        new = Verdict.objects.create(dataset=dataset, example=example, user=user, verdict=verdict,
+                                     note=(note or "")[:MAX_NOTE], context=context or {})
+        Verdict.objects.filter(pk__in=standing).update(retracted=timezone.now(), superseded_by=new)
+        return new
 
 
 def undo_last_verdict(*, user: AbstractBaseUser, dataset: Dataset) -> Verdict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from icm_engine.facade import PRESETS
@@ -63,9 +64,13 @@ class PreviewSerializer(serializers.Serializer):
 
 
 class ExampleSerializer(serializers.ModelSerializer):
+    labels = serializers.SerializerMethodField(
+        help_text="with ?labelsets=A,B: each named set's label of this example (null: that set leaves it "
+                  "unlabeled), keyed by the set's id")
+
     class Meta:
         model = Example
-        fields = ["id", "external_id", "position", "group", "consistency_key", "fields"]
+        fields = ["id", "external_id", "position", "group", "consistency_key", "fields", "labels"]
         read_only_fields = fields
 
     def to_representation(self, instance):
@@ -73,6 +78,10 @@ class ExampleSerializer(serializers.ModelSerializer):
         # Annotators label blind: fields that carry labels or answers are not shown to them.
         data["fields"] = visible_fields(self.context.get("role"), data["fields"])
         return data
+
+    @extend_schema_field(serializers.DictField(child=serializers.BooleanField(allow_null=True)))
+    def get_labels(self, instance) -> dict:
+        return {str(ls.pk): getattr(instance, f"label_{ls.pk}", None) for ls in self.context.get("shown", ())}
 
 
 class LabelSetSerializer(serializers.ModelSerializer):
@@ -135,3 +144,27 @@ class MemberCreateSerializer(serializers.Serializer):
 
 class MemberUpdateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices, help_text="the role the invited person joins with")
+
+
+class InvitationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    key = serializers.CharField(help_text="the secret in the link; POST /api/invitations/{key}/accept/ uses it")
+    url = serializers.CharField(help_text="the link's path on this server: a page where the invited person "
+                                          "chooses a username and password")
+    role = serializers.ChoiceField(choices=Role.choices)
+    status = serializers.ChoiceField(choices=["open", "accepted", "revoked", "expired"])
+    created = serializers.DateTimeField()
+    expires = serializers.DateTimeField()
+    created_by = serializers.CharField(allow_null=True)
+    accepted_by = serializers.CharField(allow_null=True)
+    accepted = serializers.DateTimeField(allow_null=True)
+    revoked = serializers.DateTimeField(allow_null=True)
+
+
+class InvitationAcceptSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, write_only=True, style={"input_type": "password"})

@@ -61,7 +61,10 @@ class VerdictSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
     user = serializers.CharField(read_only=True)
     created = serializers.DateTimeField(read_only=True)
-    retracted = serializers.DateTimeField(read_only=True, allow_null=True)
+    retracted = serializers.DateTimeField(read_only=True, allow_null=True,
+                                          help_text="when it was withdrawn: undone, or replaced (superseded)")
+    superseded = serializers.IntegerField(read_only=True, allow_null=True,
+                                          help_text="the id of the same reviewer's verdict that replaced it")
 
 
 class VerdictExportRowSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from webapp.accounts.throttles import LoginThrottle, account_wait, forget_failures, retry_after
 from webapp.datasets import permissions, selectors, services
+from webapp.datasets.data_view import api_examples
 from webapp.datasets.exports import dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
 
@@ -102,12 +103,22 @@ class DatasetExamplesView(generics.ListAPIView):
     def get_queryset(self):
         dataset = selectors.get_dataset(self.request.user, self.kwargs["pk"])
         self.role = selectors.role_of(self.request.user, dataset)
-        return selectors.examples_of(dataset, self.request.query_params.get("search", ""), role=self.role)
+        examples, self.shown = api_examples(self.request.user, dataset, self.request.query_params)
+        return examples
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "role": getattr(self, "role", None)}
+        return {**super().get_serializer_context(), "role": getattr(self, "role", None),
+                "shown": getattr(self, "shown", [])}
 
-    @extend_schema(parameters=[OpenApiParameter("search", str, description="text in any field, or an exact id")])
+    @extend_schema(parameters=[
+        OpenApiParameter("search", str, description="text in any field you are shown, or an exact id"),
+        OpenApiParameter("labelsets", str, description="label set ids, comma-separated: each example's `labels` "
+                                                       "in them (not for annotators)"),
+        OpenApiParameter("disagree", str, description="two or more label set ids, comma-separated: only examples "
+                                                      "that two of them label differently"),
+        OpenApiParameter("label", str, pattern=r"^\d+:(true|false|none)$",
+                         description="SET:true, SET:false or SET:none: only examples that set labels so"),
+    ])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

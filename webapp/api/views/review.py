@@ -83,15 +83,25 @@ class AgreementExportView(APIView):
 
 def _verdict_data(v) -> dict:
     return {"id": v.pk, "example": v.example_id, "example_id": v.example.external_id, "verdict": v.verdict,
-            "note": v.note, "user": v.user.get_username(), "created": v.created, "retracted": v.retracted}
+            "note": v.note, "user": v.user.get_username(), "created": v.created, "retracted": v.retracted,
+            "superseded": v.superseded_by_id}
 
 
 class VerdictsView(APIView):
-    @extend_schema(responses=s.VerdictSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter(
+        "history", {"type": "string", "enum": ["0", "1"]}, default="0",
+        description="1: every verdict ever given, undone and superseded ones included (`retracted`, `superseded`); "
+                    "otherwise the standing verdicts, one per reviewer and item")],
+        responses=s.VerdictSerializer(many=True))
     def get(self, request, pk: int):
         dataset = _label_reader(request, pk)
-        return Response(s.VerdictSerializer([_verdict_data(v) for v in review_selectors.verdicts_of(dataset)],
-                                            many=True).data)
+        history = request.query_params.get("history", "0")
+        if history not in ("0", "1"):
+            raise ValidationError({"history": "1 for every verdict, 0 (the default) for the standing ones"})
+        verdicts = review_selectors.verdicts_of(dataset)
+        if history == "0":
+            verdicts = verdicts.filter(retracted__isnull=True)
+        return Response(s.VerdictSerializer([_verdict_data(v) for v in verdicts], many=True).data)
 
     @extend_schema(request=s.VerdictSerializer, responses={201: s.VerdictSerializer})
     def post(self, request, pk: int):

@@ -1,0 +1,132 @@
+"""The workspace's API (issue 38): the examples endpoint with labels and filters, verdict history, and
+invitations by link."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from webapp.datasets.models import Invitation, Membership, Role
+
+from .conftest import SMALL_ROWS, api_client, jsonl, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _human(api, dataset) -> int:
+    rows = [{"id": r["id"], "label": r["label"] if i % 3 else not r["label"]} for i, r in enumerate(SMALL_ROWS)]
+    rows[1]["label"] = None  # one left unlabeled
+    resp = api.post(f"/api/datasets/{dataset.pk}/labelsets/",
+                    {"file": SimpleUploadedFile("h.jsonl", jsonl(rows)), "kind": "human", "name": "h"},
+                    format="multipart")
+    assert resp.status_code == 201, resp.content
+    return resp.json()["id"]
+
+
+def test_examples_carry_the_labels_of_the_sets_named_and_filter_by_disagreement_and_label(dataset, owner):
+    api = api_client(owner)
+    gold = dataset.label_sets.get(kind="gold").pk
+    human = _human(api, dataset)
+    rows = api.get(f"/api/datasets/{dataset.pk}/examples/?labelsets={gold},{human}&page_size=100").json()["results"]
+    assert [set(r["labels"]) for r in rows] == [{str(gold), str(human)}] * 8
+    by_id = {r["external_id"]: r["labels"] for r in rows}
+    assert by_id["q0-0"] == {str(gold): True, str(human): False} and by_id["q0-1"][str(human)] is None
+    dis = api.get(f"/api/datasets/{dataset.pk}/examples/?disagree={gold},{human}").json()["results"]
+    assert {r["external_id"] for r in dis} == {"q0-0", "q1-1", "q3-0"}  # rows 0, 3 and 6 flipped; row 1 unlabeled
+    only = api.get(f"/api/datasets/{dataset.pk}/examples/?label={human}:none").json()["results"]
+    assert [r["external_id"] for r in only] == ["q0-1"]
+    trues = api.get(f"/api/datasets/{dataset.pk}/examples/?label={gold}:true&search=question 2").json()["results"]
+    assert [r["external_id"] for r in trues] == ["q2-0"]
+    assert api.get(f"/api/datasets/{dataset.pk}/examples/").json()["results"][0]["labels"] == {}
+
+
+@pytest.mark.parametrize("query", ["labelsets=999999", "disagree=1", "label=1:maybe", "label=abc:true",
+                                   "labelsets=1,x"])
+def test_bad_label_parameters_are_400_naming_them(dataset, owner, query):
+    resp = api_client(owner).get(f"/api/datasets/{dataset.pk}/examples/?{query}")
+    assert resp.status_code == 400 and query.split("=")[0] in resp.json()
+
+
+def test_annotators_get_no_label_parameters(dataset, owner):
+    annotator = make_user("ann")
+    Membership.objects.create(dataset=dataset, user=annotator, role=Role.ANNOTATOR)
+    gold = dataset.label_sets.get(kind="gold").pk
+    api = api_client(annotator)
+    assert api.get(f"/api/datasets/{dataset.pk}/examples/?labelsets={gold}").status_code == 403
+    assert api.get(f"/api/datasets/{dataset.pk}/examples/?label={gold}:true").status_code == 403
+    assert api.get(f"/api/datasets/{dataset.pk}/examples/").json()["results"][0]["labels"] == {}
+
+
+def test_a_second_verdict_supersedes_the_first_and_history_keeps_both(dataset, owner):
+    api = api_client(owner)
+    example = dataset.examples.first().pk
+    first = api.post(f"/api/datasets/{dataset.pk}/verdicts/", {"example": example, "verdict": "icm_wrong"},
+                     format="json").json()
+    second = api.post(f"/api/datasets/{dataset.pk}/verdicts/", {"example": example, "verdict": "gold_wrong"},
+                      format="json").json()
+    standing = api.get(f"/api/datasets/{dataset.pk}/verdicts/").json()
+    assert [(v["id"], v["verdict"], v["superseded"]) for v in standing] == [(second["id"], "gold_wrong", None)]
+    history = api.get(f"/api/datasets/{dataset.pk}/verdicts/?history=1").json()
+    assert [(v["id"], v["superseded"]) for v in history] == [(first["id"], second["id"]), (second["id"], None)]
+    assert history[0]["retracted"] is not None
+    assert api.get(f"/api/datasets/{dataset.pk}/verdicts/?history=yes").status_code == 400
+
+
+def test_an_invitation_by_api_makes_one_member_with_its_role(client, dataset, owner, viewer):
+    api = api_client(owner)
+    assert api_client(viewer).post(f"/api/datasets/{dataset.pk}/invitations/", {"role": "annotator"},
+                                   format="json").status_code == 403
+    made = api.post(f"/api/datasets/{dataset.pk}/invitations/", {"role": "annotator"}, format="json").json()
+    assert made["role"] == "annotator" and made["status"] == "open" and made["url"] == f"/invitations/{made['key']}/"
+    days = (timezone.datetime.fromisoformat(made["expires"]) - timezone.now()).total_seconds() / 86400
+    assert 6.99 < days <= 7
+    assert client.get(made["url"]).status_code == 200  # the page, for someone not signed in
+    anon = api_client()
+    weak = anon.post(f"/api/invitations/{made['key']}/accept/", {"username": "carol", "password": "123"},
+                     format="json")
+    assert weak.status_code == 400 and "password" in weak.json()
+    taken = anon.post(f"/api/invitations/{made['key']}/accept/", {"username": "OLIVIA", "password": "a-Long-pa55"},
+                      format="json")
+    assert taken.status_code == 400 and "username" in taken.json()
+    resp = anon.post(f"/api/invitations/{made['key']}/accept/", {"username": "carol", "password": "a-Long-pa55"},
+                     format="json")
+    assert resp.status_code == 201
+    carol = api_client()
+    carol.credentials(HTTP_AUTHORIZATION=f"Token {resp.json()['token']}")
+    assert carol.get(f"/api/datasets/{dataset.pk}/").status_code == 200
+    gold = dataset.label_sets.get(kind="gold").pk
+    assert carol.get(f"/api/labelsets/{gold}/labels/").status_code >= 400  # an annotator labels blind
+    again = anon.post(f"/api/invitations/{made['key']}/accept/", {"username": "dave", "password": "a-Long-pa55"},
+                      format="json")
+    assert again.status_code == 404 and not get_user_model().objects.filter(username="dave").exists()
+    listed = api.get(f"/api/datasets/{dataset.pk}/invitations/").json()
+    assert [(i["status"], i["accepted_by"]) for i in listed] == [("accepted", "carol")]
+
+
+def test_revoked_and_expired_invitations_do_not_work(client, dataset, owner):
+    api = api_client(owner)
+    made = api.post(f"/api/datasets/{dataset.pk}/invitations/", {"role": "viewer"}, format="json").json()
+    assert api.delete(f"/api/datasets/{dataset.pk}/invitations/{made['id']}/").status_code == 204
+    assert client.get(made["url"]).status_code == 404
+    assert api_client().post(f"/api/invitations/{made['key']}/accept/", {"username": "x1", "password": "a-Long-pa55"},
+                             format="json").status_code == 404
+    later = api.post(f"/api/datasets/{dataset.pk}/invitations/", {"role": "viewer"}, format="json").json()
+    Invitation.objects.filter(pk=later["id"]).update(expires=timezone.now() - timedelta(seconds=1))
+    assert api_client().post(f"/api/invitations/{later['key']}/accept/", {"username": "x2", "password": "a-Long-pa55"},
+                             format="json").status_code == 404
+    assert [i["status"] for i in api.get(f"/api/datasets/{dataset.pk}/invitations/").json()] == ["expired", "revoked"]
+
+
+def test_the_invitation_page_makes_the_account_and_signs_in(client, dataset, owner):
+    made = api_client(owner).post(f"/api/datasets/{dataset.pk}/invitations/", {"role": "reviewer"},
+                                  format="json").json()
+    resp = client.post(made["url"], {"username": "rae", "password1": "a-Long-pa55", "password2": "a-Long-pa55x"})
+    assert resp.status_code == 400 and "differ" in resp.content.decode()
+    resp = client.post(made["url"], {"username": "rae", "password1": "a-Long-pa55", "password2": "a-Long-pa55"})
+    assert resp.status_code == 302 and resp.url == f"/datasets/{dataset.pk}/"
+    assert Membership.objects.get(user__username="rae").role == Role.REVIEWER
+    assert client.get(f"/datasets/{dataset.pk}/").status_code == 200
