@@ -1,5 +1,6 @@
 """API fuzzing with schemathesis: requests generated from the OpenAPI schema (/api/schema/) against a
-live server. As a member of a dataset: no 5xx, and every documented response matches its schema. As a
+live server. As a member of a dataset: no 5xx, and every documented response matches its schema, for JSON
+and for the browsable API's HTML. As a
 user without access to anything: no 5xx and no object data (a member-only object is a 404)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
-from schemathesis.checks import positive_data_acceptance
+from schemathesis.checks import not_a_server_error, positive_data_acceptance, status_code_conformance
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,3 +44,13 @@ def test_a_user_without_access_sees_no_data(case, live_server, dataset, stranger
     assert response.status_code < 500, response.text[:500]
     # The stranger belongs to no dataset: nothing of the owner's dataset may come back.
     assert "Small" not in response.text and "Question 0?" not in response.text, response.text[:500]
+
+
+@schema.parametrize()
+@FUZZ
+def test_the_browsable_api_answers_every_request_with_a_documented_status(case, live_server, dataset, owner):
+    # The same requests asking for HTML (DRF's browsable API, what a browser gets): its pages are not the
+    # schema's bodies, but no request ends in a 5xx and every status is one the schema documents.
+    case.call_and_validate(base_url=live_server.url, headers={"Authorization": f"Token {_token(owner)}",
+                                                              "Accept": "text/html"},
+                           checks=[not_a_server_error, status_code_conformance])
