@@ -35,13 +35,15 @@ vllm-env: $(VLLM_VENV)/.installed
 
 # The main job: the web app on the embedded default (SQLite in the project folder, no other service),
 # with a demo user (its password is printed on first run) and a demo dataset. PORT and DATABASE_URL
-# override. HTTPS=0 because this local server speaks plain HTTP.
+# override. HTTPS=0 because this local server speaks plain HTTP. The server is production's (uvicorn):
+# Daphne's Twisted parses form bodies itself and answered a malformed multipart body with a bare 400.
 PORT ?= 8000
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bootstrap_demo
 	@echo "ICM Studio: http://127.0.0.1:$(PORT)/"
-	HTTPS=0 $(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) webapp.asgi:application
+	HTTPS=0 $(VENV)/bin/uvicorn webapp.asgi:application --host 127.0.0.1 --port $(PORT) --lifespan off \
+		--no-proxy-headers --no-server-header --timeout-keep-alive 75
 
 # The engine alone: a demo `icm label` on the shipped sanity slice with the packaged model. The split
 # readout with other groups' examples as context is the framing under which this small model's golden

@@ -58,14 +58,15 @@ CANDIDATES = {
 # Left out: the earlier default (split, other groups, batch calibration), whose every target has a context of
 # its own: one seed took over 25 minutes on the sanity dev half here (issue 36 has its figures: 0.08-0.19).
 PER_FILE = {
-    "claims": ("split-folds-group", "split-folds-group-noanchor", "split-folds-group-anchor2", "verdict-folds-group"),
-    "comparisons": ("split-folds-group", "split-folds-group-noanchor", "split-folds-group-anchor2",
-                    "verdict-folds-group"),
-    "truthfulqa": ("split-folds-group", "split-folds-group-noanchor", "split-folds-group-anchor2",
-                   "verdict-folds-group"),
+    "claims": ("split-folds-group", "split-folds-group-noanchor", "verdict-folds-group"),
+    "comparisons": ("split-folds-group", "split-folds-group-noanchor", "verdict-folds-group"),
+    "truthfulqa": ("split-folds-group", "split-folds-group-noanchor"),
     "gsm8k": ("verdict-folds-group",),
     "alpaca": ("verdict-folds-group",),
 }
+# Left out to keep the table within its two hours: the anchor at twice the weight after one seed
+# (split-folds-group-anchor2 labeled the sanity dev half 0.40 with seed 0; its row stays in the results), and
+# the verdict readout on TruthfulQA (on both claim files it was 15-25 points below the split readout).
 ANCHOR_WEIGHT = {"split-folds-group-anchor2": 2.0}
 ORIENTATIONS = ("auto", "likelihood", "zero-shot", "none")
 BASELINES = ("zero-shot", "likelihood", "bootstrap", "gold-icl")

@@ -1,4 +1,4 @@
-"""ASGI entry point (uvicorn in production, Daphne for `make run`): HTTP, and the run websocket /ws/runs/{id}/."""
+"""ASGI entry point (uvicorn, in production and for `make run`): HTTP, and the run websocket /ws/runs/{id}/."""
 
 import gc
 import os

@@ -292,6 +292,8 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "webapp.datasets.models.Role",
         "LabelSetKindEnum": "webapp.datasets.models.LabelSetKind",
         "LabelSetSourceEnum": "webapp.datasets.models.LabelSetSource",
+        "InvitationStatusEnum": ["open", "accepted", "revoked", "expired"],
+        "RunStatusEnum": "webapp.runs.models.RunStatus",
     },
 }
 

@@ -307,3 +307,36 @@ def test_the_pages_work_under_their_content_security_policy(browser, live_server
     page.wait_for_timeout(300)
     assert LabelSet.objects.filter(pk=model.pk).exists()
     assert refused == [], refused
+
+
+def test_the_run_form_gives_each_input_its_own_label_and_the_cost_beside_or_below(browser, live_server, owner):
+    """Every input's label is its own (the `for`/`id` pair, in the same row, right above it, with its help
+    below), in groups; the cost table stands beside the form at 1366 px and below it at 390 px."""
+    ds, _, _ = audit_dataset(owner)
+    rows_js = """() => [...document.querySelectorAll('#run-form .field-row')].map(row => {
+        const label = row.querySelector('label'); const input = document.getElementById(label.htmlFor);
+        const help = row.querySelector('.helptext');
+        const l = label.getBoundingClientRect(), i = input ? input.getBoundingClientRect() : null;
+        const h = help ? help.getBoundingClientRect() : null;
+        return {name: row.dataset.field, own: !!input && row.contains(input), check: input && input.type === 'checkbox',
+                above: !!i && l.bottom <= i.top + 1, helpBelow: !h || !i || h.top >= i.bottom - 1,
+                labelled: !!input && [...input.labels].includes(label)};
+    })"""
+    for width, height, beside in ((1366, 900, True), (390, 844, False)):
+        page = signed_in(browser, live_server, width=width, height=height)
+        page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/new/")
+        page.click("#advanced summary")
+        page.wait_for_selector("#run-estimate table, #run-estimate p")
+        rows = page.evaluate(rows_js)
+        assert len(rows) > 30 and all(r["own"] and r["labelled"] for r in rows), rows
+        assert all(r["above"] and r["helpBelow"] for r in rows if not r["check"]), [r for r in rows if not r["above"]]
+        assert [t.strip() for t in page.locator("#run-form legend").all_inner_texts()][:3] == [
+            "What to label", "Method and seeds", "Model"]
+        form, cost = page.eval_on_selector("#run-form", "e => e.getBoundingClientRect().toJSON()"), \
+            page.eval_on_selector("#run-estimate", "e => e.getBoundingClientRect().toJSON()")
+        if beside:
+            assert cost["left"] >= form["right"] and cost["width"] >= 300, (form, cost)
+        else:
+            assert cost["top"] >= form["bottom"] - 1, (form, cost)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.close()

@@ -169,10 +169,11 @@ def test_seeds_queue_one_run_per_seed_and_the_method_table_aggregates_them(owner
     assert resp.status_code == 201, resp.content
     icm_runs = list(Run.objects.filter(method="icm").order_by("seed"))
     assert resp.json()["runs"] == [r.pk for r in icm_runs] and resp.json()["id"] == icm_runs[0].pk
-    # Seeded methods once per seed, zero-shot once.
+    # Seeded methods once per seed; zero-shot and golden ICL (every demonstration shown: no seed changes its
+    # labels) once.
     counts = {m: sorted(Run.objects.filter(method=m).values_list("seed", flat=True))
               for m in ("icm", "random-icl", "gold-icl", "zero-shot")}
-    assert counts == {"icm": [0, 1, 2], "random-icl": [0, 1, 2], "gold-icl": [0, 1, 2], "zero-shot": [0]}
+    assert counts == {"icm": [0, 1, 2], "random-icl": [0, 1, 2], "gold-icl": [0], "zero-shot": [0]}
     for run in Run.objects.order_by("pk"):
         assert execute_run(run.pk) == "succeeded"
     assert len({r.label_set_id for r in Run.objects.all()}) == Run.objects.count()  # a label set each
@@ -773,3 +774,11 @@ def test_the_run_form_prices_a_start_at_the_pace_of_finished_runs(client, owner)
     assert resp.status_code == 200 and "alpha must be positive" in resp.content.decode()
     resp = client.get(url, _form(iterations=10, batch_size=1))
     assert resp.status_code == 200 and "Complete the form" in resp.content.decode()
+
+
+def test_golden_icl_runs_per_seed_only_where_shots_sample_its_demonstrations(owner, owner_api):
+    ds = fake_dataset(owner)
+    assert _post_run(owner_api, ds, method="gold-icl", seeds=[0, 1, 2]).status_code == 201
+    assert sorted(Run.objects.filter(method="gold-icl").values_list("seed", flat=True)) == [0]
+    assert _post_run(owner_api, ds, method="gold-icl", seeds=[0, 1, 2], config={"shots": 4}).status_code == 201
+    assert sorted(Run.objects.filter(method="gold-icl").values_list("seed", flat=True)) == [0, 0, 1, 2]

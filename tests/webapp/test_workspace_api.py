@@ -130,3 +130,20 @@ def test_the_invitation_page_makes_the_account_and_signs_in(client, dataset, own
     assert resp.status_code == 302 and resp.url == f"/datasets/{dataset.pk}/"
     assert Membership.objects.get(user__username="rae").role == Role.REVIEWER
     assert client.get(f"/datasets/{dataset.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("query", ["label=", "labelsets=", "disagree="])
+def test_an_empty_label_parameter_is_a_400_not_ignored(dataset, owner, query):
+    resp = api_client(owner).get(f"/api/datasets/{dataset.pk}/examples/?{query}")
+    assert resp.status_code == 400 and query[:-1] in resp.json()
+
+
+def test_a_blank_name_is_refused_in_a_form_body_too(dataset, owner):
+    resp = api_client(owner).patch(f"/api/datasets/{dataset.pk}/", "name=&description=",
+                                   content_type="application/x-www-form-urlencoded")
+    assert resp.status_code == 400 and "name" in resp.json()
+
+
+def test_a_text_field_takes_text_only(dataset, owner):
+    resp = api_client(owner).patch(f"/api/datasets/{dataset.pk}/", {"guidelines": 0}, format="json")
+    assert resp.status_code == 400 and "guidelines" in resp.json()

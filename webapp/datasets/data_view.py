@@ -158,16 +158,16 @@ def api_examples(user: User, dataset: Dataset, params: Mapping[str, Any]) -> tup
     naming it; annotators label blind, so any label parameter is refused. Returns the examples (each
     annotated `label_<id>` for every set named) and the sets named, in order."""
     role = role_of(user, dataset)
-    asked = [k for k in ("labelsets", "disagree", "label") if params.get(k)]
+    asked = [k for k in ("labelsets", "disagree", "label") if k in params]
     if asked and not reads_labels(role):
         raise PermissionDenied("annotators label blind: label sets are not shown to them")
     known = {ls.pk: ls for ls in dataset_label_sets(user, dataset)} if asked else {}
-    shown = _set_ids(params["labelsets"], "labelsets", known) if params.get("labelsets") else []
-    disagree = _set_ids(params["disagree"], "disagree", known) if params.get("disagree") else []
-    if params.get("disagree") and len(disagree) < 2:
+    shown = _set_ids(params["labelsets"], "labelsets", known) if "labelsets" in params else []
+    disagree = _set_ids(params["disagree"], "disagree", known) if "disagree" in params else []
+    if "disagree" in params and len(disagree) < 2:
         raise ValidationError({"disagree": "name two or more label sets: A,B"})
     label = None
-    if params.get("label"):
+    if "label" in params:
         pk, _, value = str(params["label"]).partition(":")
         if value not in LABEL_VALUES:
             raise ValidationError({"label": "write SET:true, SET:false or SET:none"})

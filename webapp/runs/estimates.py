@@ -58,7 +58,9 @@ def start_estimate(dataset: Dataset, *, method: str, seeds: list[int], baselines
     chars = chars_per_example([dataset.pk]).get(dataset.pk, 0.0)
     rows = []
     paces: dict[tuple[str, str], list[Measured]] = {}
-    for planned, seed in planned_runs(dataset, method, seeds, baselines, icm_config.get("anchor") or "none"):
+    for planned, seed in planned_runs(dataset, method, seeds, baselines, icm_config.get("anchor") or "none",
+                                      config=icm_config if method == RunMethod.ICM else baseline_config,
+                                      baseline_config=baseline_config):
         config = icm_config if planned == method else baseline_config
         key = (planned, config.get("readout") or "")
         if key not in paces:

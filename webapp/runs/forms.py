@@ -28,8 +28,9 @@ class RunForm(forms.Form):
     method = forms.ChoiceField(choices=RunMethod.choices, initial=RunMethod.ICM)
     with_baselines = forms.BooleanField(
         required=False, initial=True, label="Also run the baselines",
-        help_text="Zero-shot, random-label ICL and (where every example has gold) golden-label ICL, with the same "
-                  "settings, so ICM is shown beside them.")
+        help_text="Zero-shot, the claims' likelihood (where the examples have its fields), random-label ICL and "
+                  "(where every example has gold) golden-label ICL, with the same settings, so ICM is shown beside "
+                  "them.")
     # Only what the operator offers (webapp/runs/backends.py): the request cannot name another server or folder.
     backend = forms.ChoiceField(choices=lambda: [(b, b) for b in allowed_backends()], initial="transformers",
                                 error_messages={"invalid_choice": "this server does not offer that backend"})
@@ -129,6 +130,25 @@ class RunForm(forms.Form):
     ADVANCED = ("num_seed", "alpha", "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps",
                 "boost", "semantics", "init", "demo_order", "anchor", "anchor_weight", "normalize", "context_cap",
                 "shards", "shots", "rounds", "context", "centre", "folds", "orient")
+    # The form's groups, in order; what no group names (and is not advanced) goes under "Search".
+    GROUPS = (("What to label", ("limit",)),
+              ("Method and seeds", ("method", "seeds", "with_baselines")),
+              ("Model", ("backend", "model", "base_url")))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not openai_base_urls():  # no model server offered: nothing to choose
+            del self.fields["base_url"]
+
+    def groups(self) -> list[tuple[str, list]]:
+        named = {f for _, fields in self.GROUPS for f in fields}
+        rest = [self[f] for f in self.fields if f not in named and f not in self.ADVANCED]
+        return [(legend, [self[f] for f in fields if f in self.fields]) for legend, fields in self.GROUPS] + [
+            ("Search", rest)]
+
+    def advanced_fields(self) -> list:
+        return [self[f] for f in self.fields if f in self.ADVANCED]
+
     ICM_FIELDS = ("readout", "context", "calibrate", "centre", "folds", "iterations", "batch_size", "num_seed", "alpha",
                   "initial_temperature", "final_temperature", "cooling", "schedule", "fix_steps", "boost", "mode",
                   "semantics", "init", "anchor", "anchor_weight", "normalize", "demo_order", "context_cap", "complete",

@@ -49,7 +49,14 @@ def has_full_gold(dataset: Dataset) -> bool:
 
 
 # Methods whose labels depend on the seed: they get one run per seed; the others run once.
-SEEDED = (RunMethod.ICM, RunMethod.RANDOM_ICL, RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
+# Methods whose labels depend on the seed whatever their settings; golden-label ICL and bootstrap draw from
+# their seed only where `shots` samples the demonstrations (otherwise every seed gives the same labels).
+SEEDED = (RunMethod.ICM, RunMethod.RANDOM_ICL)
+SAMPLED = (RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
+
+
+def uses_seed(method: str, config: dict[str, Any] | None) -> bool:
+    return method in SEEDED or (method in SAMPLED and (config or {}).get("shots") is not None)
 
 
 def first_lacking(dataset: Dataset, names: list[str]) -> tuple[str, int, str] | None:
@@ -80,12 +87,14 @@ def baseline_methods(dataset: Dataset, anchor: str = "none") -> list[str]:
     return out
 
 
-def planned_runs(dataset: Dataset, method: str, seeds: list[int], baselines: bool, anchor: str = "none",
+def planned_runs(dataset: Dataset, method: str, seeds: list[int], baselines: bool, anchor: str = "none", *,
+                 config: dict[str, Any] | None = None, baseline_config: dict[str, Any] | None = None,
                  ) -> list[tuple[str, int]]:
     """The (method, seed) of each run a start queues, in order: `method` once per seed (once if its labels do
-    not depend on the seed), then with `baselines` (ICM only) each baseline likewise."""
+    not depend on the seed: uses_seed), then with `baselines` (ICM only) each baseline likewise."""
     methods = [method] + (baseline_methods(dataset, anchor) if baselines and method == RunMethod.ICM else [])
-    return [(m, seed) for m in methods for seed in (seeds if m in SEEDED else seeds[:1])]
+    return [(m, seed) for m in methods
+            for seed in (seeds if uses_seed(m, config if m == method else baseline_config) else seeds[:1])]
 
 
 def runs_of(dataset: Dataset) -> QuerySet[Run]:

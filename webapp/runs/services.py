@@ -181,15 +181,17 @@ def start_runs(
     **common: Any,
 ) -> list[Run]:
     """Every front door's way to start runs: one run of `method` per seed (a method whose labels do not depend
-    on the seed runs once, with the first), and with `baselines` (ICM only) the baselines beside it, each
-    seeded method once per seed. All or nothing: one invalid run queues none. Returns the runs of `method`."""
+    on the seed runs once, with the first: selectors.uses_seed), and with `baselines` (ICM only) the baselines
+    beside it, each seeded method once per seed. All or nothing: one invalid run queues none. Returns the runs
+    of `method`."""
     seeds = check_seeds(list(seeds))
     config = dict(config or {})
     if baseline_config is None:
         baseline_config = {k: v for k, v in config.items() if k in BASELINE_KEYS}
     runs = []
     with transaction.atomic():
-        for planned, seed in planned_runs(dataset, method, seeds, baselines, config.get("anchor") or "none"):
+        for planned, seed in planned_runs(dataset, method, seeds, baselines, config.get("anchor") or "none",
+                                          config=config, baseline_config=baseline_config):
             own = planned == method
             run = create_run(user=user, dataset=dataset, method=planned, seed=seed,
                              config=config if own else baseline_config,

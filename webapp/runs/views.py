@@ -61,7 +61,7 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
                 baselines=d["with_baselines"], config=form.config_for(d["method"]),
                 baseline_config=form.config_for(RunMethod.ZERO_SHOT), shards=d["shards"],
                 backend=d["backend"], model=d["model"], limit=d["limit"],
-                backend_options={"base_url": d["base_url"]} if d["base_url"] else {})
+                backend_options={"base_url": d["base_url"]} if d.get("base_url") else {})
             run = runs[0]
             # Tagged: the live page removes it once the run is no longer queued.
             messages.success(request, f"Run {run.pk} is queued." if len(runs) == 1 else

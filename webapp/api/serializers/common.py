@@ -7,27 +7,37 @@ from rest_framework import serializers
 from icm_engine.facade import WARNINGS
 
 
+class StrictCharField(serializers.CharField):
+    """A text field that takes text only: DRF's CharField turns a JSON number or boolean into its string, so
+    `"guidelines": 0` was stored as "0" where the schema says string."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ProblemSerializer(serializers.Serializer):
-    file = serializers.CharField()
+    file = StrictCharField()
     row = serializers.IntegerField(allow_null=True, help_text="1-based row (JSONL: line) of the file")
-    field = serializers.CharField(allow_null=True)
-    message = serializers.CharField()
+    field = StrictCharField(allow_null=True)
+    message = StrictCharField()
 
 
 class ImportErrorSerializer(serializers.Serializer):
     """A rejected file: `detail` and `problems`; a form field missing or invalid: `{field: [messages]}`."""
 
-    detail = serializers.CharField(required=False)
+    detail = StrictCharField(required=False)
     problems = ProblemSerializer(many=True, required=False)
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField()
-    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    username = StrictCharField()
+    password = StrictCharField(style={"input_type": "password"}, trim_whitespace=False)
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = StrictCharField()
 
 
 class IntervalMixin(serializers.Serializer):

@@ -9,10 +9,12 @@ from icm_engine.facade import PRESETS
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, LabelSetKind, Membership, Role
 from webapp.datasets.permissions import visible_fields
 
+from .common import StrictCharField
+
 
 class DatasetSerializer(serializers.ModelSerializer):
-    owner = serializers.CharField(source="owner.username", read_only=True)
-    my_role = serializers.CharField(read_only=True, allow_null=True)
+    owner = StrictCharField(source="owner.username", read_only=True)
+    my_role = StrictCharField(read_only=True, allow_null=True)
     example_count = serializers.IntegerField(read_only=True)
     label_set_count = serializers.IntegerField(read_only=True)
 
@@ -27,22 +29,28 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 class DatasetCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="JSON array, JSONL or CSV; the paper's released files as they are")
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=200, required=False, allow_blank=True)
+    description = StrictCharField(required=False, allow_blank=True, default="")
     task = serializers.ChoiceField(choices=sorted(PRESETS))
-    template = serializers.CharField(required=False, allow_blank=True,
+    template = StrictCharField(required=False, allow_blank=True,
                                      help_text="prompt template over the file's fields (default: the preset's)")
-    consistency = serializers.CharField(required=False, allow_blank=True,
+    consistency = StrictCharField(required=False, allow_blank=True,
                                         help_text="none | unique | asymmetric | key:FIELD (default: the preset's)")
     dry_run = serializers.BooleanField(required=False, default=False,
                                        help_text="validate and preview without writing anything")
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
-    guidelines = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+    name = StrictCharField(max_length=200, required=False)
+    description = StrictCharField(required=False, allow_blank=True)
+    guidelines = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
                                        help_text="what annotators and reviewers read before they label (plain text)")
+
+    def validate(self, attrs: dict) -> dict:
+        # DRF skips a blank optional field of a form body; a blank name is a mistake, in any body.
+        if "name" in self.initial_data and not str(self.initial_data.get("name") or "").strip():
+            raise serializers.ValidationError({"name": "A dataset needs a name."})
+        return attrs
 
 
 class LabelBalanceSerializer(serializers.Serializer):
@@ -52,13 +60,13 @@ class LabelBalanceSerializer(serializers.Serializer):
 
 
 class PreviewSerializer(serializers.Serializer):
-    filename = serializers.CharField()
+    filename = StrictCharField()
     rows = serializers.IntegerField()
-    fields = serializers.ListField(child=serializers.CharField())
+    fields = serializers.ListField(child=StrictCharField())
     groups = serializers.IntegerField()
-    task = serializers.CharField()
-    template = serializers.CharField()
-    consistency = serializers.CharField()
+    task = StrictCharField()
+    template = StrictCharField()
+    consistency = StrictCharField()
     label_balance = LabelBalanceSerializer()
     sample = serializers.ListField(child=serializers.DictField())
 
@@ -85,8 +93,8 @@ class ExampleSerializer(serializers.ModelSerializer):
 
 
 class LabelSetSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
-    annotator = serializers.CharField(source="annotator.username", read_only=True, allow_null=True, default=None)
+    created_by = StrictCharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+    annotator = StrictCharField(source="annotator.username", read_only=True, allow_null=True, default=None)
     run = serializers.IntegerField(source="from_run", read_only=True, allow_null=True)
     n_labels = serializers.IntegerField(read_only=True)
     n_true = serializers.IntegerField(read_only=True)
@@ -104,13 +112,13 @@ class LabelSetSerializer(serializers.ModelSerializer):
 class LabelSetImportSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="JSONL or CSV rows of `id` and `label` (optional `score`)")
     kind = serializers.ChoiceField(choices=LabelSetKind.choices)
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    model = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=200, required=False, allow_blank=True)
+    model = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
 
 
 class LabelSerializer(serializers.ModelSerializer):
     example = serializers.IntegerField(source="example_id", read_only=True)
-    example_id = serializers.CharField(source="example.external_id", read_only=True)
+    example_id = StrictCharField(source="example.external_id", read_only=True)
     label = serializers.BooleanField(source="value", read_only=True)
 
     class Meta:
@@ -129,7 +137,7 @@ class AgreementSerializer(serializers.Serializer):
 
 class MemberSerializer(serializers.ModelSerializer):
     user = serializers.IntegerField(source="user_id", read_only=True)
-    username = serializers.CharField(source="user.username", read_only=True)
+    username = StrictCharField(source="user.username", read_only=True)
 
     class Meta:
         model = Membership
@@ -138,7 +146,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class MemberCreateSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = StrictCharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -152,19 +160,19 @@ class InvitationCreateSerializer(serializers.Serializer):
 
 class InvitationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    key = serializers.CharField(help_text="the secret in the link; POST /api/invitations/{key}/accept/ uses it")
-    url = serializers.CharField(help_text="the link's path on this server: a page where the invited person "
+    key = StrictCharField(help_text="the secret in the link; POST /api/invitations/{key}/accept/ uses it")
+    url = StrictCharField(help_text="the link's path on this server: a page where the invited person "
                                           "chooses a username and password")
     role = serializers.ChoiceField(choices=Role.choices)
     status = serializers.ChoiceField(choices=["open", "accepted", "revoked", "expired"])
     created = serializers.DateTimeField()
     expires = serializers.DateTimeField()
-    created_by = serializers.CharField(allow_null=True)
-    accepted_by = serializers.CharField(allow_null=True)
+    created_by = StrictCharField(allow_null=True)
+    accepted_by = StrictCharField(allow_null=True)
     accepted = serializers.DateTimeField(allow_null=True)
     revoked = serializers.DateTimeField(allow_null=True)
 
 
 class InvitationAcceptSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, write_only=True, style={"input_type": "password"})
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=4096, write_only=True, style={"input_type": "password"})

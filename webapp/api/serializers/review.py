@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from webapp.review.models import VerdictKind
 
-from .common import GoldComparisonSerializer, IntervalMixin
+from .common import GoldComparisonSerializer, IntervalMixin, StrictCharField
 from .datasets import ExampleSerializer
 
 
@@ -18,7 +18,7 @@ class AccuracySerializer(GoldComparisonSerializer):
 
 class StratumAccuracySerializer(GoldComparisonSerializer):
     label_set = serializers.IntegerField()
-    stratum = serializers.CharField()
+    stratum = StrictCharField()
 
 
 class KappaSerializer(IntervalMixin):
@@ -46,7 +46,7 @@ class AgreementReportSerializer(serializers.Serializer):
     dataset = serializers.IntegerField()
     gold = serializers.DictField(allow_null=True)
     label_sets = serializers.ListField(child=serializers.DictField())
-    stratified_by = serializers.CharField()
+    stratified_by = StrictCharField()
     accuracy = AccuracySerializer(many=True)
     by_stratum = StratumAccuracySerializer(many=True)
     kappa = KappaSerializer(many=True)
@@ -56,10 +56,10 @@ class AgreementReportSerializer(serializers.Serializer):
 class VerdictSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     example = serializers.IntegerField(help_text="the example's database id")
-    example_id = serializers.CharField(read_only=True)
+    example_id = StrictCharField(read_only=True)
     verdict = serializers.ChoiceField(choices=VerdictKind.choices)
-    note = serializers.CharField(required=False, allow_blank=True, default="")
-    user = serializers.CharField(read_only=True)
+    note = StrictCharField(required=False, allow_blank=True, default="")
+    user = StrictCharField(read_only=True)
     created = serializers.DateTimeField(read_only=True)
     retracted = serializers.DateTimeField(read_only=True, allow_null=True,
                                           help_text="when it was withdrawn: undone, or replaced (superseded)")
@@ -71,10 +71,10 @@ class VerdictExportRowSerializer(serializers.Serializer):
     """One row of the verdicts download (review.exports.verdict_rows)."""
 
     id = serializers.IntegerField()
-    example = serializers.CharField(help_text="the example's id in the file")
+    example = StrictCharField(help_text="the example's id in the file")
     verdict = serializers.ChoiceField(choices=VerdictKind.choices)
-    note = serializers.CharField(allow_blank=True)
-    user = serializers.CharField()
+    note = StrictCharField(allow_blank=True)
+    user = StrictCharField()
     created = serializers.DateTimeField()
     retracted = serializers.DateTimeField(allow_null=True)
     labels = serializers.DictField(help_text="the labels shown beside the item when the verdict was given")
@@ -84,15 +84,15 @@ class VerdictExportRowSerializer(serializers.Serializer):
 class GoldCorrectionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     example = serializers.IntegerField(help_text="the example's database id")
-    example_id = serializers.CharField()
+    example_id = StrictCharField()
     old_value = serializers.BooleanField(allow_null=True, help_text="gold before (null: the example had none)")
     new_value = serializers.BooleanField()
     from_set = serializers.IntegerField(help_text="the gold label set corrected")
     from_version = serializers.IntegerField()
     to_set = serializers.IntegerField(help_text="the gold label set the correction made")
     to_version = serializers.IntegerField()
-    reason = serializers.CharField(allow_blank=True)
-    user = serializers.CharField()
+    reason = StrictCharField(allow_blank=True)
+    user = StrictCharField()
     created = serializers.DateTimeField()
 
 

@@ -10,23 +10,24 @@ from webapp.runs.models import RunMethod, RunStatus
 from webapp.runs.progress import HELP as RUN_PROGRESS_HELP
 from webapp.runs.progress import RunProgress
 
-from .common import GoldComparisonSerializer
+from .common import GoldComparisonSerializer, StrictCharField
 
 
 class RunCreateSerializer(serializers.Serializer):
     dataset = serializers.IntegerField()
     task = serializers.ChoiceField(choices=sorted(PRESETS), help_text="must be the dataset's task preset")
     method = serializers.ChoiceField(choices=RunMethod.choices, default=RunMethod.ICM)
-    backend = serializers.CharField(default="transformers")
-    model = serializers.CharField(required=False, allow_blank=True, default="")
+    backend = StrictCharField(default="transformers")
+    model = StrictCharField(required=False, allow_blank=True, default="")
     base_url = serializers.URLField(required=False, help_text="openai backend: the server's URL")
     seed = serializers.IntegerField(default=0, min_value=-(2**31), max_value=2**31 - 1,
                                     help_text="one seed (seeds, when given, replaces it)")
     seeds = serializers.ListField(
         child=serializers.IntegerField(min_value=-(2**31), max_value=2**31 - 1), required=False, min_length=1,
         max_length=20,
-        help_text="one run per seed (distinct) for the methods whose labels depend on it (ICM, random-label ICL, "
-                  "bootstrap, golden ICL), each with its own label set; zero-shot runs once")
+        help_text="one run per seed (distinct, at most ICM_MAX_SEEDS) for the methods whose labels depend on it "
+                  "(ICM and random-label ICL; bootstrap and golden ICL only where `shots` samples their "
+                  "demonstrations), each with its own label set; the others run once")
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                      help_text="only the first N examples, in whole consistency groups")
     config = serializers.DictField(
@@ -76,7 +77,7 @@ class RunShardSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=RunStatus.choices)
     batch_range = serializers.ListField(child=serializers.IntegerField())
-    worker = serializers.CharField(allow_blank=True)
+    worker = StrictCharField(allow_blank=True)
     attempts = serializers.IntegerField()
     labeled = serializers.IntegerField()
     step = serializers.IntegerField()
@@ -86,10 +87,10 @@ class RunShardSerializer(serializers.Serializer):
 class RunSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     dataset = serializers.IntegerField()
-    method = serializers.CharField()
-    task = serializers.CharField()
-    backend = serializers.CharField()
-    model = serializers.CharField(allow_blank=True)
+    method = StrictCharField()
+    task = StrictCharField()
+    backend = StrictCharField()
+    model = StrictCharField(allow_blank=True)
     seed = serializers.IntegerField()
     limit = serializers.IntegerField(allow_null=True)
     config = serializers.DictField()
@@ -97,8 +98,8 @@ class RunSerializer(serializers.Serializer):
     cancel_requested = serializers.BooleanField()
     progress = RunProgressSerializer()
     history = serializers.ListField(child=serializers.ListField(), help_text="[step, U, gold agreement or null]")
-    error = serializers.CharField(allow_blank=True, help_text="a failure, in one line without server paths")
-    error_detail = serializers.CharField(allow_blank=True, help_text="a failure's traceback: for the dataset's "
+    error = StrictCharField(allow_blank=True, help_text="a failure, in one line without server paths")
+    error_detail = StrictCharField(allow_blank=True, help_text="a failure's traceback: for the dataset's "
                                                                      "owners, empty for other members")
     label_set = serializers.IntegerField(allow_null=True)
     attempts = serializers.IntegerField()
@@ -134,7 +135,7 @@ class MethodSeedSerializer(serializers.Serializer):
 
 class ConsensusSerializer(serializers.Serializer):
     label_set = serializers.IntegerField(help_text="the consensus label set (an ICM label set like any other)")
-    name = serializers.CharField()
+    name = StrictCharField()
     seeds = serializers.ListField(child=serializers.IntegerField(), help_text="the seeds that voted")
     agreement = serializers.FloatField(allow_null=True, help_text="the seeds' mean pairwise agreement")
     kappa = serializers.FloatField(allow_null=True, help_text="Fleiss' kappa over the seeds (null where undefined)")
@@ -143,7 +144,7 @@ class ConsensusSerializer(serializers.Serializer):
 
 class MethodRowSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=RunMethod.choices)
-    label = serializers.CharField()
+    label = StrictCharField()
     n_seeds = serializers.IntegerField()
     accuracy = SpreadSerializer(help_text="accuracy against gold over the seeds")
     majority_accuracy = serializers.FloatField(allow_null=True)
