@@ -166,16 +166,21 @@ def summarize(rows: list[dict]) -> dict[tuple[str, str], dict]:
     return out
 
 
-def choose(rows: list[dict]) -> dict[str, str]:
+def choose(rows: list[dict], min_seeds: int = 3) -> dict[str, str]:
     """Per preset: the candidate with the best mean ICM accuracy over its dev files (default orientation), the
-    mean of its worst seeds breaking ties."""
+    mean of its worst seeds breaking ties. Only candidates with `min_seeds` seeds on every dev file of the
+    preset that ICM ran on compete (one left out after a seed, or not yet run on a file, does not)."""
     summary = summarize(rows)
     by_preset: dict[str, dict[str, list]] = {}
+    files: dict[str, set[str]] = {}
     for (file, cand), s in summary.items():
         preset = FILES[file][0]
-        by_preset.setdefault(preset, {}).setdefault(cand, []).append((s["mean"], s["worst"]))
+        files.setdefault(preset, set()).add(file)
+        if len(s["rows"]) >= min_seeds:
+            by_preset.setdefault(preset, {}).setdefault(cand, []).append((s["mean"], s["worst"]))
+    complete = {p: {k: v for k, v in c.items() if len(v) == len(files[p])} for p, c in by_preset.items()}
     return {p: max(c, key=lambda k: (_mean([m for m, _ in c[k]]), _mean([w for _, w in c[k]])))
-            for p, c in by_preset.items()}
+            for p, c in complete.items() if c}
 
 
 def _pct(x: float | None) -> str:
@@ -186,15 +191,15 @@ def table(rows: list[dict]) -> str:
     summary = summarize(rows)
     chosen = choose(rows)
     base = {(r["file"], r["readout"], r["method"]): r for r in rows if r["method"] != "icm"}
-    lines = ["| dev file (n) | candidate: readout, context, centre, anchor | ICM seeds (auto orientation) | mean | "
-             "worst | undecided | seeds agree | likelihood / zero-shot / no orientation (means) | without completion | "
-             "searched | accepted | s a seed | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dev file (n) | candidate: readout, context, centre, anchor (weight) | ICM seeds (auto orientation) | "
+             "mean | worst | undecided | seeds agree | likelihood / zero-shot / no orientation (means) | "
+             "without completion | searched | accepted | s a seed | chosen |", "|---" * 13 + "|"]
     for (file, cand), s in summary.items():
         r0 = s["rows"][0]
         o = s["by_orientation"]
         pick = chosen.get(FILES[file][0]) == cand
         lines.append(
-            f"| {file} ({r0['n']}) | {', '.join(CANDIDATES[cand])} | "
+            f"| {file} ({r0['n']}) | {cand}: {', '.join(CANDIDATES[cand])} ({ANCHOR_WEIGHT.get(cand, 1.0):g}) | "
             f"{', '.join(_pct(a) for a in o['auto'])} | **{_pct(s['mean'])}** | {_pct(s['worst'])} | "
             f"{s['undecided']} of {len(s['rows'])} | {_pct(s['seeds_agree'])} | "
             f"{_pct(_mean(o['likelihood']))} / {_pct(_mean(o['zero-shot']))} / "

@@ -54,7 +54,7 @@ def _api_calls(ds, ls, member_id, run, check, example):
 
 
 # Endpoints that hold no dataset's data.
-OPEN_API = {"api-token", "api-datasets", "api-runs", "api-schema", "api-docs", "api-redoc",
+OPEN_API = {"api-root", "api-token", "api-datasets", "api-runs", "api-schema", "api-docs", "api-redoc",
             "api-invitation-accept"}  # the invitation's key is the credential
 
 

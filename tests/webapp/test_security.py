@@ -358,3 +358,14 @@ def test_the_schema_documents_the_verdicts_export_as_an_array_and_every_shared_r
         for method, op in operations.items():
             assert {"400", "403", "404"} <= set(op["responses"]), (method, path)
     assert "429" in as_json["paths"]["/api/auth/token/"]["post"]["responses"]
+
+
+def test_the_429_and_405_pages_are_pages(client, dataset, owner):
+    for _ in range(10):
+        client.post("/accounts/login/", {"username": "olivia", "password": "wrong"})
+    resp = client.post("/accounts/login/", {"username": "olivia", "password": "wrong"})
+    text = resp.content.decode()
+    assert resp.status_code == 429 and "</main>" in text and "try again in" in text and " 0 s" not in text
+    client.force_login(owner)
+    resp = client.get(f"/datasets/{dataset.pk}/delete/")
+    assert resp.status_code == 405 and resp["Allow"] == "POST" and "takes POST only" in resp.content.decode()

@@ -147,3 +147,20 @@ def test_a_blank_name_is_refused_in_a_form_body_too(dataset, owner):
 def test_a_text_field_takes_text_only(dataset, owner):
     resp = api_client(owner).patch(f"/api/datasets/{dataset.pk}/", {"guidelines": 0}, format="json")
     assert resp.status_code == 400 and "guidelines" in resp.json()
+
+
+def test_annotators_are_not_told_how_many_label_sets_there_are(client, dataset, owner):
+    annotator = make_user("ann")
+    Membership.objects.create(dataset=dataset, user=annotator, role=Role.ANNOTATOR)
+    listed = api_client(annotator).get("/api/datasets/").json()["results"]
+    assert listed[0]["label_set_count"] is None
+    assert api_client(owner).get("/api/datasets/").json()["results"][0]["label_set_count"] == 1
+    client.force_login(annotator)
+    page = client.get("/datasets/").content.decode()
+    assert '<td class="num">–</td>' in page
+
+
+def test_the_api_root_lists_where_to_go():
+    resp = api_client().get("/api/")
+    assert resp.status_code == 200 and resp.json()["docs"].endswith("/api/docs/")
+    assert set(resp.json()) == {"docs", "redoc", "schema", "token", "datasets", "runs"}

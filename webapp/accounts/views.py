@@ -15,10 +15,9 @@ from django.views.decorators.http import require_http_methods
 from .throttles import LoginThrottle, account_wait, retry_after
 
 
-def too_many(wait: float, what: str) -> HttpResponse:
+def too_many(request: HttpRequest, wait: float, what: str) -> HttpResponse:
     seconds = retry_after(wait)
-    response = HttpResponse(f"Too many sign-in attempts {what}; try again in {seconds} s.", status=429,
-                            content_type="text/plain; charset=utf-8")
+    response = render(request, "429.html", {"what": what, "seconds": seconds}, status=429)
     response["Retry-After"] = str(seconds)
     return response
 
@@ -29,10 +28,10 @@ class LoginView(auth_views.LoginView):
     def post(self, request, *args, **kwargs):
         throttle = LoginThrottle()
         if not throttle.allow_request(request, self):
-            return too_many(throttle.wait() or throttle.duration, "from this address")
+            return too_many(request, throttle.wait() or throttle.duration, "from this address")
         wait = account_wait(request.POST.get("username", ""))
         if wait:
-            return too_many(wait, "for this account")
+            return too_many(request, wait, "for this account")
         return super().post(request, *args, **kwargs)
 
 

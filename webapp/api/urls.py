@@ -2,8 +2,10 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from .views import datasets, invitations, review, runs
+from .views.common import ApiRootView
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("auth/token/", datasets.TokenView.as_view(), name="api-token"),
     path("datasets/", datasets.DatasetListView.as_view(), name="api-datasets"),
     path("datasets/<id:pk>/", datasets.DatasetDetailView.as_view(), name="api-dataset"),

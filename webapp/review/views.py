@@ -201,7 +201,8 @@ def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("review:queue", pk=dataset.pk)
-    messages.success(request, f"Gold {new.name} v{new.version}: {new.configuration['changes']} items corrected.")
+    changes = new.configuration["changes"]
+    messages.success(request, f"Gold {new.name} v{new.version}: {changes} item{'' if changes == 1 else 's'} corrected.")
     return redirect(f"/datasets/{dataset.pk}/agreement/?gold={new.pk}")
 
 

@@ -16,7 +16,8 @@ class DatasetSerializer(serializers.ModelSerializer):
     owner = StrictCharField(source="owner.username", read_only=True)
     my_role = StrictCharField(read_only=True, allow_null=True)
     example_count = serializers.IntegerField(read_only=True)
-    label_set_count = serializers.IntegerField(read_only=True)
+    label_set_count = serializers.IntegerField(read_only=True, allow_null=True,
+                                               help_text="null for annotators, who label blind")
 
     class Meta:
         model = Dataset
@@ -25,6 +26,12 @@ class DatasetSerializer(serializers.ModelSerializer):
             "owner", "my_role", "example_count", "label_set_count", "created",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data.get("my_role") == "annotator":
+            data["label_set_count"] = None
+        return data
 
 
 class DatasetCreateSerializer(serializers.Serializer):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from webapp.datasets.exports import FORMATS
 from webapp.review.exports import REPORT_FORMATS
@@ -35,3 +39,16 @@ def download_format(request) -> str:
     if fmt not in FORMATS:
         raise ValidationError({"format": f"format must be one of {', '.join(FORMATS)}"})
     return fmt
+
+
+class ApiRootView(APIView):
+    """Where the API starts: its documentation and its main collections (no data of any dataset)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response({name: request.build_absolute_uri(reverse(view)) for name, view in (
+            ("docs", "api-docs"), ("redoc", "api-redoc"), ("schema", "api-schema"), ("token", "api-token"),
+            ("datasets", "api-datasets"), ("runs", "api-runs"))})
