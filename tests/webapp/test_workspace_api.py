@@ -164,3 +164,30 @@ def test_the_api_root_lists_where_to_go():
     resp = api_client().get("/api/")
     assert resp.status_code == 200 and resp.json()["docs"].endswith("/api/docs/")
     assert set(resp.json()) == {"docs", "redoc", "schema", "token", "datasets", "runs"}
+
+
+def test_an_agreement_without_what_to_compare_says_so(dataset, owner):
+    api = api_client(owner)
+    for url in (f"/api/datasets/{dataset.pk}/agreement/", f"/api/datasets/{dataset.pk}/agreement/export/"):
+        resp = api.get(url)
+        assert resp.status_code == 400 and "labelsets" in resp.json(), url
+    gold = dataset.label_sets.get(kind="gold").pk
+    resp = api.get(f"/api/labelsets/{gold}/agreement/")
+    assert resp.status_code == 400 and "other" in resp.json()
+
+
+def test_the_dashboard_compares_the_newest_sets_in_natural_order_and_its_download_the_same(client, dataset, owner):
+    from webapp.review.selectors import DASHBOARD_SETS
+
+    api = api_client(owner)
+    for i in range(1, 11):
+        rows = [{"id": r["id"], "label": r["label"] if (j + i) % 4 else not r["label"]}
+                for j, r in enumerate(SMALL_ROWS)]
+        api.post(f"/api/datasets/{dataset.pk}/labelsets/", {"file": SimpleUploadedFile("r.jsonl", jsonl(rows)),
+                                                            "kind": "icm", "name": f"run {i}"}, format="multipart")
+    client.force_login(owner)
+    page = client.get(f"/datasets/{dataset.pk}/agreement/")
+    names = [f"run {ls.name.split()[1]}" for ls in page.context["compared"]]
+    assert names == [f"run {i}" for i in range(11 - DASHBOARD_SETS, 11)]  # the newest six, "run 10" last
+    download = client.get(f"/datasets/{dataset.pk}/agreement/download/?format=json").json()
+    assert len(download["accuracy"]) == DASHBOARD_SETS

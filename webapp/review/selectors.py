@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,6 +185,25 @@ def gold_corrections(dataset: Dataset) -> QuerySet[GoldCorrection]:
     """Every change made to the dataset's gold labels (adjudication or a spot-check), newest first."""
     return (GoldCorrection.objects.filter(dataset=dataset)
             .select_related("from_set", "to_set", "example", "user").order_by("-created", "-id"))
+
+
+DASHBOARD_SETS = 6  # label sets compared by default: the newest version of each, the newest first
+
+
+def _natural(name: str) -> list:
+    """A name's sort key with its numbers as numbers: "run 8" before "run 10"."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def default_compared(sets: list[LabelSet]) -> list[LabelSet]:
+    """What the agreement dashboard compares with gold when nothing is chosen: the newest version of each
+    non-gold set, the DASHBOARD_SETS newest of those, in natural order of their names."""
+    latest: dict[str, LabelSet] = {}
+    for ls in sets:
+        if ls.kind != LabelSetKind.GOLD and (ls.name not in latest or ls.version > latest[ls.name].version):
+            latest[ls.name] = ls
+    newest = sorted(latest.values(), key=lambda ls: (ls.created, ls.pk), reverse=True)[:DASHBOARD_SETS]
+    return sorted(newest, key=lambda ls: (_natural(ls.name), ls.version))
 
 
 def gold_versions(dataset: Dataset) -> QuerySet[LabelSet]:

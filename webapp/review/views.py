@@ -206,15 +206,22 @@ def adjudicate(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(f"/datasets/{dataset.pk}/agreement/?gold={new.pk}")
 
 
-@require_GET
-def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset, sets = _reader_dataset_and_sets(request, pk)
+def _dashboard_inputs(request: HttpRequest, dataset, sets: list[LabelSet]) -> tuple:
+    """The gold and the sets the dashboard (and its download) compare: those chosen, else the latest gold and
+    selectors.default_compared."""
     golds = [ls for ls in sets if ls.kind == LabelSetKind.GOLD]
     gold_id = request.GET.get("gold")
     gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else (golds[-1] if golds else None)
     chosen = request.GET.getlist("labelsets")
     compared = ([selectors.readable_label_set(request.user, dataset, x) for x in chosen] if chosen
-                else [ls for ls in sets if ls.kind != LabelSetKind.GOLD])
+                else selectors.default_compared(sets))
+    return golds, gold, compared
+
+
+@require_GET
+def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset, sets = _reader_dataset_and_sets(request, pk)
+    golds, gold, compared = _dashboard_inputs(request, dataset, sets)
     report = selectors.agreement_report(dataset, compared, gold)
     names = {ls.pk: f"{ls.name} v{ls.version}" for ls in sets}
     plot = selectors.accuracy_plot(report, names)
@@ -227,10 +234,8 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def dashboard_export(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = _reader_dataset(request, pk)
-    gold_id = request.GET.get("gold")
-    gold = selectors.readable_label_set(request.user, dataset, gold_id) if gold_id else None
-    compared = [selectors.readable_label_set(request.user, dataset, x) for x in request.GET.getlist("labelsets")]
+    dataset, sets = _reader_dataset_and_sets(request, pk)
+    _, gold, compared = _dashboard_inputs(request, dataset, sets)
     return exports.report_response(selectors.agreement_report(dataset, compared, gold), request.GET.get("format"))
 
 

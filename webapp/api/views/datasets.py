@@ -17,6 +17,7 @@ from webapp.datasets import permissions, selectors, services
 from webapp.datasets.data_view import api_examples
 from webapp.datasets.exports import dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
+from webapp.ids import as_id
 
 from .. import serializers as s
 from .common import DOWNLOAD, FORMAT_PARAM, IMPORT_ERRORS, download_format
@@ -234,6 +235,8 @@ class LabelSetAgreementView(APIView):
     def get(self, request, pk: int):
         """How often this label set agrees with another of the same dataset, on the examples both label."""
         label_set = selectors.get_label_set(request.user, pk)
+        if as_id(request.query_params.get("other")) is None:
+            raise ValidationError({"other": "give the id of the label set to compare with: ?other=ID"})
         other = selectors.get_label_set(request.user, request.query_params.get("other"))
         if other.dataset_id != label_set.dataset_id:
             raise ValidationError({"other": "both label sets must belong to one dataset"})

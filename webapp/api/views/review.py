@@ -34,8 +34,10 @@ def _ids(raw: str | None, name: str) -> list[int]:
 
 
 def _report_inputs(request, dataset):
-    sets = [review_selectors.readable_label_set(request.user, dataset, x)
-            for x in _ids(request.query_params.get("labelsets"), "labelsets")]
+    ids = _ids(request.query_params.get("labelsets"), "labelsets")
+    if not ids:  # a report of nothing is no answer
+        raise ValidationError({"labelsets": "name the label sets to compare with gold: ?labelsets=A,B (ids)"})
+    sets = [review_selectors.readable_label_set(request.user, dataset, x) for x in ids]
     gold_ids = _ids(request.query_params.get("gold"), "gold")
     gold = review_selectors.readable_label_set(request.user, dataset, gold_ids[0]) if gold_ids else \
         selectors.latest_gold(dataset)
@@ -45,7 +47,7 @@ def _report_inputs(request, dataset):
 
 
 REPORT_PARAMS = [
-    OpenApiParameter("labelsets", str, description="label set ids, comma-separated"),
+    OpenApiParameter("labelsets", str, required=True, description="label set ids, comma-separated"),
     OpenApiParameter("gold", int, description="the gold label set (any version; default: the latest)"),
 ]
 
