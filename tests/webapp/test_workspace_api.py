@@ -191,3 +191,15 @@ def test_the_dashboard_compares_the_newest_sets_in_natural_order_and_its_downloa
     assert names == [f"run {i}" for i in range(11 - DASHBOARD_SETS, 11)]  # the newest six, "run 10" last
     download = client.get(f"/datasets/{dataset.pk}/agreement/download/?format=json").json()
     assert len(download["accuracy"]) == DASHBOARD_SETS
+
+
+def test_an_upload_error_suggests_the_task_whose_fields_the_rows_have_and_never_miscounts(client, owner):
+    client.force_login(owner)
+    rows = [{"id": i, "question": f"q{i}", "choice": "c", "choice_2": "d", "label": True} for i in range(3)]
+    resp = client.post("/datasets/new/", {"file": SimpleUploadedFile("a.jsonl", jsonl(rows)), "task": "gsm8k"})
+    text = resp.content.decode()
+    assert resp.status_code == 400 and "<strong>truthfulqa</strong>" in text and "choose it as the task" in text
+    bad = [{"id": 1, "question": "q", "choice": "c", "label": "maybe"}] * 40
+    text = client.post("/datasets/new/", {"file": SimpleUploadedFile("b.jsonl", jsonl(bad)),
+                                          "task": "truthfulqa"}).content.decode()
+    assert "The first 20 problems (reading stopped there" in text and "(the first 20)" not in text

@@ -247,3 +247,14 @@ def parse_label_file(filename: str, data: bytes, known_ids: set[str]) -> ParsedL
     if not labels:
         raise DataError([Problem(filename, None, "label", "no row holds a label")])
     return ParsedLabels(filename, labels, skipped)
+
+
+def fitting_tasks(filename: str, data: bytes, task: str) -> list[str]:
+    """The task presets other than `task` whose fields a rejected file's rows all have: what its upload
+    error suggests. Empty where the rows cannot be read or none fits."""
+    try:
+        rows = read_rows(safe_filename(filename), data)
+    except DataError:
+        return []
+    common = set.intersection(*(set(r) for r in rows)) if rows else set()
+    return [name for name in PRESETS if name != task and set(get_task(name).required_fields("verdict")) <= common]

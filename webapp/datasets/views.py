@@ -17,7 +17,7 @@ from . import permissions, selectors, services
 from .data_view import data_view
 from .exports import FORMATS, dataset_export, label_set_export
 from .forms import DatasetUploadForm, LabelSetImportForm, MemberAddForm, MemberRoleForm
-from .parsing import read_upload
+from .parsing import fitting_tasks, read_upload
 
 LABELS_PER_PAGE = 50
 LABEL_CHOICES = [("true", "says T"), ("false", "says F"), ("none", "has no label")]
@@ -47,13 +47,15 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         options = {k: d[k] for k in ("name", "task", "template", "consistency", "description")}
+        data = b""
         try:
-            staged, parsed = services.stage_upload(
-                owner=request.user, filename=d["file"].name, data=read_upload(d["file"]), options=options
-            )
+            data = read_upload(d["file"])
+            staged, parsed = services.stage_upload(owner=request.user, filename=d["file"].name, data=data,
+                                                   options=options)
             context.update(preview=parsed.preview(), token=staged.token)
         except DataError as exc:
             context["problems"] = exc.problems
+            context["fitting_tasks"] = fitting_tasks(d["file"].name, data, options.get("task", "")) if data else []
     template = "datasets/_preview.html" if _is_htmx(request) else "datasets/new.html"
     return render(request, template, context, status=400 if context.get("problems") else 200)
 
