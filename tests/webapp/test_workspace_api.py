@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from webapp.datasets.models import Invitation, Membership, Role
+from webapp.datasets.models import Dataset, Invitation, Membership, Role
+from webapp.datasets.services import create_dataset
 
 from .conftest import SMALL_ROWS, api_client, jsonl, make_user
 
@@ -203,3 +204,17 @@ def test_an_upload_error_suggests_the_task_whose_fields_the_rows_have_and_never_
     text = client.post("/datasets/new/", {"file": SimpleUploadedFile("b.jsonl", jsonl(bad)),
                                           "task": "truthfulqa"}).content.decode()
     assert "The first 20 problems (reading stopped there" in text and "(the first 20)" not in text
+
+
+def test_a_spot_check_item_shows_the_prompt_filled_in_and_no_label_field(client, owner):
+    from webapp.review.services import create_spot_check
+
+    rows = [{"id": f"e{i}", "question": f"Question {i}?", "choice": f"Claim {i}", "confidence": "confhi",
+             "label": bool(i % 2)} for i in range(6)]
+    ds = Dataset.objects.get(pk=create_dataset(owner=owner, filename="d.jsonl", data=jsonl(rows),
+                                               task="truthfulqa").pk)
+    check = create_spot_check(user=owner, dataset=ds, gold=ds.label_sets.get(kind="gold"), size=4)
+    client.force_login(owner)
+    text = client.get(f"/spotchecks/{check.pk}/").content.decode()
+    assert 'id="spotcheck-prompt"' in text and "{question}" not in text and "Question " in text
+    assert "confhi" not in text

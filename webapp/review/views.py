@@ -16,7 +16,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.datasets import permissions
-from webapp.datasets.models import Example, LabelSet, LabelSetKind
+from webapp.datasets.models import Example, LabelSet, LabelSetKind, Role
 from webapp.datasets.selectors import dataset_label_sets, get_dataset, get_dataset_with_label_sets, role_of
 
 from . import exports, selectors, services
@@ -295,9 +295,14 @@ def spot_check(request: HttpRequest, pk: int) -> HttpResponse:
     check = _spot_check(request, pk)
     items = selectors.spot_check_items_for(request.user, check)
     todo = [x for x in items if x["answer"] is None]
+    current = todo[0] if todo else None
+    # Blind: the fields that carry labels or answers are left out, whoever labels (as for annotators).
+    fields = permissions.visible_fields(Role.ANNOTATOR, current["item"].example.fields) if current else {}
     return render(request, "review/spotcheck.html", {
-        "check": check, "dataset": check.dataset, "items": items, "current": todo[0] if todo else None,
-        "done": len(items) - len(todo)})
+        "check": check, "dataset": check.dataset, "items": items, "current": current,
+        "done": len(items) - len(todo), "fields": fields,
+        # The example as the model is asked about it (the raw template with {question} said nothing).
+        "prompt": selectors.annotation_prompt(check.dataset, current["item"].example, fields) if current else None})
 
 
 @require_POST
