@@ -218,3 +218,16 @@ def test_a_spot_check_item_shows_the_prompt_filled_in_and_no_label_field(client,
     text = client.get(f"/spotchecks/{check.pk}/").content.decode()
     assert 'id="spotcheck-prompt"' in text and "{question}" not in text and "Question " in text
     assert "confhi" not in text
+
+
+def test_undo_after_a_skip_shows_the_undone_example_not_the_skipped_one(client, dataset, owner):
+    annotator = make_user("ann")
+    Membership.objects.create(dataset=dataset, user=annotator, role=Role.ANNOTATOR)
+    client.force_login(annotator)
+    first = client.get(f"/datasets/{dataset.pk}/annotate/").context["current"]
+    skipped = client.get(f"/datasets/{dataset.pk}/annotate/?after={first.position}").context["current"]
+    assert skipped.position == first.position + 1
+    nxt = client.get(f"/datasets/{dataset.pk}/annotate/?after={skipped.position}").context["current"]
+    client.post(f"/datasets/{dataset.pk}/annotate/label/", {"example": nxt.pk, "value": "true"})
+    resp = client.post(f"/datasets/{dataset.pk}/annotate/undo/", follow=True)
+    assert resp.context["current"].pk == nxt.pk

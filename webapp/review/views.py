@@ -381,5 +381,8 @@ def annotate_label(request: HttpRequest, pk: int) -> HttpResponse:
 def annotate_undo(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
     permissions.require(role_of(request.user, dataset), permissions.ANNOTATE, "Labeling")
-    services.undo_annotation(user=request.user, dataset=dataset)
+    undone = services.undo_annotation(user=request.user, dataset=dataset)
+    position = Example.objects.filter(pk=undone).values_list("position", flat=True).first() if undone else None
+    if position:  # the undone example next, not an example skipped before it
+        return redirect(f"{reverse('review:annotate', args=[dataset.pk])}?after={position - 1}")
     return redirect("review:annotate", pk=dataset.pk)
