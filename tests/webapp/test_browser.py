@@ -340,3 +340,18 @@ def test_the_run_form_gives_each_input_its_own_label_and_the_cost_beside_or_belo
             assert cost["top"] >= form["bottom"] - 1, (form, cost)
             assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.close()
+
+
+def test_the_time_since_the_start_ticks_in_the_browser_between_frames(browser, live_server, owner):
+    """A queued run sends no frames; its page still counts the seconds since the start was clicked."""
+    from webapp.runs.models import Run
+
+    from .runs_helpers import FAKE, ICM_FAST, fake_dataset
+
+    run = Run.objects.create(dataset=fake_dataset(owner), created_by=owner, method="icm", task="claims",
+                             backend=FAKE, config=ICM_FAST)
+    page = signed_in(browser, live_server)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    first = int(page.inner_text("#run-since"))
+    page.wait_for_timeout(2600)
+    assert int(page.inner_text("#run-since")) >= first + 2
