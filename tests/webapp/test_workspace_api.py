@@ -231,3 +231,17 @@ def test_undo_after_a_skip_shows_the_undone_example_not_the_skipped_one(client, 
     client.post(f"/datasets/{dataset.pk}/annotate/label/", {"example": nxt.pk, "value": "true"})
     resp = client.post(f"/datasets/{dataset.pk}/annotate/undo/", follow=True)
     assert resp.context["current"].pk == nxt.pk
+
+
+def test_every_accuracy_header_names_the_gold_version(client, dataset, owner):
+    api = api_client(owner)
+    api.post(f"/api/datasets/{dataset.pk}/labelsets/", {"file": SimpleUploadedFile("g.jsonl", jsonl(
+        [{"id": r["id"], "label": r["label"]} for r in SMALL_ROWS])), "kind": "gold", "name": "gold"},
+        format="multipart")
+    from webapp.runs.models import Run
+
+    Run.objects.create(dataset=dataset, created_by=owner, method="zero-shot", task=dataset.task, config={})
+    client.force_login(owner)
+    for url in (f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/runs/panel/", f"/datasets/{dataset.pk}/runs/"):
+        text = client.get(url).content.decode()
+        assert "Accuracy against gold v2" in text or "against gold gold v2" in text, url

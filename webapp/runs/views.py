@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from icm_engine.facade import choice_for
 from webapp.datasets import permissions
-from webapp.datasets.selectors import get_dataset, role_of
+from webapp.datasets.selectors import get_dataset, latest_gold, role_of
 
 from . import selectors, services
 from .estimates import dataset_size, start_estimate
@@ -31,6 +31,7 @@ def run_list(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_for_runs(request, pk)
     return render(request, "runs/list.html", {
         "dataset": dataset, "runs": selectors.with_gold(dataset, list(selectors.runs_of(dataset))),
+        "gold": latest_gold(dataset),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
     })
 
@@ -41,7 +42,7 @@ def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _dataset_for_runs(request, pk)
     return render(request, "runs/_panel.html", {
         "dataset": dataset, "runs": selectors.with_gold(dataset, list(selectors.runs_of(dataset)[:10])),
-        "methods": selectors.method_table(dataset),
+        "methods": selectors.method_table(dataset), "gold": latest_gold(dataset),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
     })
 
