@@ -245,3 +245,16 @@ def test_every_accuracy_header_names_the_gold_version(client, dataset, owner):
     for url in (f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/runs/panel/", f"/datasets/{dataset.pk}/runs/"):
         text = client.get(url).content.decode()
         assert "Accuracy against gold v2" in text or "against gold gold v2" in text, url
+
+
+def test_a_data_view_row_opens_its_example_in_review(client, dataset, owner):
+    rows = [{"id": r["id"], "label": r["label"] if i % 3 else not r["label"], "score": 1.0}
+            for i, r in enumerate(SMALL_ROWS)]
+    api_client(owner).post(f"/api/datasets/{dataset.pk}/labelsets/", {
+        "file": SimpleUploadedFile("m.jsonl", jsonl(rows)), "kind": "icm", "name": "icm"}, format="multipart")
+    client.force_login(owner)
+    data = client.get(f"/datasets/{dataset.pk}/examples/").content.decode()
+    target = dataset.examples.get(external_id="q2-1")
+    assert f"/datasets/{dataset.pk}/review/?example={target.pk}" in data
+    page = client.get(f"/datasets/{dataset.pk}/review/?example={target.pk}")
+    assert page.status_code == 200 and page.context["item"]["example"].pk == target.pk

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from webapp.datasets import permissions
 from webapp.datasets.models import Example, LabelSet, LabelSetKind, Role
 from webapp.datasets.selectors import dataset_label_sets, get_dataset, get_dataset_with_label_sets, role_of
+from webapp.ids import as_id
 
 from . import exports, selectors, services
 from .models import SpotCheck, SpotCheckItem, VerdictKind
@@ -90,10 +91,15 @@ def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: l
     rows = comp.cell_rows()
     first = next((r["key"] for r in rows if r["disagree"]), rows[0]["key"] if rows else "")
     cell = params.get("cell") or first
+    # ?example=ID (a data-view row's link): the queue and place that hold that example.
+    wanted = as_id(params.get("example")) if params.get("example") else None
+    holding = next(((c, m.index(wanted)) for c, m in comp.cells.items() if wanted in m), None)
+    if holding:
+        cell = holding[0]
     members = comp.cells.get(cell, [])
     try:
         # One past the last item is the queue's end (where a verdict on the last item leads).
-        index = min(max(int(params.get("i", 0)), 0), len(members))
+        index = holding[1] if holding else min(max(int(params.get("i", 0)), 0), len(members))
     except ValueError:
         index = 0
     cell_query = _query(comp, cell)
