@@ -258,3 +258,16 @@ def test_a_data_view_row_opens_its_example_in_review(client, dataset, owner):
     assert f"/datasets/{dataset.pk}/review/?example={target.pk}" in data
     page = client.get(f"/datasets/{dataset.pk}/review/?example={target.pk}")
     assert page.status_code == 200 and page.context["item"]["example"].pk == target.pk
+
+
+def test_the_queue_listing_marks_the_items_you_judged(client, dataset, owner):
+    rows = [{"id": r["id"], "label": not r["label"], "score": 1.0} for r in SMALL_ROWS]
+    api = api_client(owner)
+    api.post(f"/api/datasets/{dataset.pk}/labelsets/", {
+        "file": SimpleUploadedFile("m.jsonl", jsonl(rows)), "kind": "icm", "name": "icm"}, format="multipart")
+    target = dataset.examples.get(external_id="q1-0")
+    api.post(f"/api/datasets/{dataset.pk}/verdicts/", {"example": target.pk, "verdict": "icm_wrong"}, format="json")
+    client.force_login(owner)
+    page = client.get(f"/datasets/{dataset.pk}/review/").content.decode()
+    assert page.count('class="judged-mark"') == 1
+    assert 'q1-0</a> <span class="muted">' in page.split('class="judged-mark"')[0].rsplit("<li", 1)[1]

@@ -177,6 +177,12 @@ def judged_by(user: User, dataset: Dataset, example_ids: list[int]) -> int:
             .values("example_id").distinct().count())
 
 
+def judged_ids(user: User, dataset: Dataset, example_ids: list[int]) -> set[int]:
+    """Which of the examples carry a standing verdict of the user's (the queue listing marks them)."""
+    return set(Verdict.objects.filter(dataset=dataset, user=user, retracted__isnull=True, example_id__in=example_ids)
+               .values_list("example_id", flat=True))
+
+
 def gold_wrong_count(dataset: Dataset) -> int:
     return gold_wrong(dataset).count()
 

@@ -112,30 +112,41 @@ def _queue_context(request: HttpRequest, dataset, params, *, full: bool, sets: l
                        can_adjudicate=can_adjudicate, gold_wrong=can_adjudicate and selectors.gold_wrong_count(dataset),
                        prev_query=_query(comp, cell, index - 1),
                        listing=_listing(cell_query, [comp.names[ex] for ex in members[:QUEUE_LIST]],
-                                        [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index))
+                                        [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index,
+                                        _judged(request, dataset, members[:QUEUE_LIST])))
     elif members:
         # The listing shows ids only (kept with the cached comparison): the examples' fields (their
         # text) are read for the item alone.
         context["listing"] = _listing(cell_query, [comp.names[ex] for ex in members[:QUEUE_LIST]],
-                                      [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index)
+                                      [comp.scores.get(ex) for ex in members[:QUEUE_LIST]], index,
+                                      _judged(request, dataset, members[:QUEUE_LIST]))
         context["item"] = selectors.item_context(comp, dataset, members[index])
         context["prev_query"] = _query(comp, cell, max(index - 1, 0))
         context["next_query"] = _query(comp, cell, min(index + 1, len(members) - 1))
     return context
 
 
-def _listing(cell_query: str, names: list[str], scores: list[float | None], current: int) -> str:
+def _judged(request: HttpRequest, dataset, shown: list[int]) -> list[bool]:
+    judged = selectors.judged_ids(request.user, dataset, shown)
+    return [ex in judged for ex in shown]
+
+
+def _listing(cell_query: str, names: list[str], scores: list[float | None], current: int,
+             judged: list[bool] | None = None) -> str:
     """The queue listing's items, escaped. Built here rather than in a template loop (fifty items of a few
     variables each were a third of an item's rendering, and every step through a queue renders them), and
     with the query escaped once: `format_html` escaped every argument of every item, 400 calls a step.
     The ids are the only dataset text and are escaped each; the index and score are numbers made here."""
     query = escape(cell_query)
     items = []
-    for i, (name, score) in enumerate(zip(names, scores, strict=True)):
-        mark = ' class="current"' if i == current else ""
+    judged = judged or [False] * len(names)
+    for i, (name, score, done) in enumerate(zip(names, scores, judged, strict=True)):
+        classes = " ".join(c for c, on in (("current", i == current), ("judged", done)) if on)
+        mark = f' class="{classes}"' if classes else ""
         shown = "" if score is None else f"{score:.2f}"
+        tick = ' <span class="judged-mark" title="you gave a verdict here">✓</span>' if done else ""
         items.append(f'<li{mark}><a href="?{query}&amp;i={i}" hx-get="?{query}&amp;i={i}" hx-push-url="true">'
-                     f'{escape(name)}</a> <span class="muted">{shown}</span></li>')
+                     f'{escape(name)}</a> <span class="muted">{shown}</span>{tick}</li>')
     return mark_safe("".join(items))  # every piece is escaped above or made here
 
 
