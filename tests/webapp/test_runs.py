@@ -782,3 +782,18 @@ def test_golden_icl_runs_per_seed_only_where_shots_sample_its_demonstrations(own
     assert sorted(Run.objects.filter(method="gold-icl").values_list("seed", flat=True)) == [0]
     assert _post_run(owner_api, ds, method="gold-icl", seeds=[0, 1, 2], config={"shots": 4}).status_code == 201
     assert sorted(Run.objects.filter(method="gold-icl").values_list("seed", flat=True)) == [0, 0, 1, 2]
+
+
+def test_the_method_table_never_puts_one_experiments_method_beside_anothers(owner, owner_api, client):
+    """Baselines on 16 examples, then ICM on 24: the table is the 24-example experiment, and says so."""
+    ds = fake_dataset(owner, n=32)
+    assert _post_run(owner_api, ds, method="zero-shot", limit=16).status_code == 201
+    assert _post_run(owner_api, ds, config=ICM_FAST, limit=24).status_code == 201
+    for run in Run.objects.order_by("pk"):
+        assert execute_run(run.pk) == "succeeded"
+    rows = {r["method"]: r for r in owner_api.get(f"/api/datasets/{ds.pk}/methods/").json()}
+    assert rows["icm"]["n_seeds"] == 1 and rows["icm"]["limit"] == 24 and rows["icm"]["n_examples"] == 24
+    assert rows["zero-shot"]["n_seeds"] == 0  # its experiment was on other examples
+    client.force_login(owner)
+    panel = client.get(f"/datasets/{ds.pk}/runs/panel/").content.decode()
+    assert "every row labels the same 24 examples (limit 24)" in panel

@@ -216,6 +216,12 @@ def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[s
     and whether it was also the most accurate."""
     if runs is None:
         runs = list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
+    # Like with like: the table is the latest finished run's examples (its limit); runs over other examples
+    # are left to the runs list, so no method's figure stands beside another experiment's.
+    limit = runs[0].limit if runs else None
+    runs = [r for r in runs if r.limit == limit]
+    size = Example.objects.filter(dataset=dataset).count()
+    n_examples = min(limit, size) if limit else size
     gold = latest_gold(dataset)
     compared = gold_comparisons([r.label_set for r in runs if r.label_set is not None], gold)
     rows = []
@@ -235,6 +241,7 @@ def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[s
             for code in dict.fromkeys(codes):
                 warned[code] = warned.get(code, 0) + 1
         row = {"method": method, "label": label, "seeds": entries, "n_seeds": len(entries),
+               "limit": limit, "n_examples": n_examples,
                "accuracy": _spread(accuracies), "warnings": warned,
                "majority_accuracy": _spread([e["gold"]["majority_accuracy"] for e in entries
                                              if e["gold"] and e["gold"]["n"]])["mean"],

@@ -146,6 +146,9 @@ class MethodRowSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=RunMethod.choices)
     label = StrictCharField()
     n_seeds = serializers.IntegerField()
+    limit = serializers.IntegerField(allow_null=True, help_text="the experiment's limit (null: every example); every "
+                                                                "row is of the latest finished run's examples")
+    n_examples = serializers.IntegerField(help_text="how many examples the experiment labels")
     accuracy = SpreadSerializer(help_text="accuracy against gold over the seeds")
     majority_accuracy = serializers.FloatField(allow_null=True)
     warnings = serializers.DictField(child=serializers.IntegerField(), help_text="each warning: how many seeds")
