@@ -271,3 +271,18 @@ def test_the_queue_listing_marks_the_items_you_judged(client, dataset, owner):
     page = client.get(f"/datasets/{dataset.pk}/review/").content.decode()
     assert page.count('class="judged-mark"') == 1
     assert 'q1-0</a> <span class="muted">' in page.split('class="judged-mark"')[0].rsplit("<li", 1)[1]
+
+
+def test_the_group_table_shows_what_differs_not_the_shared_question(client, owner):
+    question = "What happens if you crack your knuckles a lot? " + "Some context. " * 20
+    rows = [{"id": f"k{i}", "question": question, "choice": f"Answer number {i}", "label": i == 0,
+             "consistency_id": 1} for i in range(4)]
+    ds = Dataset.objects.get(pk=create_dataset(owner=owner, filename="k.jsonl", data=jsonl(rows),
+                                               task="truthfulqa").pk)
+    api_client(owner).post(f"/api/datasets/{ds.pk}/labelsets/", {"file": SimpleUploadedFile("m.jsonl", jsonl(
+        [{"id": r["id"], "label": not r["label"], "score": 1.0} for r in rows])), "kind": "icm", "name": "icm"},
+        format="multipart")
+    client.force_login(owner)
+    item = client.get(f"/datasets/{ds.pk}/review/").context["item"]
+    assert item["shared"] == ["question"]
+    assert [s["text"] for s in item["siblings"]] == [f"Answer number {i}" for i in range(4)]

@@ -125,10 +125,22 @@ def _fill(comp: Comparison) -> None:
     comp.cells = dict(cells)
 
 
-def example_text(example: Example) -> str:
-    """The example's own text fields, without its id and group (for compact listings)."""
-    skip = {"id", "consistency_id", "candidate_label", "confidence"}
+def example_text(example: Example, shared: frozenset[str] = frozenset()) -> str:
+    """The example's own text fields, without its id and group (for compact listings); `shared`: fields
+    left out because every member of its group has the same value there."""
+    skip = {"id", "consistency_id", "candidate_label", "confidence", *shared}
     return " · ".join(str(v) for k, v in example.fields.items() if k not in skip and v not in (None, ""))
+
+
+def shared_fields(members: list[Example]) -> frozenset[str]:
+    """The fields every member of a group has alike (a TruthfulQA group's question): its table shows what
+    differs, so four answers to one long question do not all read as the question's first 160 characters."""
+    if len(members) < 2:
+        return frozenset()
+    first = members[0].fields
+    alike = frozenset(k for k, v in first.items()
+                      if k not in ("id", "consistency_id") and all(m.fields.get(k) == v for m in members[1:]))
+    return alike if any(example_text(m, alike) for m in members) else frozenset()
 
 
 def item_context(comp: Comparison, dataset: Dataset, example_id: int) -> dict[str, Any]:
@@ -150,10 +162,12 @@ def item_context(comp: Comparison, dataset: Dataset, example_id: int) -> dict[st
         {"with": members[c.j if c.i == me else c.i].external_id, "kind": c.kind}
         for c in rule.conflicts(model_labels) if me in (c.i, c.j)
     ]
-    siblings = [{"example": m, "text": example_text(m), "labels": [comp.labels[ls.pk].get(m.pk) for ls in comp.sets],
+    alike = shared_fields(members)
+    siblings = [{"example": m, "text": example_text(m, alike),
+                 "labels": [comp.labels[ls.pk].get(m.pk) for ls in comp.sets],
                  "score": comp.scores.get(m.pk), "is_item": m.pk == example.pk} for m in members]
     return {
-        "example": example,
+        "example": example, "shared": sorted(alike),
         "labels": [{"set": ls, "value": comp.labels[ls.pk].get(example.pk)} for ls in comp.sets],
         "score": comp.scores.get(example.pk),
         "siblings": siblings,
