@@ -218,7 +218,8 @@ def test_a_run_shows_its_phase_and_progress_and_a_one_class_labeling_its_badge(b
     assert "not measured yet on this server" in page.inner_text("#run-estimate")
     page.fill("#id_seeds", "4")
     page.fill("#id_iterations", str(ICM_FAST["iterations"]))
-    page.uncheck("#id_with_baselines")
+    for box in page.locator("input[name=baselines]").all():
+        box.uncheck()
     wait_until(page, lambda: "Golden" not in page.inner_text("#run-estimate"), "the estimate without baselines")
     with page.expect_navigation():
         page.click("main form button[type=submit]")
@@ -330,7 +331,7 @@ def test_the_run_form_gives_each_input_its_own_label_and_the_cost_beside_or_belo
         rows = page.evaluate(rows_js)
         assert len(rows) > 30 and all(r["own"] and r["labelled"] for r in rows), rows
         assert all(r["above"] and r["helpBelow"] for r in rows if not r["check"]), [r for r in rows if not r["above"]]
-        assert [t.strip() for t in page.locator("#run-form legend").all_inner_texts()][:3] == [
+        assert [t.strip() for t in page.locator("#run-form > fieldset > legend").all_inner_texts()][:3] == [
             "What to label", "Method and seeds", "Model"]
         form, cost = page.eval_on_selector("#run-form", "e => e.getBoundingClientRect().toJSON()"), \
             page.eval_on_selector("#run-estimate", "e => e.getBoundingClientRect().toJSON()")

@@ -698,7 +698,7 @@ def test_run_pages(client, owner):
         "method": "icm", "backend": "transformers", "seeds": "0", "readout": "verdict", "context": "all",
         "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
         "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
-        "init": "random", "anchor": "likelihood", "with_baselines": "on", "rounds": 3})
+        "init": "random", "anchor": "likelihood", "baselines": ["zero-shot", "random-icl", "gold-icl"], "rounds": 3})
     assert resp.status_code == 400 and "the likelihood anchor needs the field &#x27;question&#x27;" in \
         resp.content.decode()
     assert Run.objects.count() == 0
@@ -765,7 +765,8 @@ def test_the_run_form_prices_a_start_at_the_pace_of_finished_runs(client, owner)
     assert html.count("2 min") >= 2 and "5,000" in html and "10,000" in html and "3 min" in html
     assert "estimate-warning" not in html and "cannot be priced" not in html
     # Forty times the iterations, and the baselines (never measured here) beside them: over an hour.
-    html = client.get(url, _form(iterations=400, batch_size=24, seeds="0, 1", with_baselines="on")).content.decode()
+    html = client.get(url, _form(iterations=400, batch_size=24, seeds="0, 1",
+                                 baselines=["zero-shot", "random-icl", "gold-icl"])).content.decode()
     assert "estimate-warning" in html and "over an hour" in html and "2.2 h" in html
     assert "cannot be priced" in html and "Zero-shot" in html
     # Another readout has no measured pace; a form that does not validate gets no estimate and no error.
@@ -797,3 +798,21 @@ def test_the_method_table_never_puts_one_experiments_method_beside_anothers(owne
     client.force_login(owner)
     panel = client.get(f"/datasets/{ds.pk}/runs/panel/").content.decode()
     assert "every row labels the same 24 examples (limit 24)" in panel
+
+
+def test_a_start_runs_the_baselines_chosen_bootstrap_included_each_priced(owner, owner_api, client):
+    ds = fake_dataset(owner)
+    resp = _post_run(owner_api, ds, config=ICM_FAST, seeds=[0, 1], baseline_methods=["zero-shot", "bootstrap"])
+    assert resp.status_code == 201, resp.content
+    assert sorted(Run.objects.values_list("method", flat=True)) == ["bootstrap", "icm", "icm", "zero-shot"]
+    refused = _post_run(owner_api, ds, config=ICM_FAST, baseline_methods=["likelihood"])  # no likelihood fields
+    assert refused.status_code == 400 and "baselines" in refused.json()
+    client.force_login(owner)
+    form = client.get(f"/datasets/{ds.pk}/runs/new/").content.decode()
+    boxes = {m.group(1): "checked" in m.group(0)
+             for m in re.finditer(r'<input type="checkbox" name="baselines" value="([a-z-]+)"[^>]*>', form)}
+    # Only what this dataset can run (no likelihood fields here), the default ones ticked.
+    assert boxes == {"zero-shot": True, "random-icl": True, "bootstrap": False, "gold-icl": True}
+    html = client.get(f"/datasets/{ds.pk}/runs/estimate/", _form(
+        iterations=40, batch_size=8, seeds="0", baselines=["zero-shot", "bootstrap"])).content.decode()
+    assert "Bootstrap" in html and "Zero-shot" in html and "Golden" not in html

@@ -51,7 +51,8 @@ def measured(runs: QuerySet[Run]) -> list[Measured]:
     return out
 
 
-def start_estimate(dataset: Dataset, *, method: str, seeds: list[int], baselines: bool, backend: str, model: str,
+def start_estimate(dataset: Dataset, *, method: str, seeds: list[int], baselines: bool | list[str], backend: str,
+                   model: str,
                    n: int, icm_config: dict[str, Any], baseline_config: dict[str, Any]) -> dict[str, Any]:
     """Per run a start would queue: its method, seed and estimate (None where this server has measured no
     finished run like it), and the total of those estimated, with whether it exceeds an hour."""

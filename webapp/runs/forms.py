@@ -20,17 +20,19 @@ from icm_engine.facade import (
 
 from .backends import allowed_backends, allowed_models, openai_base_urls, openai_models
 from .models import RunMethod
+from .selectors import BASELINES, DEFAULT_BASELINES
 
 D = ICMConfig()
 
 
 class RunForm(forms.Form):
     method = forms.ChoiceField(choices=RunMethod.choices, initial=RunMethod.ICM)
-    with_baselines = forms.BooleanField(
-        required=False, initial=True, label="Also run the baselines",
-        help_text="Zero-shot, the claims' likelihood (where the examples have its fields), random-label ICL and "
-                  "(where every example has gold) golden-label ICL, with the same settings, so ICM is shown beside "
-                  "them.")
+    baselines = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Baselines beside ICM",
+        choices=[(m, RunMethod(m).label) for m in BASELINES], initial=list(DEFAULT_BASELINES),
+        help_text="Run with the same settings, so ICM is shown beside them; the cost table prices each. The "
+                  "likelihood needs the examples' fields for it, golden-label ICL gold on every example. None "
+                  "ticked: ICM alone.")
     # Only what the operator offers (webapp/runs/backends.py): the request cannot name another server or folder.
     backend = forms.ChoiceField(choices=lambda: [(b, b) for b in allowed_backends()], initial="transformers",
                                 error_messages={"invalid_choice": "this server does not offer that backend"})
@@ -132,13 +134,17 @@ class RunForm(forms.Form):
                 "shards", "shots", "rounds", "context", "centre", "folds", "orient")
     # The form's groups, in order; what no group names (and is not advanced) goes under "Search".
     GROUPS = (("What to label", ("limit",)),
-              ("Method and seeds", ("method", "seeds", "with_baselines")),
+              ("Method and seeds", ("method", "seeds", "baselines")),
               ("Model", ("backend", "model", "base_url")))
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, available_baselines: list[str] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not openai_base_urls():  # no model server offered: nothing to choose
             del self.fields["base_url"]
+        if available_baselines is not None:  # only those this dataset can run, the default ones ticked
+            field = self.fields["baselines"]
+            field.choices = [(m, label) for m, label in field.choices if m in available_baselines]
+            field.initial = [m for m in DEFAULT_BASELINES if m in available_baselines]
 
     def groups(self) -> list[tuple[str, list]]:
         named = {f for _, fields in self.GROUPS for f in fields}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Length
@@ -73,26 +75,48 @@ def first_lacking(dataset: Dataset, names: list[str]) -> tuple[str, int, str] | 
     return None
 
 
-def baseline_methods(dataset: Dataset, anchor: str = "none") -> list[str]:
-    """The baselines queued beside an ICM run: zero-shot, the likelihood (the label-free baseline ICM must beat,
-    where the examples have its fields), random-label ICL, and the golden-label ceiling where every example has
-    gold."""
-    out = [RunMethod.ZERO_SHOT]
+# The baselines a start may queue beside ICM, in order; DEFAULT_BASELINES without a choice (bootstrap runs
+# the model several times over: chosen, not by default).
+BASELINES = (RunMethod.ZERO_SHOT, RunMethod.LIKELIHOOD, RunMethod.RANDOM_ICL, RunMethod.BOOTSTRAP, RunMethod.GOLD_ICL)
+DEFAULT_BASELINES = (RunMethod.ZERO_SHOT, RunMethod.LIKELIHOOD, RunMethod.RANDOM_ICL, RunMethod.GOLD_ICL)
+
+
+def available_baselines(dataset: Dataset) -> list[str]:
+    """The baselines this dataset can run: the likelihood where the examples have its fields, golden-label
+    ICL where every example has gold."""
     task = get_task(dataset.task, template=dataset.template, consistency=dataset.consistency)
-    if first_lacking(dataset, list(task.likelihood_fields())) is None:
-        out.append(RunMethod.LIKELIHOOD)
-    out.append(RunMethod.RANDOM_ICL)
-    if has_full_gold(dataset):
-        out.append(RunMethod.GOLD_ICL)
+    out = []
+    for m in BASELINES:
+        if m == RunMethod.LIKELIHOOD and first_lacking(dataset, list(task.likelihood_fields())) is not None:
+            continue
+        if m == RunMethod.GOLD_ICL and not has_full_gold(dataset):
+            continue
+        out.append(m)
     return out
 
 
-def planned_runs(dataset: Dataset, method: str, seeds: list[int], baselines: bool, anchor: str = "none", *,
+def baseline_methods(dataset: Dataset, anchor: str = "none", chosen: Sequence[str] | None = None) -> list[str]:
+    """The baselines queued beside an ICM run: those `chosen` (each must be available), else the default ones
+    this dataset can run (zero-shot, the likelihood, the label-free baseline ICM must beat, random-label
+    ICL, and the golden-label ceiling)."""
+    available = available_baselines(dataset)
+    if chosen is None:
+        return [m for m in available if m in DEFAULT_BASELINES]
+    unknown = [m for m in chosen if m not in available]
+    if unknown:
+        raise ValidationError({"baselines": f"{', '.join(map(str, unknown))}: not a baseline this dataset can run; "
+                                            f"choose among {', '.join(available)}"})
+    return [m for m in available if m in chosen]
+
+
+def planned_runs(dataset: Dataset, method: str, seeds: list[int], baselines: bool | Sequence[str],
+                 anchor: str = "none", *,
                  config: dict[str, Any] | None = None, baseline_config: dict[str, Any] | None = None,
                  ) -> list[tuple[str, int]]:
     """The (method, seed) of each run a start queues, in order: `method` once per seed (once if its labels do
     not depend on the seed: uses_seed), then with `baselines` (ICM only) each baseline likewise."""
-    methods = [method] + (baseline_methods(dataset, anchor) if baselines and method == RunMethod.ICM else [])
+    chosen = None if baselines is True else list(baselines or [])
+    methods = [method] + (baseline_methods(dataset, anchor, chosen) if baselines and method == RunMethod.ICM else [])
     return [(m, seed) for m in methods
             for seed in (seeds if uses_seed(m, config if m == method else baseline_config) else seeds[:1])]
 

@@ -174,7 +174,7 @@ def start_runs(
     dataset: Dataset,
     method: str = RunMethod.ICM,
     seeds: list[int] | tuple[int, ...] = (0,),
-    baselines: bool = False,
+    baselines: bool | list[str] = False,
     config: dict[str, Any] | None = None,
     baseline_config: dict[str, Any] | None = None,
     shards: int | None = None,

@@ -52,14 +52,15 @@ def run_new(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
     permissions.require(role_of(request.user, dataset), permissions.WRITE_LABELS, "Starting a run")
     defaults = choice_for(dataset.task_config)
-    form = RunForm(request.POST or None, initial=defaults.settings())
+    form = RunForm(request.POST or None, initial=defaults.settings(),
+                   available_baselines=selectors.available_baselines(dataset))
     errors = None
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         try:
             runs = services.start_runs(
                 user=request.user, dataset=dataset, method=d["method"], seeds=d["seeds"],
-                baselines=d["with_baselines"], config=form.config_for(d["method"]),
+                baselines=d["baselines"], config=form.config_for(d["method"]),
                 baseline_config=form.config_for(RunMethod.ZERO_SHOT), shards=d["shards"],
                 backend=d["backend"], model=d["model"], limit=d["limit"],
                 backend_options={"base_url": d["base_url"]} if d.get("base_url") else {})
@@ -82,7 +83,7 @@ def run_estimate(request: HttpRequest, pk: int) -> HttpResponse:
     """The run form's cost estimate for its current values (loaded by htmx as the form changes)."""
     dataset = get_dataset(request.user, pk)
     permissions.require(role_of(request.user, dataset), permissions.WRITE_LABELS, "Starting a run")
-    form = RunForm(request.GET)
+    form = RunForm(request.GET, available_baselines=selectors.available_baselines(dataset))
     context: dict = {"problems": None, "estimate": None}
     if not form.is_valid():
         context["problems"] = ["Complete the form to see an estimate."]
@@ -95,12 +96,12 @@ def run_estimate(request: HttpRequest, pk: int) -> HttpResponse:
         icm = services.run_config(d["method"], form.config_for(d["method"]), n, dataset.task_config)
         base = services.run_config(RunMethod.ZERO_SHOT, form.config_for(RunMethod.ZERO_SHOT), n,
                                    dataset.task_config)
+        context["estimate"] = start_estimate(dataset, method=d["method"], seeds=seeds, baselines=d["baselines"],
+                                             backend=d["backend"], model=d["model"], n=n, icm_config=icm,
+                                             baseline_config=base)
     except ValidationError as exc:
         context["problems"] = exc.messages
         return render(request, "runs/_estimate.html", context)
-    context["estimate"] = start_estimate(dataset, method=d["method"], seeds=seeds, baselines=d["with_baselines"],
-                                         backend=d["backend"], model=d["model"], n=n, icm_config=icm,
-                                         baseline_config=base)
     context["n"] = n
     return render(request, "runs/_estimate.html", context)
 

@@ -41,9 +41,14 @@ class RunCreateSerializer(serializers.Serializer):
                   "(docs/defaults.md); batch_size and iterations from the data's size; the rest are the paper's. "
                   "Baselines: readout, context, calibrate, centre, folds, shots, rounds, batch_size.")
     baselines = serializers.BooleanField(
-        default=False, help_text="with method icm: also queue zero-shot, the zero-shot likelihood (where the "
-                                "examples have its fields), random-label ICL and golden-label ICL (where every "
-                                "example has gold)")
+        default=False, help_text="with method icm: also queue the default baselines, zero-shot, the zero-shot "
+                                "likelihood (where the examples have its fields), random-label ICL and golden-label "
+                                "ICL (where every example has gold)")
+    baseline_methods = serializers.ListField(
+        child=serializers.ChoiceField(choices=["zero-shot", "likelihood", "random-icl", "bootstrap", "gold-icl"]),
+        required=False, max_length=5,
+        help_text="with method icm: exactly these baselines instead of the default ones (bootstrap included if "
+                  "named); each must be one the dataset can run")
     shards = serializers.IntegerField(
         required=False, allow_null=True, min_value=1,
         help_text="ICM: split the batches into this many runs that workers execute in parallel; their labels "

@@ -47,7 +47,8 @@ class RunListView(generics.GenericAPIView):
             raise ValidationError({"task": f"the dataset's task preset is {dataset.task!r}"})
         runs = run_services.start_runs(
             user=request.user, dataset=dataset, method=d["method"], seeds=d.get("seeds") or [d["seed"]],
-            baselines=d["baselines"], config=d["config"], shards=d.get("shards"),
+            baselines=d["baseline_methods"] if "baseline_methods" in d else d["baselines"], config=d["config"],
+            shards=d.get("shards"),
             backend=d["backend"], model=d["model"], limit=d.get("limit"),
             backend_options={"base_url": d["base_url"]} if d.get("base_url") else {})
         # One run a seed: the first one's snapshot, as with one seed, and every seed's run id.
