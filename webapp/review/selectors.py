@@ -185,16 +185,20 @@ def gold_wrong(dataset: Dataset) -> QuerySet:
     return standing.annotate(others=Count("pk", filter=~Q(verdict=VerdictKind.GOLD_WRONG))).filter(others=0)
 
 
+def _judged(user: User, dataset: Dataset, example_ids: list[int]):
+    """The ids, among these examples, that carry a standing verdict of the user's (a query)."""
+    return (Verdict.objects.filter(dataset=dataset, user=user, retracted__isnull=True, example_id__in=example_ids)
+            .values_list("example_id", flat=True).distinct())
+
+
 def judged_by(user: User, dataset: Dataset, example_ids: list[int]) -> int:
     """How many of the examples carry a standing verdict of the user's."""
-    return (Verdict.objects.filter(dataset=dataset, user=user, retracted__isnull=True, example_id__in=example_ids)
-            .values("example_id").distinct().count())
+    return _judged(user, dataset, example_ids).count()
 
 
 def judged_ids(user: User, dataset: Dataset, example_ids: list[int]) -> set[int]:
     """Which of the examples carry a standing verdict of the user's (the queue listing marks them)."""
-    return set(Verdict.objects.filter(dataset=dataset, user=user, retracted__isnull=True, example_id__in=example_ids)
-               .values_list("example_id", flat=True))
+    return set(_judged(user, dataset, example_ids))
 
 
 def gold_wrong_count(dataset: Dataset) -> int:
