@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -20,6 +20,7 @@ from django.utils import timezone
 from . import permissions
 from .models import Dataset, Invitation, Membership, Role
 from .selectors import role_of
+from .services import new_user
 
 
 def create_invitation(*, actor: AbstractBaseUser, dataset: Dataset, role: str) -> Invitation:
@@ -56,20 +57,13 @@ def open_invitation(key: str) -> Invitation:
 def accept_invitation(*, key: str, username: str, password: str) -> AbstractBaseUser:
     """Make the account and its membership, once: the invitation's row is locked and checked again inside
     the transaction, so concurrent acceptances of one link make one account."""
-    User = get_user_model()
     username = (username or "").strip()
     with transaction.atomic():
         invitation = open_invitation(key)
         invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
         if invitation.status != "open":
             raise Http404("This invitation link does not work: it was used, revoked or has expired.")
-        user = User(username=username)
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError({"username": "that username is taken; choose another"})
-        try:
-            user.full_clean(exclude=["password"])
-        except ValidationError as exc:
-            raise ValidationError({"username": exc.message_dict.get("username", exc.messages)}) from None
+        user = new_user(username, taken="that username is taken; choose another")
         try:
             password_validation.validate_password(password or "", user)
         except ValidationError as exc:

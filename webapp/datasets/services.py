@@ -305,6 +305,20 @@ def add_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role
     return Membership.objects.create(dataset=dataset, user=user, role=role)
 
 
+def new_user(username: str, *, taken: str) -> AbstractBaseUser:
+    """An unsaved account named `username`, checked: the name's own rules, and no account already named so
+    whatever the case (ValidationError on `username`, saying `taken` for a name in use)."""
+    User = get_user_model()
+    user = User(username=username)
+    if username and User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": taken})
+    try:
+        user.full_clean(exclude=["password"])  # the username's own rules (characters, length)
+    except ValidationError as exc:
+        raise ValidationError({"username": " ".join(exc.message_dict.get("username", exc.messages))}) from None
+    return user
+
+
 def invite_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role: str) -> tuple[Membership, str]:
     """Bring in someone who has no account yet: the account (with no password), their membership, and the
     path of a one-time link to set their password (Django's password-reset token: it expires after
@@ -317,17 +331,8 @@ def invite_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, r
     permissions.require(role_of(actor, dataset), permissions.MANAGE, "Inviting members")
     if role not in Role.values:
         raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
-    User = get_user_model()
     username = (username or "").strip()
-    user = User(username=username)
-    if username and User.objects.filter(username__iexact=username).exists():  # names differ by more than case
-        raise ValidationError({"username": f"{username} already has an account: add them as a member"})
-    try:
-        user.full_clean(exclude=["password"])  # the username's own rules (characters, length, taken)
-    except ValidationError as exc:
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError({"username": f"{username} already has an account: add them as a member"}) from None
-        raise ValidationError({"username": " ".join(exc.message_dict.get("username", exc.messages))}) from None
+    user = new_user(username, taken=f"{username} already has an account: add them as a member")
     try:
         with transaction.atomic():
             user.set_unusable_password()
