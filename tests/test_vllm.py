@@ -238,6 +238,8 @@ def test_a_web_app_run_through_the_openai_backend(vllm_server, shared_data, tran
     from webapp.runs.services import create_run
 
     settings.ICM_RUN_DISPATCH = "none"
+    settings.ICM_OPENAI_BASE_URLS = [vllm_server]  # an operator offers the server and its model by name
+    settings.ICM_OPENAI_MODELS = ["gemma3-270m"]
     user = get_user_model().objects.create_user("vllm-owner")
     path = shared_data / "truthfulqa" / "train_truthfulqa.json"
     dataset = create_dataset(owner=user, filename=path.name, data=path.read_bytes(), task="truthfulqa")
