@@ -11,7 +11,7 @@ from webapp.datasets.models import Dataset, LabelSet, Membership, Role
 from webapp.datasets.services import create_dataset
 from webapp.settings import redis_caches
 
-from .conftest import SMALL_ROWS, jsonl, make_user
+from .conftest import SMALL_ROWS, api_client, jsonl, make_user
 
 
 def test_login_page_and_sign_in(client, owner):
@@ -56,20 +56,27 @@ def test_dataset_list_shows_only_my_datasets(client, dataset, owner, stranger):
     assert "Small" in html and "Theirs" not in html
 
 
-def test_detail_page(client, dataset, owner):
+def test_the_dataset_tabs(client, dataset, owner):
+    """Data (the default), Runs (with the label sets), Members and settings: each its own address."""
     client.force_login(owner)
-    html = client.get(f"/datasets/{dataset.pk}/").content.decode()
-    assert "gold v1" in html and "8 examples" in html
-    data = client.get(f"/datasets/{dataset.pk}/examples/").content.decode()  # dataset text is escaped
-    assert "Answer &lt;b&gt;1&lt;/b&gt;" in data and "Answer <b>1</b>" not in data
-    assert "Import a label set" in html and "Add member" in html  # the owner's controls
-    assert "vic" in html  # members are listed
+    data = client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert "8 examples" in data and 'data-tab="data" aria-current="page"' in data
+    assert "Answer &lt;b&gt;1&lt;/b&gt;" in data and "Answer <b>1</b>" not in data  # dataset text is escaped
+    labelsets = client.get(f"/datasets/{dataset.pk}/labelsets/").content.decode()
+    assert "gold v1" in labelsets and "Import a label set" in labelsets  # the owner's controls
+    assert 'data-tab="runs" aria-current="page"' in labelsets
+    settings_page = client.get(f"/datasets/{dataset.pk}/settings/").content.decode()
+    assert "Add member" in settings_page and "vic" in settings_page  # members are listed
+    assert 'data-tab="settings" aria-current="page"' in settings_page
+    tabs = re.findall(r'data-tab="([a-z]+)"', data)
+    assert tabs == ["data", "runs", "review", "agreement", "spotchecks", "settings"]
 
 
 def test_viewer_sees_no_write_controls(client, dataset, viewer):
     client.force_login(viewer)
-    html = client.get(f"/datasets/{dataset.pk}/").content.decode()
-    assert "Import a label set" not in html and "Add member" not in html and "Delete dataset" not in html
+    for page in ("", "labelsets/", "settings/"):
+        html = client.get(f"/datasets/{dataset.pk}/{page}").content.decode()
+        assert "Import a label set" not in html and "Add member" not in html and "Delete dataset" not in html
 
 
 def test_data_view_search_pages_and_exact_ids(client, owner):
@@ -86,9 +93,9 @@ def test_data_view_search_pages_and_exact_ids(client, owner):
     # An id is matched exactly: "e4" is e4 alone, never e40-e49 (ids are not in the searched text).
     html = client.get(f"/datasets/{ds.pk}/examples/?q=e4").content.decode()
     assert "1 example matching" in html and ">e4<" in html and ">e41<" not in html
-    # The dataset page links to the view rather than listing examples in its own long column.
+    # The dataset's first tab is the data view, its first page.
     page = client.get(f"/datasets/{ds.pk}/").content.decode()
-    assert 'id="open-data-view"' in page and "60 examples" in page and "claim 42" not in page
+    assert "60 examples" in page and "page 1 of 3" in page and "claim 42" not in page
 
 
 def test_data_view_shows_label_sets_side_by_side_and_filters_on_them(client, dataset, owner, viewer):
@@ -272,3 +279,14 @@ def test_a_refusal_is_logged_in_one_line_without_its_traceback():
 
     assert logged(403) == "Forbidden (Permission denied): /x/"
     assert "Traceback" in logged(500)
+
+
+def test_the_label_set_page_rounds_scores_and_keeps_the_exact_one_in_a_title(client, dataset, owner):
+    rows = [{"id": r["id"], "label": True, "score": 0.123456789} for r in SMALL_ROWS]
+    api = api_client(owner)
+    resp = api.post(f"/api/datasets/{dataset.pk}/labelsets/", {"file": SimpleUploadedFile("m.jsonl", jsonl(rows)),
+                                                               "kind": "icm", "name": "m"}, format="multipart")
+    assert resp.status_code == 201, resp.content
+    client.force_login(owner)
+    page = client.get(f"/labelsets/{resp.json()['id']}/").content.decode()
+    assert 'title="0.123456789">0.123</td>' in page and ">0.123456789<" not in page

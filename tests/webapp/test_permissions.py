@@ -190,6 +190,8 @@ def _pages(ds, ls, member_id, run, check, example):
     return [
         ("get", f"/datasets/{ds}/"),
         ("get", f"/datasets/{ds}/examples/"),
+        ("get", f"/datasets/{ds}/settings/"),
+        ("get", f"/datasets/{ds}/labelsets/"),
         ("get", f"/datasets/{ds}/download/?format=csv"),
         ("post", f"/datasets/{ds}/labelsets/import/"),
         ("post", f"/datasets/{ds}/delete/"),

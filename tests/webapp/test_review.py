@@ -241,7 +241,7 @@ def test_agreement_puts_majority_balance_and_warnings_beside_each_accuracy(audit
     html = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}&labelsets={all_false.pk}"
                       ).content.decode()
     assert "undefined: one class" in html
-    html = client.get(f"/datasets/{ds.pk}/").content.decode()
+    html = client.get(f"/datasets/{ds.pk}/labelsets/").content.decode()
     assert html.count("warning-one_class") == 1 and html.count("warning-below_chance") == 1
     html = client.get(f"/labelsets/{all_false.pk}/").content.decode()
     assert "8 of 16" in html and "every label in the set is the same class" in html
@@ -363,7 +363,7 @@ def test_blind_annotation_and_what_annotators_cannot_read(audit, owner, client):
     client.force_login(annie)
     page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()
     assert "<p>Judge the &lt;b&gt;claim&lt;/b&gt; alone.<br>Ignore typos.</p>" in page
-    assert "Judge the &lt;b&gt;claim&lt;/b&gt; alone." in client.get(f"/datasets/{ds.pk}/").content.decode()
+    assert "Judge the &lt;b&gt;claim&lt;/b&gt; alone." in client.get(f"/datasets/{ds.pk}/settings/").content.decode()
     # The owner sees per-annotator progress.
     client.force_login(owner)
     page = client.get(f"/datasets/{ds.pk}/annotate/").content.decode()

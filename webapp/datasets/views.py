@@ -72,7 +72,21 @@ def dataset_confirm(request: HttpRequest) -> HttpResponse:
     return redirect("datasets:detail", pk=dataset.pk)
 
 
-def _detail_context(request: HttpRequest, dataset, import_form=None, problems=None) -> dict:
+def _settings_context(request: HttpRequest, dataset) -> dict:
+    role = selectors.role_of(request.user, dataset)
+    return {
+        "dataset": dataset,
+        "role": role,
+        "can_manage": permissions.allows(role, permissions.MANAGE),
+        "reads_labels": permissions.reads_labels(role),
+        "members": selectors.members_of(dataset),
+        "member_form": MemberAddForm(),
+        "role_form": MemberRoleForm(),
+        "formats": FORMATS,
+    }
+
+
+def _labelsets_context(request: HttpRequest, dataset, import_form=None, problems=None) -> dict:
     role = selectors.role_of(request.user, dataset)
     label_sets = list(selectors.label_sets_with_counts(dataset, request.user))
     gold = selectors.latest_gold(dataset) if permissions.reads_labels(role) else None
@@ -83,40 +97,49 @@ def _detail_context(request: HttpRequest, dataset, import_form=None, problems=No
         "dataset": dataset,
         "role": role,
         "can_write": permissions.allows(role, permissions.WRITE_LABELS),
-        "can_manage": permissions.allows(role, permissions.MANAGE),
         "reads_labels": permissions.reads_labels(role),
         "label_sets": label_sets,
         "gold": gold,
-        "members": selectors.members_of(dataset),
         "import_form": import_form or LabelSetImportForm(),
-        "member_form": MemberAddForm(),
-        "role_form": MemberRoleForm(),
         "problems": problems,
-        "formats": FORMATS,
-        "n_examples": dataset.examples.count(),
     }
 
 
 @require_GET
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = selectors.get_dataset(request.user, pk)
-    return render(request, "datasets/detail.html", _detail_context(request, dataset))
-
-
-@require_GET
-def dataset_examples(request: HttpRequest, pk: int) -> HttpResponse:
-    """The data view: the whole page, or (for the page's own htmx requests) its table alone, with the
-    address the browser should show, so a reload keeps the search, the filters and the page."""
+    """The dataset's first tab, Data: the data view. Its htmx requests get the table alone, with the address
+    the browser should show, so a reload keeps the search, the filters and the page. (`examples/`, its
+    earlier address, shows the same.)"""
     dataset = selectors.get_dataset(request.user, pk)
     view = data_view(request.user, dataset, request.GET)
     context = {"dataset": dataset, "view": view, "query": view.query, "label_choices": LABEL_CHOICES}
-    if request.headers.get("HX-Request") == "true":
+    if not view.reads_labels:  # an annotator's own label set: on their Data tab, since they have no Runs tab
+        context.update(_labelsets_context(request, dataset))
+    if _is_htmx(request):
         response = render(request, "datasets/_examples.html", context)
         response["HX-Push-Url"] = f"{request.path}?{view.query.querystring()}"
     else:
         response = render(request, "datasets/examples.html", context)
     response["Vary"] = "HX-Request"
     return response
+
+
+dataset_examples = dataset_detail
+
+
+@require_GET
+def dataset_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    """Members and settings: what the dataset is, its guidelines, its members and invitations."""
+    dataset = selectors.get_dataset(request.user, pk)
+    return render(request, "datasets/settings.html", _settings_context(request, dataset))
+
+
+@require_GET
+def dataset_labelsets(request: HttpRequest, pk: int) -> HttpResponse:
+    """The label sets of the Runs tab (htmx loads them there), or a page of their own."""
+    dataset = selectors.get_dataset(request.user, pk)
+    template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/labelsets.html"
+    return render(request, template, _labelsets_context(request, dataset))
 
 
 @require_POST
@@ -135,9 +158,11 @@ def labelset_import(request: HttpRequest, pk: int) -> HttpResponse:
             form = None
         except DataError as exc:
             problems = exc.problems
-    context = _detail_context(request, dataset, import_form=form, problems=problems)
+    context = _labelsets_context(request, dataset, import_form=form, problems=problems)
     status = 400 if problems or (form is not None and form.errors) else 200
-    template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/detail.html"
+    if status == 200 and not _is_htmx(request):
+        return redirect("runs:list", pk=pk)
+    template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/labelsets.html"
     return render(request, template, context, status=status)
 
 
@@ -171,7 +196,7 @@ def _member_form(request: HttpRequest, pk: int, act) -> HttpResponse:
             messages.success(request, act(dataset, **form.cleaned_data))
         except ValidationError as exc:
             messages.error(request, _validation_text(exc))
-    return redirect("datasets:detail", pk=pk)
+    return redirect("datasets:settings", pk=pk)
 
 
 @require_POST
@@ -202,7 +227,7 @@ def guidelines_update(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Guidelines saved." if dataset.guidelines else "Guidelines removed.")
     except ValidationError as exc:
         messages.error(request, _validation_text(exc))
-    return redirect("datasets:detail", pk=pk)
+    return redirect("datasets:settings", pk=pk)
 
 
 @require_POST
@@ -221,7 +246,7 @@ def member_update(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
             messages.success(request, f"{membership.user.username} is now {membership.role}.")
     except ValidationError as exc:
         messages.error(request, _validation_text(exc))
-    return redirect("datasets:detail", pk=pk)
+    return redirect("datasets:settings", pk=pk)
 
 
 @require_GET
@@ -258,5 +283,5 @@ def labelset_delete(request: HttpRequest, pk: int) -> HttpResponse:
     dataset_pk = label_set.dataset_id
     services.delete_label_set(user=request.user, label_set=label_set)
     messages.success(request, f"Deleted label set {label_set.display_name}.")
-    return redirect("datasets:detail", pk=dataset_pk)
+    return redirect("runs:list", pk=dataset_pk)
 
