@@ -13,6 +13,7 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -797,7 +798,13 @@ def test_the_method_table_never_puts_one_experiments_method_beside_anothers(owne
     assert rows["zero-shot"]["n_seeds"] == 0  # its experiment was on other examples
     client.force_login(owner)
     panel = client.get(f"/datasets/{ds.pk}/runs/panel/").content.decode()
-    assert "every row labels the same 24 examples (limit 24)" in panel
+    # Two experiments, each its own table, the latest first: ICM on 24, zero-shot on 16.
+    titles = re.findall(r'<h3 class="experiment-title">(.*?)</h3>', panel)
+    assert [t.split(" · ")[0] for t in titles] == ["Latest experiment: 24 examples (limit 24)",
+                                                   "An earlier experiment: 16 examples (limit 16)"]
+    tables = re.split(r'<table class="grid method-table"', panel)[1:]
+    with_seeds = [re.findall(r'data-method="([a-z-]+)"><td>[^<]*</td>\s*<td class="num">(\d+)', t) for t in tables]
+    assert with_seeds == [[("icm", "24")], [("zero-shot", "16")]]
 
 
 def test_a_start_runs_the_baselines_chosen_bootstrap_included_each_priced(owner, owner_api, client):
@@ -816,3 +823,45 @@ def test_a_start_runs_the_baselines_chosen_bootstrap_included_each_priced(owner,
     html = client.get(f"/datasets/{ds.pk}/runs/estimate/", _form(
         iterations=40, batch_size=8, seeds="0", baselines=["zero-shot", "bootstrap"])).content.decode()
     assert "Bootstrap" in html and "Zero-shot" in html and "Golden" not in html
+
+
+def test_a_runs_page_its_api_and_its_label_set_give_one_accuracy(owner, owner_api, client):
+    """One function computes a label set's metrics: after the run, a new gold version (adjudication) changes
+    the label set's accuracy, and the run's page and `/api/runs/{id}/` say the same, naming that gold."""
+    from webapp.datasets.selectors import gold_comparisons, latest_gold
+
+    ds = fake_dataset(owner, n=24)
+    assert _post_run(owner_api, ds, config=ICM_FAST).status_code == 201
+    run = Run.objects.get()
+    assert execute_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    gold = latest_gold(ds)
+    # A second gold version that disagrees with the first on a third of the examples.
+    flipped = [{"id": lab.example.external_id, "label": lab.value if i % 3 else not lab.value}
+               for i, lab in enumerate(gold.labels.select_related("example").order_by("example__position"))]
+    upload = SimpleUploadedFile("gold2.jsonl", jsonl(flipped))
+    resp = owner_api.post(f"/api/datasets/{ds.pk}/labelsets/", {"file": upload, "kind": "gold",
+                                                                 "name": gold.name}, format="multipart")
+    assert resp.status_code == 201, resp.content
+    gold2 = latest_gold(ds)
+    assert gold2.version == gold.version + 1
+    expected = gold_comparisons([run.label_set], gold2)[run.label_set_id]
+    assert expected["accuracy"] != (run.progress.get("gold") or {}).get("accuracy")  # the live figure is stale
+    api = owner_api.get(f"/api/runs/{run.pk}/").json()["progress"]
+    assert api["gold"] == json.loads(json.dumps(expected))
+    assert api["gold_version"] == {"id": gold2.pk, "name": gold2.name, "version": gold2.version}
+    client.force_login(owner)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert f"Accuracy against {gold2.name} v{gold2.version}" in page
+    assert f'{expected["accuracy"]:.3f}</span> on {expected["n"]}' in page
+    label_set_page = client.get(f"/labelsets/{run.label_set_id}/").content.decode()
+    assert f'{expected["correct"]} of {expected["n"]}' in label_set_page
+
+
+def test_a_range_of_durations_reads_as_one_figure_where_its_ends_are_the_same():
+    from webapp.runs.templatetags.run_progress import duration_range
+
+    assert duration_range(4978080.0, 4978090.0) == "1382.8 h"  # was "1382.8 h–1382.8 h"
+    assert duration_range(720.0, 1200.0) == "12–20 min"
+    assert duration_range(40.0, 600.0) == "40 s–10 min"
+    assert duration_range(None, None) == "–"

@@ -242,7 +242,8 @@ def test_every_accuracy_header_names_the_gold_version(client, dataset, owner):
 
     Run.objects.create(dataset=dataset, created_by=owner, method="zero-shot", task=dataset.task, config={})
     client.force_login(owner)
-    for url in (f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/runs/panel/", f"/datasets/{dataset.pk}/runs/"):
+    for url in (f"/datasets/{dataset.pk}/labelsets/", f"/datasets/{dataset.pk}/runs/panel/",
+                f"/datasets/{dataset.pk}/runs/"):
         text = client.get(url).content.decode()
         assert "Accuracy against gold v2" in text or "against gold gold v2" in text, url
 

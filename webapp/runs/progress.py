@@ -31,6 +31,9 @@ class RunProgress:
         default=None, metadata={"help": "the labels so far against gold, with what keeps the accuracy honest"})
     gold_agreement: float | None = field(default=None, metadata={"help": "the accuracy alone"})
     gold_n: int | None = None
+    gold_version: dict[str, Any] | None = field(
+        default=None, metadata={"help": "which gold `gold` is against (id, name, version): once a run has its label "
+                                        "set, the dataset's latest gold, as the label set's page and the tables"})
     final_u: float | None = field(
         default=None, metadata={"help": "ICM: the mean over batches of each batch's final U (no gold involved)"})
     batch_u: dict[str, float] = field(

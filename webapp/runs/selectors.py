@@ -161,12 +161,12 @@ def snapshot(run: Run, *, detail: bool = False) -> dict[str, Any]:
     if run.is_sharded:
         children = shards_of(run)
         progress.update(shard_progress(children))
-        if run.label_set_id and run.status not in ACTIVE:
-            progress["gold"] = gold_comparisons([run.label_set], latest_gold(run.dataset)).get(run.label_set_id)
         # A stored progress record names every field, None where not known yet: a shard not started shows 0.
         shards = [{"id": c["pk"], "status": c["status"], "batch_range": c["batch_range"], "worker": c["worker"],
                    "attempts": c["attempts"], **{k: int((c["progress"] or {}).get(k) or 0)
                                                 for k in ("labeled", "step", "total_steps")}} for c in children]
+    if run.label_set_id and run.status not in ACTIVE:
+        progress.update(label_set_gold(run))
     return {
         "id": run.pk,
         "dataset": run.dataset_id,
@@ -194,6 +194,16 @@ def snapshot(run: Run, *, detail: bool = False) -> dict[str, Any]:
         "batch_range": run.batch_range,
         "shards": shards,
     }
+
+
+def label_set_gold(run: Run) -> dict[str, Any]:
+    """A finished run's accuracy: its label set against the dataset's latest gold, by the one function the label
+    set's page and every table use (gold_comparisons), so the run page, its API and the label set agree; the
+    live comparison while it ran was against the gold of its start, over the labels of that moment."""
+    gold = latest_gold(run.dataset)
+    c = gold_comparisons([run.label_set], gold).get(run.label_set_id)
+    return {"gold": c, "gold_agreement": c["accuracy"] if c else None, "gold_n": c["n"] if c else 0,
+            "gold_version": {"id": gold.pk, "name": gold.name, "version": gold.version} if c else None}
 
 
 def experiment_key(run: Run) -> str:
@@ -232,16 +242,31 @@ def _spread(values: list[float]) -> dict[str, Any]:
             "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
+def experiments(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[str, Any]]:
+    """The dataset's finished runs grouped into experiments over the same examples (one limit each), the
+    latest first, each with its own method table: like with like, no method's figure stands beside another
+    experiment's. Each: `limit`, `n_examples`, `runs` (how many) and `rows` (method_table)."""
+    if runs is None:
+        runs = list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
+    limits = list(dict.fromkeys(r.limit for r in runs))
+    size = Example.objects.filter(dataset=dataset).count()
+    out = []
+    for limit in limits:
+        mine = [r for r in runs if r.limit == limit]
+        out.append({"limit": limit, "n_examples": min(limit, size) if limit else size, "runs": len(mine),
+                    "rows": method_table(dataset, mine)})
+    return out
+
+
 def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[str, Any]]:
     """For each method, the seeds of its latest experiment (its latest finished run and every finished run
     with the same settings but another seed, the latest per seed), each against the latest gold: the mean
     accuracy, its min-max over the seeds and their number, and each seed's comparison. For ICM each seed's
     final U (the search's objective, no gold involved) and the label-free pick: the seed with the highest U,
-    and whether it was also the most accurate."""
+    and whether it was also the most accurate. Only runs over the latest finished run's examples (its limit)
+    count: `experiments` gives the others their own tables."""
     if runs is None:
         runs = list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
-    # Like with like: the table is the latest finished run's examples (its limit); runs over other examples
-    # are left to the runs list, so no method's figure stands beside another experiment's.
     limit = runs[0].limit if runs else None
     runs = [r for r in runs if r.limit == limit]
     size = Example.objects.filter(dataset=dataset).count()

@@ -18,6 +18,9 @@ from .forms import RunForm
 from .models import RunMethod
 from .selectors import plot_points, snapshot
 
+# The runs the Runs tab lists (the newest); its experiments' tables count every finished run.
+PANEL_RUNS = 50
+
 
 def _dataset_for_runs(request: HttpRequest, pk: int):
     """The dataset, for users who may see its runs (annotators label blind and see none)."""
@@ -28,23 +31,26 @@ def _dataset_for_runs(request: HttpRequest, pk: int):
 
 @require_GET
 def run_list(request: HttpRequest, pk: int) -> HttpResponse:
+    """The dataset's Runs tab: its experiments' method tables, its runs and its label sets."""
     dataset = _dataset_for_runs(request, pk)
-    return render(request, "runs/list.html", {
-        "dataset": dataset, "runs": selectors.with_gold(dataset, list(selectors.runs_of(dataset))),
-        "gold": latest_gold(dataset),
-        "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
-    })
+    return render(request, "runs/list.html", _panel_context(request, dataset))
 
 
 @require_GET
 def run_panel(request: HttpRequest, pk: int) -> HttpResponse:
-    """The dataset page's runs section (loaded by htmx): ICM beside the baselines, and the latest runs."""
+    """The Runs tab's live part (htmx polls it): each experiment's methods side by side, and the latest runs."""
     dataset = _dataset_for_runs(request, pk)
-    return render(request, "runs/_panel.html", {
-        "dataset": dataset, "runs": selectors.with_gold(dataset, list(selectors.runs_of(dataset)[:10])),
-        "methods": selectors.method_table(dataset), "gold": latest_gold(dataset),
+    return render(request, "runs/_panel.html", _panel_context(request, dataset))
+
+
+def _panel_context(request: HttpRequest, dataset) -> dict:
+    runs = list(selectors.runs_of(dataset)[:PANEL_RUNS + 1])
+    return {
+        "dataset": dataset, "runs": selectors.with_gold(dataset, runs[:PANEL_RUNS]),
+        "more_runs": len(runs) > PANEL_RUNS,
+        "experiments": selectors.experiments(dataset), "gold": latest_gold(dataset),
         "can_run": permissions.allows(role_of(request.user, dataset), permissions.WRITE_LABELS),
-    })
+    }
 
 
 @require_http_methods(["GET", "POST"])
