@@ -7,9 +7,17 @@ traces (bench/results/time_left_dev.json) the model calls of a batch grew like t
 done: a fifth of the steps had made about two thirds of the calls. So the time left is the model work still
 to do: the calls a batch has yet to make at that rate, at the recent seconds per call, plus the batches not
 begun. Work that is even over its steps (a baseline's batches) is timed by the recent pace of its steps.
+
+What is shown is smoothed: the finishing time the estimate implies (elapsed + left) moves towards each new
+one by 1 - exp(-dt / SMOOTH_S) over the dt seconds since the last. The recent pace of a 30 s window swings
+with whichever proposals it happened to hold (291, 852, then 344 s within a minute, issue 38), while the model
+work left changes slowly; a true estimate's finishing time stands still, so smoothing it costs nothing when
+the estimate is right and damps the swings when it is not.
 """
 
 from __future__ import annotations
+
+import math
 
 # The recent pace is that of the last WINDOW_S seconds; nothing is shown before a twentieth of the steps
 # and MIN_S seconds of work ("estimating").
@@ -18,6 +26,8 @@ MIN_S = 2.0
 MIN_SHARE = 1 / 20
 # A batch's model calls after a share f of its steps, as a share of its whole: f ** CALLS_EXPONENT.
 CALLS_EXPONENT = 0.25
+# How fast the shown finishing time follows a new estimate: a change is two thirds followed after SMOOTH_S s.
+SMOOTH_S = 120.0
 
 
 class TimeLeft:
@@ -25,8 +35,10 @@ class TimeLeft:
     `update` make it count model work; without them it times the steps."""
 
     def __init__(self, total_steps: int, batch_steps: int | None = None, window_s: float = WINDOW_S,
-                 min_s: float = MIN_S):
+                 min_s: float = MIN_S, smooth_s: float = SMOOTH_S):
         self.total_steps = max(total_steps, 1)
+        self.smooth_s = smooth_s  # 0: the raw estimate of each update
+        self.finish: tuple[float, float] | None = None  # (the shown finishing time, when it was last moved)
         self.batch_steps = batch_steps if batch_steps and batch_steps > 0 else None
         self.window_s = window_s
         self.min_s = min_s
@@ -35,7 +47,20 @@ class TimeLeft:
 
     def update(self, step: int, elapsed: float, calls: int | None = None) -> float | None:
         """Record that `step` steps (and `calls` model calls) are done after `elapsed` seconds; return the
-        seconds left."""
+        seconds left (smoothed)."""
+        left = self.estimate(step, elapsed, calls)
+        if left is None:
+            return None
+        if self.finish is None or self.smooth_s <= 0:
+            self.finish = (elapsed + left, elapsed)
+        else:
+            shown, since = self.finish
+            weight = 1.0 - math.exp(-max(0.0, elapsed - since) / self.smooth_s)
+            self.finish = (shown + (elapsed + left - shown) * weight, elapsed)
+        return max(0.0, self.finish[0] - elapsed)
+
+    def estimate(self, step: int, elapsed: float, calls: int | None = None) -> float | None:
+        """The raw seconds left from this report and the recent pace (what `update` smooths)."""
         self.pace.append((elapsed, step, calls))
         while len(self.pace) > 2 and elapsed - self.pace[1][0] >= self.window_s:
             self.pace.pop(0)

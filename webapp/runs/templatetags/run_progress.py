@@ -55,6 +55,17 @@ def duration(seconds: float | None) -> str:
 
 
 @register.filter
+def duration_range(low: float | None, high: float | None) -> str:
+    """A range of durations as a reader says it: "12–20 min", "2.5–3.1 h"; one figure where both ends read
+    the same (a single run priced it), never "1382.8 h–1382.8 h"."""
+    a, b = duration(low), duration(high)
+    if a == b:
+        return a
+    unit_a, unit_b = a.rsplit(" ", 1)[-1], b.rsplit(" ", 1)[-1]
+    return f"{a.rsplit(' ', 1)[0]}–{b}" if unit_a == unit_b else f"{a}–{b}"
+
+
+@register.filter
 def negated(value: float | None) -> float | None:
     """The number with its sign turned: a signal's agreement with a labeling's mirror image."""
     return None if value is None else -float(value)
