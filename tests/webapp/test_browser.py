@@ -15,6 +15,7 @@ import pytest
 from webapp.datasets.models import LabelSet
 from webapp.datasets.services import create_dataset, import_label_set
 from webapp.review.models import Verdict
+from webapp.review.services import create_spot_check
 
 from .conftest import jsonl
 from .test_review import MODEL, ROWS
@@ -243,8 +244,9 @@ def test_a_run_shows_its_phase_and_progress_and_a_one_class_labeling_its_badge(b
     # Its labels made all False: the dataset page's method table and label sets flag it.
     run.refresh_from_db()
     Label.objects.filter(label_set=run.label_set).update(value=False)
-    page.goto(f"{live_server.url}/datasets/{ds.pk}/")
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/")
     page.wait_for_selector("#method-table .warning-one_class")
+    page.wait_for_selector("#labelsets-panel table")
     badge = page.locator("#method-table .warning-one_class").first
     assert badge.is_visible() and badge.inner_text() == "one class"
     assert "every label in the set is the same class" in badge.get_attribute("title")
@@ -267,11 +269,18 @@ def test_the_pages_fit_a_phone_screen(browser, live_server, owner):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = signed_in(browser, live_server, width=390, height=844)
     widths = {}
-    for name, url in [("dataset", f"/datasets/{ds.pk}/"), ("data", f"/datasets/{ds.pk}/examples/"),
+    check = create_spot_check(user=owner, dataset=ds, gold=gold, size=4, seed=0)
+    for name, url in [("data", f"/datasets/{ds.pk}/"), ("runs", f"/datasets/{ds.pk}/runs/"),
                       ("review", f"/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}&cell=TF"),
                       ("agreement", f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}"),
+                      ("spot-checks", f"/datasets/{ds.pk}/spotchecks/"), ("spot-check", f"/spotchecks/{check.pk}/"),
+                      ("corrections", f"/datasets/{ds.pk}/gold/corrections/"),
+                      ("settings", f"/datasets/{ds.pk}/settings/"), ("label sets", f"/datasets/{ds.pk}/labelsets/"),
+                      ("label set", f"/labelsets/{model.pk}/"), ("label blind", f"/datasets/{ds.pk}/annotate/"),
+                      ("datasets", "/datasets/"), ("upload", "/datasets/new/"),
                       ("run", f"/runs/{run.pk}/"), ("new run", f"/datasets/{ds.pk}/runs/new/")]:
         page.goto(live_server.url + url)
+        page.wait_for_load_state("networkidle")
         widths[name] = page.evaluate("document.documentElement.scrollWidth")
         page.screenshot(path=str(ARTIFACTS / f"phone-{name.replace(' ', '-')}.png"), full_page=True)
     assert all(w <= 390 for w in widths.values()), widths
@@ -292,7 +301,7 @@ def test_the_pages_work_under_their_content_security_policy(browser, live_server
     page = signed_in(browser, live_server)
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
-    for url in [f"/datasets/{ds.pk}/", f"/datasets/{ds.pk}/examples/", f"/runs/{run.pk}/",
+    for url in [f"/datasets/{ds.pk}/", f"/datasets/{ds.pk}/runs/", f"/datasets/{ds.pk}/settings/", f"/runs/{run.pk}/",
                 f"/datasets/{ds.pk}/review/?model={model.pk}&gold={gold.pk}&cell=TF", f"/datasets/{ds.pk}/runs/new/",
                 f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}", "/api/docs/"]:
         resp = page.goto(live_server.url + url)
@@ -356,3 +365,81 @@ def test_the_time_since_the_start_ticks_in_the_browser_between_frames(browser, l
     first = int(page.inner_text("#run-since"))
     page.wait_for_timeout(2600)
     assert int(page.inner_text("#run-since")) >= first + 2
+
+
+def test_the_dataset_tabs_each_have_an_address_and_mark_the_current_one(browser, live_server, owner):
+    """Data (the default), Runs, Review, Agreement, Spot-checks, Members and settings: clicking each opens its
+    own address with that tab marked, at 1366 and at 390 px (where the tabs wrap and nothing is wider than
+    the screen)."""
+    ds, _, _ = audit_dataset(owner)
+    expected = {"data": f"/datasets/{ds.pk}/", "runs": f"/datasets/{ds.pk}/runs/",
+                "review": f"/datasets/{ds.pk}/review/", "agreement": f"/datasets/{ds.pk}/agreement/",
+                "spotchecks": f"/datasets/{ds.pk}/spotchecks/", "settings": f"/datasets/{ds.pk}/settings/"}
+    for width, height in ((1366, 900), (390, 844)):
+        page = signed_in(browser, live_server, width=width, height=height)
+        page.goto(f"{live_server.url}/datasets/{ds.pk}/")
+        assert page.get_attribute("nav.tabs a[aria-current=page]", "data-tab") == "data"
+        assert page.locator("#data-view").count() == 1  # the data view is the default tab
+        for name, path in expected.items():
+            page.click(f"nav.tabs a[data-tab={name}]")
+            page.wait_for_load_state("networkidle")
+            assert page.url.split("?")[0] == live_server.url + path, (name, page.url)
+            current = page.locator("nav.tabs a[aria-current=page]")
+            assert current.count() == 1 and current.get_attribute("data-tab") == name
+            assert page.locator("nav.tabs a").count() == len(expected)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
+            page.screenshot(path=str(ARTIFACTS / f"tab-{name}-{width}.png"), full_page=True)
+        page.close()
+
+
+def test_the_runs_tab_gives_each_experiment_its_own_table(browser, live_server, owner):
+    """Zero-shot on 16 examples, then ICM on 24: two tables, the latest experiment first and open, the earlier
+    one folded; no row of one stands in the other's table."""
+    from webapp.runs.execution import execute_run
+    from webapp.runs.models import Run
+
+    from .runs_helpers import FAKE, ICM_FAST, fake_dataset
+
+    ds = fake_dataset(owner, n=32)
+    for method, limit, config in (("zero-shot", 16, {}), ("icm", 24, ICM_FAST)):
+        run = Run.objects.create(dataset=ds, created_by=owner, method=method, task="claims", backend=FAKE,
+                                 config=config, limit=limit)
+        assert execute_run(run.pk) == "succeeded"
+    page = signed_in(browser, live_server)
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/runs/")
+    tables = page.locator("table.method-table")
+    assert tables.count() == 2
+    first, second = tables.nth(0), tables.nth(1)
+    assert first.is_visible() and not second.is_visible()  # the earlier experiment is folded
+    assert "24 examples (limit 24)" in page.inner_text(".experiment-title >> nth=0")
+    page.click("details.experiment summary")
+    assert second.is_visible() and "16 examples (limit 16)" in page.inner_text(".experiment-title >> nth=1")
+
+    def seeded(table) -> dict[str, str]:
+        return {row.get_attribute("data-method"): row.locator("td").nth(2).inner_text()
+                for row in table.locator("tr.method-row").all()}
+
+    assert seeded(first)["icm"] == "1" and seeded(first)["zero-shot"] == "–"
+    assert seeded(second)["zero-shot"] == "1" and seeded(second)["icm"] == "–"
+    page.screenshot(path=str(ARTIFACTS / "runs-two-experiments.png"), full_page=True)
+
+
+def test_an_annotators_undo_after_a_skip_brings_back_the_label_not_the_skipped_item(browser, live_server, owner):
+    """Skip the first example, label the second, undo: the page shows the second again (its label gone),
+    not the skipped first."""
+    ds, _, _ = audit_dataset(owner)
+    page = signed_in(browser, live_server)
+    page.goto(f"{live_server.url}/datasets/{ds.pk}/annotate/")
+    first = page.inner_text("#annotate-item h2")
+    with page.expect_navigation():
+        page.keyboard.press("s")  # skip
+    second = page.inner_text("#annotate-item h2")
+    assert second != first
+    with page.expect_navigation():
+        page.keyboard.press("1")  # True for the second
+    assert page.inner_text("#annotate-item h2") not in (first, second)
+    with page.expect_navigation():
+        page.keyboard.press("u")  # undo
+    assert page.inner_text("#annotate-item h2") == second
+    own = LabelSet.objects.filter(dataset=ds, annotator=owner)
+    assert not own.exists() or own.get().labels.count() == 0
