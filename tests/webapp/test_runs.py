@@ -865,3 +865,18 @@ def test_a_range_of_durations_reads_as_one_figure_where_its_ends_are_the_same():
     assert duration_range(720.0, 1200.0) == "12–20 min"
     assert duration_range(40.0, 600.0) == "40 s–10 min"
     assert duration_range(None, None) == "–"
+
+
+def test_the_dashboard_says_which_examples_a_runs_label_set_covers(owner, owner_api, client):
+    """Like with like on the agreement dashboard too: a run's label set shows its limit beside n."""
+    ds = fake_dataset(owner, n=32)
+    assert _post_run(owner_api, ds, method="zero-shot", limit=16).status_code == 201
+    run = Run.objects.get()
+    assert execute_run(run.pk) == "succeeded"
+    run.refresh_from_db()
+    gold = ds.label_sets.get(kind="gold")
+    client.force_login(owner)
+    page = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={run.label_set_id}").content.decode()
+    row = re.search(r'<table class="grid" id="accuracy-table">.*?<tbody><tr><td>[^<]*</td>'
+                    r'<td class="num">([^<]*)</td><td class="num">([^<]*)</td>', page, re.S)
+    assert row is not None and row.groups() == ("16", "16")

@@ -19,6 +19,7 @@ from webapp.datasets import permissions
 from webapp.datasets.models import Example, LabelSet, LabelSetKind, Role
 from webapp.datasets.selectors import dataset_label_sets, get_dataset, get_dataset_with_label_sets, role_of
 from webapp.ids import as_id
+from webapp.runs.selectors import run_limits
 
 from . import exports, selectors, services
 from .models import SpotCheck, SpotCheckItem, VerdictKind
@@ -241,6 +242,10 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     golds, gold, compared = _dashboard_inputs(request, dataset, sets)
     report = selectors.agreement_report(dataset, compared, gold)
     names = {ls.pk: f"{ls.name} v{ls.version}" for ls in sets}
+    limits = run_limits([ls.pk for ls in compared])
+    for a in report["accuracy"]:  # like with like: which examples a run's set covers
+        a["limit"] = ("all" if limits[a["label_set"]] is None else limits[a["label_set"]]) \
+            if a["label_set"] in limits else "–"
     plot = selectors.accuracy_plot(report, names)
     return render(request, "review/dashboard.html", {
         "dataset": dataset, "sets": sets, "golds": golds, "gold": gold, "compared": compared, "report": report,

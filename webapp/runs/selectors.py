@@ -196,6 +196,12 @@ def snapshot(run: Run, *, detail: bool = False) -> dict[str, Any]:
     }
 
 
+def run_limits(label_set_ids: list[int]) -> dict[int, int | None]:
+    """The limit of the run that made each of these label sets (None: the whole dataset); sets no run made are
+    left out."""
+    return dict(Run.objects.filter(label_set_id__in=label_set_ids).values_list("label_set_id", "limit"))
+
+
 def label_set_gold(run: Run) -> dict[str, Any]:
     """A finished run's accuracy: its label set against the dataset's latest gold, by the one function the label
     set's page and every table use (gold_comparisons), so the run page, its API and the label set agree; the
