@@ -103,7 +103,7 @@ def test_keyboard_review_then_the_dashboard_changes(browser, live_server, owner)
     page = signed_in(browser, live_server)
 
     page.goto(f"{live_server.url}/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}")
-    before = page.inner_text("#accuracy-table tbody tr td:nth-child(3)")
+    before = page.inner_text("#accuracy-table tbody tr td:nth-child(4)")
     assert float(before) == pytest.approx(13 / 16, abs=1e-3)
 
     # The cell where the model says True and gold False: two items, the more confident first.
@@ -147,7 +147,7 @@ def test_keyboard_review_then_the_dashboard_changes(browser, live_server, owner)
     page.click("#adjudicate")
     page.wait_for_url("**/agreement/**")
     page.screenshot(path=str(ARTIFACTS / "agreement-dashboard.png"), full_page=True)
-    after = page.inner_text("#accuracy-table tbody tr td:nth-child(3)")
+    after = page.inner_text("#accuracy-table tbody tr td:nth-child(4)")
     new_gold = LabelSet.objects.get(dataset=ds, kind="gold", version=2)
     assert f"gold={new_gold.pk}" in page.url
     # The two items judged "gold wrong" were the model's most confident disagreements: both now agree.
