@@ -25,7 +25,7 @@ from icm_engine.backends import get_backend
 from icm_engine.defaults import resolve
 from icm_engine.presets import get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch, SearchEvent, make_batches, sized_to
-from icm_engine.time_left import TimeLeft
+from icm_engine.time_left import SMOOTH_SHARE, TimeLeft
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = (0.2, 0.5)
@@ -53,13 +53,58 @@ def one_run(path: Path, task_name: str, n: int, backend, seed: int) -> dict:
                  "wall_s": round(wall, 1), "model_calls": result.stats.model_calls,
                  "computed_tokens": result.stats.computed_tokens}
     for share in CHECKPOINTS:  # the first estimate shown at or after that share of the steps
-        step, elapsed, left = next(x for x in shown if x[0] >= share * total and x[2] is not None)
-        true = wall - elapsed
-        row[f"at_{int(share * 100)}pct"] = {
-            "step": step, "elapsed_s": round(elapsed, 1), "shown_s": round(left, 1), "true_s": round(true, 1),
-            "ratio": round(left / true, 2) if true > 0 else None}
+        row[f"at_{int(share * 100)}pct"] = _at(shown, total, wall, share)
     row["trace"] = trace[:: max(1, len(trace) // 200)]  # (step, seconds, model calls, labeled, tokens), thinned
     return row
+
+
+def _at(shown: list[tuple[int, float, float | None]], total: int, wall: float, share: float) -> dict:
+    """The first estimate shown at or after `share` of the steps, beside the true time left."""
+    step, elapsed, left = next(x for x in shown if x[0] >= share * total and x[2] is not None)
+    true = wall - elapsed
+    return {"step": step, "elapsed_s": round(elapsed, 1), "shown_s": round(left, 1), "true_s": round(true, 1),
+            "ratio": round(left / true, 2) if true > 0 else None}
+
+
+def largest_rise(shown: list[tuple[int, float, float | None]], total: int, within_s: float = 60.0) -> float:
+    """After a fifth of the steps, the most the time left shown rose within `within_s` seconds: a true
+    estimate only falls, so a rise is a swing the model work left did not make."""
+    points = [(t, v) for step, t, v in shown if v is not None and step >= total / 5]
+    worst = 0.0
+    for i, (t, v) in enumerate(points):
+        for t2, v2 in points[i + 1:]:
+            if t2 - t > within_s:
+                break
+            worst = max(worst, v2 - v)
+    return worst
+
+
+def replay(rows: list[dict]) -> list[dict]:
+    """Each recorded run's events (its trace: thinned to about 200) through today's estimator, smoothed as the
+    page shows it and raw, without the model: how true it is and how far it swings."""
+    out = []
+    for r in rows:
+        total, wall = r["steps"], r["wall_s"]
+        row = {k: r[k] for k in ("n", "steps", "wall_s", "model_calls")}
+        for name, share in (("shown", SMOOTH_SHARE), ("raw", 0.0)):
+            clock = TimeLeft(total, batch_steps=r["iterations"], smooth_share=share)
+            shown = [(step, t, clock.update(step, t, calls)) for step, t, calls, *_ in r["trace"]]
+            row[name] = {"at_20pct": _at(shown, total, wall, 0.2), "at_50pct": _at(shown, total, wall, 0.5),
+                         "largest_rise_60s": round(largest_rise(shown, total), 1)}
+        out.append(row)
+    return out
+
+
+def replay_table(rows: list[dict]) -> str:
+    lines = ["| examples | search's wall time | after a fifth: smoothed (raw) / true | after half: smoothed (raw) / "
+             "true | largest rise within 60 s: smoothed (raw) |", "|---|---|---|---|---|"]
+    for r in rows:
+        s, w = r["shown"], r["raw"]
+        cells = [f"{s[k]['shown_s']:.0f} s ({w[k]['shown_s']:.0f} s) / {s[k]['true_s']:.0f} s"
+                 for k in ("at_20pct", "at_50pct")]
+        lines.append(f"| {r['n']} | {r['wall_s']:.0f} s | {cells[0]} | {cells[1]} | "
+                     f"{s['largest_rise_60s']:.0f} s ({w['largest_rise_60s']:.0f} s) |")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
@@ -83,9 +128,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--table", type=Path, help="print the markdown table of an earlier --out file; run nothing")
+    ap.add_argument("--replay", type=Path, nargs="+",
+                    help="replay the traces of earlier --out files through today's estimator; run nothing")
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(args.table.read_text())))
+        return
+    if args.replay:
+        print(replay_table(replay([r for path in args.replay for r in json.loads(path.read_text())])))
         return
     backend = get_backend("transformers")
     rows = []

@@ -9,10 +9,12 @@ to do: the calls a batch has yet to make at that rate, at the recent seconds per
 begun. Work that is even over its steps (a baseline's batches) is timed by the recent pace of its steps.
 
 What is shown is smoothed: the finishing time the estimate implies (elapsed + left) moves towards each new
-one by 1 - exp(-dt / SMOOTH_S) over the dt seconds since the last. The recent pace of a 30 s window swings
-with whichever proposals it happened to hold (291, 852, then 344 s within a minute, issue 38), while the model
-work left changes slowly; a true estimate's finishing time stands still, so smoothing it costs nothing when
-the estimate is right and damps the swings when it is not.
+one by 1 - exp(-dt / tau) over the dt seconds since the last, with tau a quarter of the time spent so far
+(SMOOTH_SHARE). The recent pace of a 30 s window swings with whichever proposals it happened to hold (291, 852,
+then 344 s within a minute, issue 38), while the model work left changes slowly; a true estimate's finishing
+time stands still, so smoothing it costs nothing when the estimate is right. Early on, when little is known
+and the first estimates are the worst, tau is short and what is shown follows them closely; a fixed 120 s
+tau held a run of a few minutes to its first, low estimates (bench/time_left.py --replay, docs/trust.md).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ MIN_S = 2.0
 MIN_SHARE = 1 / 20
 # A batch's model calls after a share f of its steps, as a share of its whole: f ** CALLS_EXPONENT.
 CALLS_EXPONENT = 0.25
-# How fast the shown finishing time follows a new estimate: a change is two thirds followed after SMOOTH_S s.
-SMOOTH_S = 120.0
+# How fast the shown finishing time follows a new estimate: two thirds of a change after this share of the
+# time spent so far.
+SMOOTH_SHARE = 0.25
 
 
 class TimeLeft:
@@ -35,9 +38,9 @@ class TimeLeft:
     `update` make it count model work; without them it times the steps."""
 
     def __init__(self, total_steps: int, batch_steps: int | None = None, window_s: float = WINDOW_S,
-                 min_s: float = MIN_S, smooth_s: float = SMOOTH_S):
+                 min_s: float = MIN_S, smooth_share: float = SMOOTH_SHARE):
         self.total_steps = max(total_steps, 1)
-        self.smooth_s = smooth_s  # 0: the raw estimate of each update
+        self.smooth_share = smooth_share  # 0: the raw estimate of each update
         self.finish: tuple[float, float] | None = None  # (the shown finishing time, when it was last moved)
         self.batch_steps = batch_steps if batch_steps and batch_steps > 0 else None
         self.window_s = window_s
@@ -51,11 +54,11 @@ class TimeLeft:
         left = self.estimate(step, elapsed, calls)
         if left is None:
             return None
-        if self.finish is None or self.smooth_s <= 0:
+        if self.finish is None or self.smooth_share <= 0:
             self.finish = (elapsed + left, elapsed)
         else:
             shown, since = self.finish
-            weight = 1.0 - math.exp(-max(0.0, elapsed - since) / self.smooth_s)
+            weight = 1.0 - math.exp(-max(0.0, elapsed - since) / (self.smooth_share * elapsed))
             self.finish = (shown + (elapsed + left - shown) * weight, elapsed)
         return max(0.0, self.finish[0] - elapsed)
 
