@@ -54,6 +54,9 @@ CANDIDATES = {
     "split-folds-group-anchor2": ("split", "other-folds", "group", "agreeing"),
     "split-groups-batch": ("split", "other-groups", "batch", "none"),
     "verdict-folds-group": ("verdict", "other-folds", "group", "agreeing"),
+    # The K seeds follow the likelihood anchor and it is a term of U from the start (not only once it agrees).
+    "split-folds-group-likelihood": ("split", "other-folds", "group", "likelihood"),
+    "verdict-folds-group-likelihood": ("verdict", "other-folds", "group", "likelihood"),
 }
 # Left out: the earlier default (split, other groups, batch calibration), whose every target has a context of
 # its own: one seed took over 25 minutes on the sanity dev half here (issue 36 has its figures: 0.08-0.19).
@@ -79,8 +82,10 @@ def _accuracy(labels: Sequence[bool | None], gold: Sequence[bool | None], scores
             "ci": [m["ci_low"], m["ci_high"]], "auroc": m["auroc"], "warnings": m["warnings"]}
 
 
-def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset()) -> Iterator[dict]:
-    """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`)."""
+def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset(),
+             only: Sequence[str] | None = None) -> Iterator[dict]:
+    """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`);
+    `only`: these candidates instead of the file's own (PER_FILE)."""
     preset, path, consistency, limit = FILES[name]
     task = get_task(preset, consistency=consistency)
     data = load_dataset(path, task, limit=limit, readout="split")
@@ -88,7 +93,7 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
     rule = ConsistencyRule(examples, task.consistency)
     signals = {"likelihood": likelihood_anchor(task, backend, examples),
                "zero-shot": zero_shot_values(task, backend, examples)}
-    candidates = PER_FILE[name]
+    candidates = tuple(only) if only else PER_FILE[name]
     for readout in dict.fromkeys(CANDIDATES[c][0] for c in candidates):
         for method in BASELINES:
             if (name, method, readout, None, None) in done:
@@ -133,7 +138,8 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
                    "without_completion": _accuracy(partial, gold), "searched": len(examples) - len(completed),
                    "accepted": result.accepted, "rejected": result.rejected, "iterations": result.iterations,
                    "model_calls": stats.model_calls, "computed_tokens": stats.computed_tokens,
-                   "seconds": round(seconds, 1), "labels": result.labels, "oriented": named}
+                   "seconds": round(seconds, 1), "dtype": getattr(backend, "dtype", None),
+                   "labels": result.labels, "oriented": named}
             yield row
 
 
@@ -255,6 +261,11 @@ def main() -> None:
     run = sub.add_parser("run")
     run.add_argument("--files", default=",".join(FILES))
     run.add_argument("--seeds", default="0,1,2")
+    run.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float32"),
+                     help="the model's precision (auto: bfloat16 where the CPU has it); a candidate whose outcome "
+                          "turns on rounding is not robust")
+    run.add_argument("--candidates", default=None,
+                     help="comma-separated candidates to run on every file, instead of each file's own")
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--append", action="store_true",
                      help="add to --out instead of replacing it, skipping the runs it already holds")
@@ -268,7 +279,7 @@ def main() -> None:
         print(targets(rows))
         print(json.dumps({"chosen": choose(rows)}))
         return
-    backend = get_backend("transformers")
+    backend = get_backend("transformers", dtype=args.dtype)
     seeds = [int(s) for s in args.seeds.split(",")]
     done = set()
     if args.append and args.out.exists():
@@ -276,7 +287,8 @@ def main() -> None:
                 for r in map(json.loads, args.out.read_text().splitlines())}
     with args.out.open("a" if args.append else "w") as f:
         for name in args.files.split(","):
-            for row in run_file(name, backend, seeds, done):
+            only = args.candidates.split(",") if args.candidates else None
+            for row in run_file(name, backend, seeds, done, only):
                 print(json.dumps({k: v for k, v in row.items() if k not in ("labels", "oriented", "orientations")}),
                       flush=True)
                 f.write(json.dumps(row) + "\n")

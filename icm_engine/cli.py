@@ -151,7 +151,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         "cache_hits": result.cache_hits,
         "batches": len(batches), "flipped_batches": result.flipped_batches,
         "searched": sum(y is not None for y in result.labels) - result.completed, "completed": result.completed,
-        "settled": result.settled, "orientation": result.orientation,
+        "settled": result.settled, "orientation": result.orientation, "anchor": result.anchor,
     })
     report["warnings"] += orientation_warnings(result.orientation)
     if args.report:

@@ -23,10 +23,14 @@ class ReadoutChoice:
     # "predictable" labeling and the search ends one-class (docs/trust.md).
     calibrate: bool = True
     centre: str = "batch"
+    # The likelihood anchor (search/config.py); None: the search semantics' own (agreeing). A preset's prompts
+    # read every field the anchor's prompt needs, so choosing it never asks a dataset for more fields.
+    anchor: str | None = None
     why: str = ""
 
     def settings(self) -> dict[str, Any]:
-        return {"readout": self.readout, "context": self.context, "calibrate": self.calibrate, "centre": self.centre}
+        return {"readout": self.readout, "context": self.context, "calibrate": self.calibrate, "centre": self.centre,
+                "anchor": self.anchor}
 
 
 PRESET_CHOICES: dict[str, ReadoutChoice] = {
@@ -37,7 +41,7 @@ PRESET_CHOICES: dict[str, ReadoutChoice] = {
 }
 # A task whose prompts the user changed was not measured: the paper's readout, calibrated.
 CUSTOM = ReadoutChoice("verdict", "all", why="custom prompts: the paper's readout, calibrated")
-SETTINGS = ("readout", "context", "calibrate", "centre")
+SETTINGS = ("readout", "context", "calibrate", "centre", "anchor")
 # What a choice was measured with: a task whose described prompts differ from its preset's is custom.
 PROMPT_KEYS = ("template", "label_words", "channel_prefix", "channel_target", "verbalizers", "split_header",
                "likelihood_prefix")
@@ -57,8 +61,11 @@ def resolve(task: Task | dict[str, Any], given: dict[str, Any]) -> tuple[dict[st
     """The readout settings to use: each one given (not None) as given, the rest from the task's choice.
     Returns them and the names of those that came from the choice."""
     choice = choice_for(task).settings()
+    if given.get("init") not in (None, "random"):  # seeds from zero-shot: the anchor must not label them too
+        choice["anchor"] = None
     settings = {k: choice[k] if given.get(k) is None else given[k] for k in SETTINGS}
-    return settings, [k for k in SETTINGS if given.get(k) is None]
+    # An anchor the choice leaves to the search semantics supplies nothing.
+    return settings, [k for k in SETTINGS if given.get(k) is None and (k != "anchor" or choice[k] is not None)]
 
 
 def describe(task: Task | dict[str, Any], from_choice: list[str]) -> dict[str, Any]:

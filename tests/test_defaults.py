@@ -16,7 +16,8 @@ def test_given_settings_win_and_the_rest_come_from_the_preset():
     task = get_task("gsm8k")
     choice = PRESET_CHOICES["gsm8k"]
     settings, applied = resolve(task, {"readout": "channel", "context": None, "calibrate": False})
-    assert settings == {"readout": "channel", "context": choice.context, "calibrate": False, "centre": choice.centre}
+    assert settings == {"readout": "channel", "context": choice.context, "calibrate": False, "centre": choice.centre,
+                        "anchor": None}
     assert applied == ["context", "centre"]
     settings, applied = resolve(task.describe(), {})
     assert settings == choice.settings() and applied == ["readout", "context", "calibrate", "centre"]
@@ -30,4 +31,26 @@ def test_changed_prompts_get_the_papers_readout_calibrated():
     assert choice_for(get_task("truthfulqa", label_words=[" yes", " no"])) == CUSTOM
     # The consistency rule is not a prompt: the preset's choice still applies.
     assert choice_for(get_task("claims", consistency="key:answer")) == PRESET_CHOICES["claims"]
-    assert CUSTOM.settings() == {"readout": "verdict", "context": "all", "calibrate": True, "centre": "batch"}
+    assert CUSTOM.settings() == {"readout": "verdict", "context": "all", "calibrate": True, "centre": "batch",
+                                 "anchor": None}
+
+
+
+def test_a_preset_may_choose_the_anchor_and_zero_shot_seeds_leave_it_to_the_search(monkeypatch):
+    """The anchor is part of a preset's choice (docs/defaults.md); a given one wins, and seeds from zero-shot
+    (which an anchor "likelihood" would label instead) leave it to the search semantics."""
+    from dataclasses import replace
+
+    monkeypatch.setitem(PRESET_CHOICES, "claims", replace(PRESET_CHOICES["claims"], anchor="likelihood"))
+    task = get_task("claims", consistency="key:answer")
+    settings, applied = resolve(task, {})
+    assert settings["anchor"] == "likelihood" and "anchor" in applied
+    assert resolve(task, {"anchor": "none"})[0]["anchor"] == "none"  # given wins
+    settings, applied = resolve(task, {"init": "zero-shot"})
+    assert settings["anchor"] is None and "anchor" not in applied
+    # An anchor left to the search semantics supplies nothing.
+    assert "anchor" not in resolve(get_task("gsm8k"), {})[1]
+    # Every preset's prompts read the fields the anchor's prompt needs: choosing it asks no more of a dataset.
+    for name in PRESETS:
+        preset = get_task(name)
+        assert set(preset.likelihood_fields()) <= set(preset.required_fields(PRESET_CHOICES[name].readout))

@@ -545,3 +545,10 @@ def test_anchor_weight_is_validated():
         with pytest.raises(ValueError, match="anchor_weight must be"):
             ICMConfig(anchor="likelihood", anchor_weight=bad).validate()
     assert ICMConfig.from_dict({"anchor": "likelihood", "anchor_weight": 2}).anchor_weight == 2
+
+
+def test_the_result_names_the_anchor_the_search_used():
+    examples, _ = make_examples(4)
+    assert run(examples, ICMConfig(iterations=5, seed=0))[0].anchor == "agreeing"  # the paper semantics' own
+    assert run(examples, ICMConfig(iterations=5, seed=0, anchor="likelihood"))[0].anchor == "likelihood"
+    assert run(examples, ICMConfig(iterations=5, seed=0, mode="reference"))[0].anchor == "none"

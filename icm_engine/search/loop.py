@@ -87,6 +87,7 @@ class ICMSearch:
         if not 0 <= lo < hi <= len(self.batches):
             raise ValueError(f"batch range [{lo}, {hi}) is outside the {len(self.batches)} batches")
         self.batch_range = (lo, hi)
+        self.anchor = self.config.effective_anchor
         self.fingerprint = fingerprint(self.examples, task)
         self.state = SearchState.start(len(self.examples), lo)
         self.cache = ScoreCache(self.config.cache_size)
@@ -224,7 +225,7 @@ class ICMSearch:
             # Same balance, but the half the model scores higher zero-shot is labeled True: anchors the
             # polarity that a readout symmetric under a global label flip cannot anchor by itself.
             values = _higher_half(self.scorer.score([([], p) for p in positions]))
-        if self.config.effective_anchor == "likelihood":
+        if self.anchor == "likelihood":
             self.state.anchor_factor = 1.0
             if k:
                 # The model's own zero-shot preference between the claims of a group labels the seeds.
@@ -282,7 +283,7 @@ class ICMSearch:
 
     def _step(self) -> None:
         c, s = self.config, self.state
-        if c.effective_anchor == "agreeing" and s.iteration == c.iterations // 3:
+        if self.anchor == "agreeing" and s.iteration == c.iterations // 3:
             self._check_anchor()
         s.iteration += 1
         s.total_iterations += 1
@@ -393,5 +394,6 @@ class ICMSearch:
             labels=list(s.labels), scores=list(s.scores), stats=self.stats(), wall_s=self.elapsed(),
             complete=not stopped, iterations=s.total_iterations, accepted=s.accepted, rejected=s.rejected,
             cache_hits=self.cache.hits, flipped_batches=list(s.flipped_batches), completed=len(s.completed),
+            anchor=self.anchor,
             settled=len(s.settled), orientation=list(s.orientation),
         )

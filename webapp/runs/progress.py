@@ -41,6 +41,9 @@ class RunProgress:
     flipped_batches: list[int] = field(
         default_factory=list, metadata={"help": "ICM: batches whose labels the orientation turned over"})
     searched: int | None = field(default=None, metadata={"help": "ICM: labels the search chose"})
+    anchor: str | None = field(
+        default=None, metadata={"help": "ICM: the likelihood anchor the search used (likelihood: the seeds follow it "
+                                        "and it is a term of U; agreeing; none)"})
     completed: int | None = field(
         default=None, metadata={"help": "ICM: labels the completion after the search gave (the examples the search "
                                         "left unlabeled: the model's prediction with the searched labels as context, "

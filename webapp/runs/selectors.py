@@ -141,6 +141,7 @@ def shard_progress(children: list[dict[str, Any]]) -> dict[str, Any]:
     out["elapsed_s"] = max(elapsed, default=0)
     etas = [(c.get("progress") or {}).get("eta_s") for c in children if c["status"] in ACTIVE]
     out["eta_s"] = max((e for e in etas if e is not None), default=None) if etas else 0
+    out["anchor"] = next((c["progress"]["anchor"] for c in children if (c.get("progress") or {}).get("anchor")), None)
     # Each shard names its own batches' classes: the parent lists them all, and warns if any was undecided.
     out["orientation"] = [o for c in children for o in (c.get("progress") or {}).get("orientation") or []]
     out["flipped_batches"] = sorted(b for c in children for b in (c.get("progress") or {}).get("flipped_batches") or [])

@@ -60,7 +60,10 @@ def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[
     """A run's whole configuration from the settings given: what is left out sized to the examples or taken from
     the preset, everything checked (ValidationError says which setting is wrong)."""
     # Readout, context and calibration left out (or null): the dataset's preset's choice for the packaged model.
-    params = {**params, **resolve_defaults(task, params)[0]}
+    chosen = resolve_defaults(task, params)[0]
+    if method != RunMethod.ICM:  # the anchor is the search's: a baseline takes the readout settings alone
+        chosen = {k: v for k, v in chosen.items() if k in BASELINE_KEYS or k in params}
+    params = {**params, **chosen}
     if method == RunMethod.ICM:
         unknown = set(params) - ICM_KEYS
         if unknown:

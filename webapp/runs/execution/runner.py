@@ -146,7 +146,7 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
              "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches,
              "searched": sum(result.labels[u] is not None for u in mine) - result.completed,
              "completed": result.completed, "settled": result.settled, "orientation": result.orientation,
-             "warnings": orientation_warnings(result.orientation)}
+             "anchor": result.anchor, "warnings": orientation_warnings(result.orientation)}
     kept = [examples[u] for u in mine]
     labels, scores = [result.labels[u] for u in mine], [result.scores[u] for u in mine]
     prov = _described(prov, backend)
