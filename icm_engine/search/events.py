@@ -53,4 +53,4 @@ class ICMResult:
     completed: int = 0
     settled: int = 0
     orientation: list[dict] = field(default_factory=list)
-    anchor: str = "none"  # the anchor the search used (its config's, or the default where its fields exist)
+    anchor: str = "none"  # the anchor the search used (its config's, or its semantics' own)

@@ -113,12 +113,12 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = selectors.get_dataset(request.user, pk)
     view = data_view(request.user, dataset, request.GET)
     context = {"dataset": dataset, "view": view, "query": view.query, "label_choices": LABEL_CHOICES}
-    if not view.reads_labels:  # an annotator's own label set: on their Data tab, since they have no Runs tab
-        context.update(_labelsets_context(request, dataset))
     if _is_htmx(request):
         response = render(request, "datasets/_examples.html", context)
         response["HX-Push-Url"] = f"{request.path}?{view.query.querystring()}"
     else:
+        if not view.reads_labels:  # an annotator's own label set: on their Data tab, as they have no Runs tab
+            context.update(_labelsets_context(request, dataset))
         response = render(request, "datasets/examples.html", context)
     response["Vary"] = "HX-Request"
     return response
