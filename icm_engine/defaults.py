@@ -37,7 +37,7 @@ PRESET_CHOICES: dict[str, ReadoutChoice] = {
     "truthfulqa": ReadoutChoice("split", "other-folds", centre="group"),
     "gsm8k": ReadoutChoice("verdict", "other-folds", centre="group"),
     "alpaca": ReadoutChoice("verdict", "other-folds", centre="group"),
-    "claims": ReadoutChoice("split", "other-folds", centre="group"),
+    "claims": ReadoutChoice("split", "other-folds", centre="group", anchor="likelihood"),
 }
 # A task whose prompts the user changed was not measured: the paper's readout, calibrated.
 CUSTOM = ReadoutChoice("verdict", "all", why="custom prompts: the paper's readout, calibrated")

@@ -880,3 +880,21 @@ def test_the_dashboard_says_which_examples_a_runs_label_set_covers(owner, owner_
     row = re.search(r'<table class="grid" id="accuracy-table">.*?<tbody><tr><td>[^<]*</td>'
                     r'<td class="num">([^<]*)</td><td class="num">([^<]*)</td>', page, re.S)
     assert row is not None and row.groups() == ("16", "16")
+
+
+def test_a_claims_preset_run_takes_the_likelihood_anchor_unless_told_otherwise(owner, owner_api):
+    """The claims preset's choice (docs/defaults.md) fills the anchor a start leaves out, for ICM only; a given
+    one wins; the run's progress names the anchor the search used."""
+    from .test_review import ROWS
+
+    ds = create_dataset(owner=owner, filename="claims.jsonl", data=jsonl(ROWS), task="claims",
+                        consistency="key:answer")
+    resp = _post_run(owner_api, ds, config=ICM_FAST, baseline_methods=["zero-shot"])
+    assert resp.status_code == 201, resp.content
+    icm, zero_shot = Run.objects.get(method="icm"), Run.objects.get(method="zero-shot")
+    assert icm.config["anchor"] == "likelihood" and "anchor" not in zero_shot.config
+    assert execute_run(icm.pk) == "succeeded"
+    icm.refresh_from_db()
+    assert icm.progress["anchor"] == "likelihood"
+    given = _post_run(owner_api, ds, config={**ICM_FAST, "anchor": "none"})
+    assert given.status_code == 201 and Run.objects.get(pk=given.json()["id"]).config["anchor"] == "none"
