@@ -57,6 +57,8 @@ CANDIDATES = {
     # The K seeds follow the likelihood anchor and it is a term of U from the start (not only once it agrees).
     "split-folds-group-likelihood": ("split", "other-folds", "group", "likelihood"),
     "verdict-folds-group-likelihood": ("verdict", "other-folds", "group", "likelihood"),
+    # The likelihood seeds the search but is no term of U: does the readout then move off it where it is wrong?
+    "split-folds-group-likelihood-seeds": ("split", "other-folds", "group", "likelihood"),
 }
 # Left out: the earlier default (split, other groups, batch calibration), whose every target has a context of
 # its own: one seed took over 25 minutes on the sanity dev half here (issue 36 has its figures: 0.08-0.19).
@@ -71,7 +73,7 @@ PER_FILE = {
 # (split-folds-group-anchor2 labeled the sanity dev half 0.40 with seed 0; its row stays in the results); the
 # verdict readout beyond the sanity dev half (there 18 points below the split readout, at 3-4 times the
 # time); on TruthfulQA, the search without the anchor.
-ANCHOR_WEIGHT = {"split-folds-group-anchor2": 2.0}
+ANCHOR_WEIGHT = {"split-folds-group-anchor2": 2.0, "split-folds-group-likelihood-seeds": 0.0}
 ORIENTATIONS = ("auto", "likelihood", "zero-shot", "none")
 BASELINES = ("zero-shot", "likelihood", "bootstrap", "gold-icl")
 
