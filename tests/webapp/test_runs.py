@@ -850,6 +850,8 @@ def test_a_runs_page_its_api_and_its_label_set_give_one_accuracy(owner, owner_ap
     api = owner_api.get(f"/api/runs/{run.pk}/").json()["progress"]
     assert api["gold"] == json.loads(json.dumps(expected))
     assert api["gold_version"] == {"id": gold2.pk, "name": gold2.name, "version": gold2.version}
+    listed = owner_api.get(f"/api/runs/?dataset={ds.pk}").json()["results"]  # the list computes it per page
+    assert [r["progress"]["gold"] for r in listed] == [api["gold"]]
     client.force_login(owner)
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert f"Accuracy against {gold2.name} v{gold2.version}" in page

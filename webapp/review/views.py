@@ -243,9 +243,9 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     report = selectors.agreement_report(dataset, compared, gold)
     names = {ls.pk: f"{ls.name} v{ls.version}" for ls in sets}
     limits = run_limits([ls.pk for ls in compared])
-    for a in report["accuracy"]:  # like with like: which examples a run's set covers
-        a["limit"] = ("all" if limits[a["label_set"]] is None else limits[a["label_set"]]) \
-            if a["label_set"] in limits else "–"
+    for a in report["accuracy"]:  # like with like: which examples a run's set covers (–: no run made it)
+        limit = limits.get(a["label_set"], "–")
+        a["limit"] = "all" if limit is None else limit
     plot = selectors.accuracy_plot(report, names)
     return render(request, "review/dashboard.html", {
         "dataset": dataset, "sets": sets, "golds": golds, "gold": gold, "compared": compared, "report": report,

@@ -154,9 +154,10 @@ def shards_of(run: Run) -> list[dict[str, Any]]:
                                                   "attempts"))
 
 
-def snapshot(run: Run, *, detail: bool = False) -> dict[str, Any]:
+def snapshot(run: Run, *, detail: bool = False, gold: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the live page and the API show about a run, from its database row (a sharded run's
-    progress is its shards', summed as they go)."""
+    progress is its shards', summed as they go). `gold`: its label set's figures against gold where the
+    caller has them already (snapshots)."""
     progress = RunProgress.from_dict(run.progress).as_dict()
     shards: list[dict[str, Any]] = []
     if run.is_sharded:
@@ -167,7 +168,7 @@ def snapshot(run: Run, *, detail: bool = False) -> dict[str, Any]:
                    "attempts": c["attempts"], **{k: int((c["progress"] or {}).get(k) or 0)
                                                 for k in ("labeled", "step", "total_steps")}} for c in children]
     if run.label_set_id and run.status not in ACTIVE:
-        progress.update(label_set_gold(run))
+        progress.update(gold if gold is not None else label_set_gold([run])[run.pk])
     return {
         "id": run.pk,
         "dataset": run.dataset_id,
@@ -203,14 +204,30 @@ def run_limits(label_set_ids: list[int]) -> dict[int, int | None]:
     return dict(Run.objects.filter(label_set_id__in=label_set_ids).values_list("label_set_id", "limit"))
 
 
-def label_set_gold(run: Run) -> dict[str, Any]:
-    """A finished run's accuracy: its label set against the dataset's latest gold, by the one function the label
-    set's page and every table use (gold_comparisons), so the run page, its API and the label set agree; the
-    live comparison while it ran was against the gold of its start, over the labels of that moment."""
-    gold = latest_gold(run.dataset)
-    c = gold_comparisons([run.label_set], gold).get(run.label_set_id)
-    return {"gold": c, "gold_agreement": c["accuracy"] if c else None, "gold_n": c["n"] if c else 0,
-            "gold_version": {"id": gold.pk, "name": gold.name, "version": gold.version} if c else None}
+def snapshots(runs: list[Run]) -> list[dict[str, Any]]:
+    """`snapshot` of each run (a page of the API's list), the finished ones' label sets compared with gold in
+    two queries a dataset rather than for each run."""
+    gold = label_set_gold([r for r in runs if r.label_set_id and r.status not in ACTIVE])
+    return [snapshot(r, gold=gold.get(r.pk)) for r in runs]
+
+
+def label_set_gold(runs: list[Run]) -> dict[int, dict[str, Any]]:
+    """Finished runs' accuracies, by run id: each label set against its dataset's latest gold, by the one
+    function the label set's page and every table use (gold_comparisons), so the run page, its API and the
+    label set agree; the live comparison while a run went was against the gold of its start, over the labels
+    of that moment."""
+    out: dict[int, dict[str, Any]] = {}
+    by_dataset: dict[int, list[Run]] = {}
+    for r in runs:
+        by_dataset.setdefault(r.dataset_id, []).append(r)
+    for mine in by_dataset.values():
+        gold = latest_gold(mine[0].dataset)
+        compared = gold_comparisons([r.label_set for r in mine], gold)
+        for r in mine:
+            c = compared.get(r.label_set_id)
+            out[r.pk] = {"gold": c, "gold_agreement": c["accuracy"] if c else None, "gold_n": c["n"] if c else 0,
+                         "gold_version": {"id": gold.pk, "name": gold.name, "version": gold.version} if c else None}
+    return out
 
 
 def experiment_key(run: Run) -> str:
@@ -249,37 +266,48 @@ def _spread(values: list[float]) -> dict[str, Any]:
             "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
+def _finished(dataset: Dataset) -> list[Run]:
+    return list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
+
+
 def experiments(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[str, Any]]:
-    """The dataset's finished runs grouped into experiments over the same examples (one limit each), the
-    latest first, each with its own method table: like with like, no method's figure stands beside another
-    experiment's. Each: `limit`, `n_examples`, `runs` (how many) and `rows` (method_table)."""
+    """The dataset's finished runs (or `runs`, newest first) grouped into experiments over the same examples
+    (one limit each), the latest first, each with its own method table: like with like, no method's figure
+    stands beside another experiment's. Each: `limit`, `n_examples`, `runs` (how many) and `rows`."""
     if runs is None:
-        runs = list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
-    limits = list(dict.fromkeys(r.limit for r in runs))
+        runs = _finished(dataset)
     size = Example.objects.filter(dataset=dataset).count()
+    gold = latest_gold(dataset)
+    compared = gold_comparisons([r.label_set for r in runs if r.label_set is not None], gold)
     out = []
-    for limit in limits:
+    for limit in dict.fromkeys(r.limit for r in runs):
         mine = [r for r in runs if r.limit == limit]
-        out.append({"limit": limit, "n_examples": min(limit, size) if limit else size, "runs": len(mine),
-                    "rows": method_table(dataset, mine)})
+        n_examples = min(limit, size) if limit else size
+        out.append({"limit": limit, "n_examples": n_examples, "runs": len(mine),
+                    "rows": _method_rows(dataset, mine, limit=limit, n_examples=n_examples, gold=gold,
+                                         compared=compared)})
     return out
 
 
-def method_table(dataset: Dataset, runs: list[Run] | None = None) -> list[dict[str, Any]]:
-    """For each method, the seeds of its latest experiment (its latest finished run and every finished run
-    with the same settings but another seed, the latest per seed), each against the latest gold: the mean
-    accuracy, its min-max over the seeds and their number, and each seed's comparison. For ICM each seed's
-    final U (the search's objective, no gold involved) and the label-free pick: the seed with the highest U,
-    and whether it was also the most accurate. Only runs over the latest finished run's examples (its limit)
-    count: `experiments` gives the others their own tables."""
-    if runs is None:
-        runs = list(runs_of(dataset).filter(status=RunStatus.SUCCEEDED).order_by("-finished", "-id"))
-    limit = runs[0].limit if runs else None
-    runs = [r for r in runs if r.limit == limit]
+def method_table(dataset: Dataset) -> list[dict[str, Any]]:
+    """The latest experiment's table (`GET /api/datasets/{id}/methods/`): every method, with no seeds where
+    nothing has finished."""
+    runs = _finished(dataset)
+    latest = experiments(dataset, [r for r in runs if r.limit == runs[0].limit]) if runs else []
+    if latest:
+        return latest[0]["rows"]
     size = Example.objects.filter(dataset=dataset).count()
-    n_examples = min(limit, size) if limit else size
-    gold = latest_gold(dataset)
-    compared = gold_comparisons([r.label_set for r in runs if r.label_set is not None], gold)
+    return _method_rows(dataset, [], limit=None, n_examples=size, gold=latest_gold(dataset), compared={})
+
+
+def _method_rows(dataset: Dataset, runs: list[Run], *, limit: int | None, n_examples: int, gold: LabelSet | None,
+                 compared: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One experiment's table (its finished runs, newest first; `compared`: their label sets against `gold`).
+    For each method, the seeds of its latest settings (its latest finished run and every finished run with the
+    same settings but another seed, the latest per seed), each against the latest gold: the mean accuracy, its
+    min-max over the seeds and their number, and each seed's comparison. For ICM each seed's final U (the
+    search's objective, no gold involved) and the label-free pick: the seed with the highest U, and whether it
+    was also the most accurate."""
     rows = []
     for method, label in RunMethod.choices:
         mine = [r for r in runs if r.method == method]

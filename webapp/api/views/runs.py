@@ -20,7 +20,7 @@ class RunListView(generics.GenericAPIView):
     serializer_class = s.RunSerializer
 
     def get_queryset(self):
-        qs = run_selectors.runs_for_user(self.request.user).defer("checkpoint")
+        qs = run_selectors.runs_for_user(self.request.user).defer("checkpoint").select_related("label_set", "dataset")
         given = self.request.query_params.getlist("dataset")
         if given:
             pk = as_id(given[-1])
@@ -34,7 +34,7 @@ class RunListView(generics.GenericAPIView):
                    responses=s.RunSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([run_selectors.snapshot(r) for r in page])
+        return self.get_paginated_response(run_selectors.snapshots(page))
 
     @extend_schema(request=s.RunCreateSerializer, responses={201: s.RunCreatedSerializer})
     def post(self, request):
