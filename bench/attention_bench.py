@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _best_ms(fn, repeats: int = 20, warmup: int = 3) -> float:
@@ -67,7 +70,7 @@ def prompts() -> None:
     from icm_engine.presets import get_task, load_dataset
 
     task = get_task("truthfulqa")
-    data = load_dataset("../shared/data/truthfulqa/train_truthfulqa.json", task, limit=64)
+    data = load_dataset(ROOT / "data" / "paper" / "truthfulqa" / "train_truthfulqa.json", task, limit=64)
     backend = TransformersBackend()
     context = "".join(task.render(ex) + " True\n\n" for ex in data.examples[:48])
     sets = {

@@ -1,6 +1,6 @@
 """Choose each task preset's defaults for the packaged model by what ICM itself finds, on development data only
-(the sanity set's and the comparisons set's dev halves, the paper's train and dev files; never
-../shared/data/eval).
+(the sanity set's and the comparisons set's dev halves, slices of the paper's train and dev files in data/paper/;
+never the paper's evaluation halves).
 
     python bench/choose_defaults.py run --out bench/results/defaults_icm.jsonl [--files claims,comparisons]
     python bench/choose_defaults.py table bench/results/defaults_icm.jsonl
@@ -35,15 +35,15 @@ from icm_engine.search import ICMConfig, ICMSearch, sized_to
 from icm_engine.search.completion import mirrored
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
+PAPER = ROOT / "data" / "paper"
 # Development files only, with how many rows of each (whole groups): 40 claims a file, 24 rows of the long
 # GSM8K solutions and Alpaca responses (a prompt there is ten times longer).
 FILES = {
     "claims": ("claims", ROOT / "data" / "sanity" / "claims_dev.jsonl", "key:answer", 40),
     "comparisons": ("claims", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", "key:answer", 40),
-    "truthfulqa": ("truthfulqa", SHARED / "truthfulqa" / "praxis_subset_train.json", None, 40),
-    "gsm8k": ("gsm8k", SHARED / "gsm8k" / "gsm8k_dev.json", None, 24),
-    "alpaca": ("alpaca", SHARED / "alpaca" / "alpaca_dev.json", None, 24),
+    "truthfulqa": ("truthfulqa", PAPER / "truthfulqa" / "praxis_subset_train.json", None, 40),
+    "gsm8k": ("gsm8k", PAPER / "gsm8k" / "gsm8k_dev.json", None, 24),
+    "alpaca": ("alpaca", PAPER / "alpaca" / "alpaca_dev.json", None, 24),
 }
 # (readout, context, centre, anchor): the search settings compared (the anchor's weight: ANCHOR_WEIGHT's, else 1).
 # The long-text files run the verdict readout only: the split readout reads every token of a 200-token response

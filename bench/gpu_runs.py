@@ -100,7 +100,7 @@ def main() -> int:
     ap.add_argument("--plan", default="bench,channel32,channel64",
                     help="comma-separated, in priority order: bench, channelN (N claims of each half)")
     ap.add_argument("--model", required=True)
-    ap.add_argument("--tqa", type=Path, default=ROOT.parent / "shared/data/truthfulqa/train_truthfulqa.json")
+    ap.add_argument("--tqa", type=Path, default=ROOT / "data/paper/truthfulqa/train_truthfulqa.json")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--dtype", default="float32")

@@ -18,5 +18,5 @@ if [ "${1:-}" = --stop ]; then
     pkill -f "icm bench .*--checkpoint-dir $R" || true
     exit 0
 fi
-exec .venv/bin/icm bench ../shared/data/truthfulqa/train_truthfulqa.json --task truthfulqa --limit 64 \
+exec .venv/bin/icm bench data/paper/truthfulqa/train_truthfulqa.json --task truthfulqa --limit 64 \
     --iterations 64 --seeds 0,1,2 --modes reference --dtype float32 --checkpoint-dir $R --report $R/bench.json

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from icm_engine.presets import get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ICM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+PAPER = ROOT / "data" / "paper"  # slices of the paper's released files (data/paper/README.md)
 
 SUITES = {
     "sanity": [
@@ -33,11 +32,11 @@ SUITES = {
              task="claims", consistency="key:answer", readout="verdict", context="all", limit=12, iterations=24),
     ],
     "paper": [
-        dict(name="TruthfulQA praxis train (verdict)", path=SHARED / "truthfulqa/praxis_subset_train.json",
+        dict(name="TruthfulQA praxis train (verdict)", path=PAPER / "truthfulqa/praxis_subset_train.json",
              task="truthfulqa", readout="verdict", context="all", limit=12, iterations=24),
-        dict(name="GSM8K dev (verdict)", path=SHARED / "gsm8k/gsm8k_dev.json", task="gsm8k", readout="verdict",
+        dict(name="GSM8K dev (verdict)", path=PAPER / "gsm8k/gsm8k_dev.json", task="gsm8k", readout="verdict",
              context="all", limit=8, iterations=16),
-        dict(name="Alpaca dev (verdict)", path=SHARED / "alpaca/alpaca_dev.json", task="alpaca", readout="verdict",
+        dict(name="Alpaca dev (verdict)", path=PAPER / "alpaca/alpaca_dev.json", task="alpaca", readout="verdict",
              context="all", limit=4, iterations=8),
     ],
 }

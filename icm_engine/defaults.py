@@ -1,7 +1,7 @@
 """Each task preset's default readout, context and calibration for the packaged model.
 
-Chosen on development data only (the paper's train/dev files and the sanity set's dev half, never
-../shared/data/eval) by `bench/choose_defaults.py`; docs/defaults.md holds the table that chose them. An
+Chosen on development data only (the paper's train/dev files and the sanity set's dev half, never the
+evaluation halves) by `bench/choose_defaults.py`; docs/defaults.md holds the table that chose them. An
 option the user gives always wins; the report and the run form say which settings came from here.
 """
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Every form of a gold label found in the paper's released files (../shared/data/README.md).
+# Every form of a gold label found in the paper's released files (data/paper/README.md).
 _TRUE_FORMS: tuple[Any, ...] = (True, 1, "1", "True", "true")
 _FALSE_FORMS: tuple[Any, ...] = (False, 0, "0", "False", "false")
 MAX_PROBLEMS = 20

@@ -7,30 +7,32 @@ import pytest
 from icm_engine.examples import DataError, load_labels, parse_label
 from icm_engine.presets import get_task, load_dataset
 
-# Every file the paper released (and the eval halves) with the preset that reads it.
+from .conftest import PAPER_DATA, ROOT, SHAPES
+
+# Every slice of the paper's released files the repository ships, with the preset that reads it and its rows.
 FILES = {
-    "truthfulqa/train_truthfulqa.json": ("truthfulqa", 2608),
-    "truthfulqa/praxis_subset_train.json": ("truthfulqa", 256),
-    "truthfulqa/praxis_subset_test.json": ("truthfulqa", 100),
-    "truthfulqa/train_truthfulqa_preference.json": ("alpaca", 7250),
-    "gsm8k/gsm8k_dev.json": ("gsm8k", 1560),
-    "alpaca/alpaca_dev.json": ("alpaca", 468),
-    "eval/truthfulqa_test.json": ("truthfulqa", 900),
-    "eval/gsm8k_eval.json": ("gsm8k", 1412),
-    "eval/alpaca_eval.json": ("alpaca", 466),
-    "eval/truthfulqa_preference_test.json": ("alpaca", 5882),
-    "eval/larger_than_test.json": ("truthfulqa", 396),
-    "eval/gsm8k_pairs_test.json": ("truthfulqa", 1486),
-    "eval/political_normative_test.json": ("truthfulqa", 558),
+    "data/paper/truthfulqa/train_truthfulqa.json": ("truthfulqa", 256),
+    "data/paper/truthfulqa/praxis_subset_train.json": ("truthfulqa", 256),
+    "data/paper/truthfulqa/train_truthfulqa_preference.json": ("alpaca", 64),
+    "data/paper/gsm8k/gsm8k_dev.json": ("gsm8k", 100),
+    "data/paper/alpaca/alpaca_dev.json": ("alpaca", 80),
+    "tests/data/shapes/larger_than_test.json": ("truthfulqa", 8),
+    "tests/data/shapes/gsm8k_pairs_test.json": ("truthfulqa", 6),
+    "tests/data/shapes/political_normative_test.json": ("truthfulqa", 6),
 }
 
 
+def test_every_shipped_file_is_listed():
+    shipped = [*PAPER_DATA.rglob("*.json"), *SHAPES.glob("*.json")]
+    assert {str(p.relative_to(ROOT)) for p in shipped} == set(FILES)
+
+
 @pytest.mark.parametrize("name", sorted(FILES))
-def test_loads_every_released_file(shared_data, name):
+def test_loads_every_released_file(name):
     preset, rows = FILES[name]
-    data = load_dataset(shared_data / name, get_task(preset))
+    data = load_dataset(ROOT / name, get_task(preset))
     assert len(data.examples) == rows
-    raw = json.loads((shared_data / name).read_text())
+    raw = json.loads((ROOT / name).read_text())
     # Gold labels are kept apart: never among the fields the search can see.
     assert all("label" not in ex.fields for ex in data.examples)
     expected = [parse_label(r["label"]) for r in raw if "label" in r]

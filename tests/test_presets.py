@@ -9,17 +9,17 @@ from icm_engine.examples import LoadedData, limit_examples
 from icm_engine.presets import get_task, load_dataset, normalise_answer
 
 
-def test_gsm8k_key_is_the_final_answer(shared_data):
-    data = load_dataset(shared_data / "gsm8k/gsm8k_dev.json", get_task("gsm8k"), limit=40)
-    raw = json.loads((shared_data / "gsm8k/gsm8k_dev.json").read_text())
+def test_gsm8k_key_is_the_final_answer(paper_data):
+    data = load_dataset(paper_data / "gsm8k/gsm8k_dev.json", get_task("gsm8k"), limit=40)
+    raw = json.loads((paper_data / "gsm8k/gsm8k_dev.json").read_text())
     by_id = {i: r for i, r in enumerate(raw)}
     for ex in data.examples:
         assert ex.key == normalise_answer(by_id[ex.id]["answer"])
     assert normalise_answer("1,000") == normalise_answer("1000.0") == "1000"
 
 
-def test_alpaca_keys_pair_the_two_orders_without_gold(shared_data):
-    data = load_dataset(shared_data / "alpaca/alpaca_dev.json", get_task("alpaca"))
+def test_alpaca_keys_pair_the_two_orders_without_gold(paper_data):
+    data = load_dataset(paper_data / "alpaca/alpaca_dev.json", get_task("alpaca"))
     groups: dict[str, list] = {}
     for ex in data.examples:
         groups.setdefault(ex.group, []).append(ex)
@@ -33,8 +33,8 @@ def test_alpaca_keys_pair_the_two_orders_without_gold(shared_data):
     assert rule.pair_kind(a.uid, b.uid, True, False) is None
 
 
-def test_keys_do_not_depend_on_gold(shared_data, tmp_path):
-    raw = json.loads((shared_data / "alpaca/alpaca_dev.json").read_text())[:40]
+def test_keys_do_not_depend_on_gold(paper_data, tmp_path):
+    raw = json.loads((paper_data / "alpaca/alpaca_dev.json").read_text())[:40]
     flipped = [dict(r, label=not bool(int(r["label"]) if str(r["label"]).isdigit() else r["label"] == "True"))
                for r in raw]
     (tmp_path / "a.json").write_text(json.dumps(raw))
@@ -46,8 +46,8 @@ def test_keys_do_not_depend_on_gold(shared_data, tmp_path):
     assert a.gold != b.gold
 
 
-def test_truthfulqa_has_no_gold_derived_rule(shared_data):
-    data = load_dataset(shared_data / "truthfulqa/praxis_subset_train.json", get_task("truthfulqa"))
+def test_truthfulqa_has_no_gold_derived_rule(paper_data):
+    data = load_dataset(paper_data / "truthfulqa/praxis_subset_train.json", get_task("truthfulqa"))
     assert all(ex.key is None for ex in data.examples)
     assert not ConsistencyRule(data.examples, "none").conflicts([True] * len(data.examples))
 
@@ -78,8 +78,8 @@ def test_unknown_preset_and_consistency():
         get_task("claims", consistency="sometimes")
 
 
-def test_limit_keeps_whole_groups(shared_data):
-    data = load_dataset(shared_data / "gsm8k/gsm8k_dev.json", get_task("gsm8k"))
+def test_limit_keeps_whole_groups(paper_data):
+    data = load_dataset(paper_data / "gsm8k/gsm8k_dev.json", get_task("gsm8k"))
     cut = limit_examples(LoadedData(data.examples, data.gold), 10)
     sizes: dict[str, int] = {}
     for ex in cut.examples:

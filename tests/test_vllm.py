@@ -70,9 +70,9 @@ class Recording:
 
 
 @pytest.fixture(scope="module")
-def truthfulqa(shared_data):
+def truthfulqa(paper_data):
     task = get_task("truthfulqa")
-    return task, load_dataset(shared_data / "truthfulqa" / "train_truthfulqa.json", task, limit=12)
+    return task, load_dataset(paper_data / "truthfulqa" / "train_truthfulqa.json", task, limit=12)
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +137,9 @@ def _baseline(python_or_icm: list[str], data_file: Path, out: Path, *backend_arg
 
 
 @pytest.fixture(scope="module")
-def transformers_labels(shared_data, tmp_path_factory) -> dict[str, bool]:
+def transformers_labels(paper_data, tmp_path_factory) -> dict[str, bool]:
     out = tmp_path_factory.mktemp("tf") / "labels.jsonl"
-    return _baseline([sys.executable, "-m", "icm_engine.cli"], shared_data / "truthfulqa" / "train_truthfulqa.json",
+    return _baseline([sys.executable, "-m", "icm_engine.cli"], paper_data / "truthfulqa" / "train_truthfulqa.json",
                      out, "--backend", "transformers")
 
 
@@ -158,10 +158,10 @@ def test_in_process_vllm_gives_the_transformers_log_probabilities(vllm_python, r
     print(json.dumps({"vllm_in_process": summary, "stats": out["stats"], "load_s": round(out["load_s"], 1)}))
 
 
-def test_cli_zero_shot_with_vllm_gives_the_transformers_labels(vllm_python, shared_data, transformers_labels,
+def test_cli_zero_shot_with_vllm_gives_the_transformers_labels(vllm_python, paper_data, transformers_labels,
                                                                tmp_path):
     icm = [str(vllm_python), "-m", "icm_engine.cli"]
-    labels = _baseline(icm, shared_data / "truthfulqa" / "train_truthfulqa.json", tmp_path / "vllm.jsonl",
+    labels = _baseline(icm, paper_data / "truthfulqa" / "train_truthfulqa.json", tmp_path / "vllm.jsonl",
                        "--backend", "vllm")
     assert labels == transformers_labels
 
@@ -219,16 +219,16 @@ def test_openai_backend_on_vllm_serve_gives_the_transformers_log_probabilities(v
     print(json.dumps({"vllm_serve": summary, "stats": backend.stats.as_dict()}))
 
 
-def test_cli_zero_shot_through_the_server_gives_the_transformers_labels(vllm_server, shared_data,
+def test_cli_zero_shot_through_the_server_gives_the_transformers_labels(vllm_server, paper_data,
                                                                         transformers_labels, tmp_path):
-    labels = _baseline([sys.executable, "-m", "icm_engine.cli"], shared_data / "truthfulqa" / "train_truthfulqa.json",
+    labels = _baseline([sys.executable, "-m", "icm_engine.cli"], paper_data / "truthfulqa" / "train_truthfulqa.json",
                        tmp_path / "served.jsonl", "--backend", "openai", "--model", "gemma3-270m",
                        "--base-url", vllm_server)
     assert labels == transformers_labels
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_web_app_run_through_the_openai_backend(vllm_server, shared_data, transformers_labels, settings):
+def test_a_web_app_run_through_the_openai_backend(vllm_server, paper_data, transformers_labels, settings):
     """Per run in the web app: a zero-shot run on the vLLM server gives the CLI's transformers labels."""
     from django.contrib.auth import get_user_model
 
@@ -241,7 +241,7 @@ def test_a_web_app_run_through_the_openai_backend(vllm_server, shared_data, tran
     settings.ICM_OPENAI_BASE_URLS = [vllm_server]  # an operator offers the server and its model by name
     settings.ICM_OPENAI_MODELS = ["gemma3-270m"]
     user = get_user_model().objects.create_user("vllm-owner")
-    path = shared_data / "truthfulqa" / "train_truthfulqa.json"
+    path = paper_data / "truthfulqa" / "train_truthfulqa.json"
     dataset = create_dataset(owner=user, filename=path.name, data=path.read_bytes(), task="truthfulqa")
     run = create_run(user=user, dataset=dataset, method="zero-shot", backend="openai", model="gemma3-270m",
                      limit=24, backend_options={"base_url": vllm_server},

@@ -1,8 +1,8 @@
 """Algorithm 1 (simulated annealing over label sets) with ConsistencyFix, as a resumable state machine.
 
 Two modes:
-- `fast` (default; `batched` is its old name): the paper's algorithm with the recommended choices of
-  ../shared/icm-algorithm.md §1.4 (random K seeds, T = T0 / (1 + beta * ln n), every consistent
+- `fast` (default; `batched` is its old name): the paper's algorithm with the recommended choices
+  (docs/engine.md: random K seeds, T = T0 / (1 + beta * ln n), every consistent
   option of a conflicting pair, strict improvement, best over a scan, stop when a scan finds none);
   all prompts of one U evaluation go to the backend in one call, scores are cached by content, a
   proposal that changes nothing is not scored, and the backend resumes each prompt from the longest

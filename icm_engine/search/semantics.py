@@ -1,5 +1,5 @@
-"""The two ways the search makes its choices: the paper's (../shared/icm-algorithm.md §1.4's
-recommendations) and the official code's. Each strategy seeds a batch, repairs conflicts (ConsistencyFix)
+"""The two ways the search makes its choices: the paper's (the recommended choices
+docs/engine.md names) and the official code's. Each strategy seeds a batch, repairs conflicts (ConsistencyFix)
 after the seeds and after a proposal, and says whether scores are floored as the code floors them."""
 
 from __future__ import annotations

@@ -12,37 +12,28 @@ from icm_engine.examples import DataError, parse_label
 from webapp.datasets.models import Example, LabelSet, LabelSetKind
 from webapp.datasets.services import create_dataset, import_label_set
 
+from ..conftest import ROOT
 from .conftest import SMALL_ROWS, counts, jsonl
 
-# Each released file with the preset it is meant for (../shared/data/README.md).
-SHARED_FILES = {
-    "truthfulqa/train_truthfulqa.json": "truthfulqa",
-    "truthfulqa/praxis_subset_train.json": "truthfulqa",
-    "truthfulqa/praxis_subset_test.json": "truthfulqa",
-    "truthfulqa/train_truthfulqa_preference.json": "alpaca",
-    "gsm8k/gsm8k_dev.json": "gsm8k",
-    "alpaca/alpaca_dev.json": "alpaca",
-    "eval/truthfulqa_test.json": "truthfulqa",
-    "eval/gsm8k_eval.json": "gsm8k",
-    "eval/alpaca_eval.json": "alpaca",
-    "eval/truthfulqa_preference_test.json": "alpaca",
-    "eval/larger_than_test.json": "claims",
-    "eval/gsm8k_pairs_test.json": "claims",
-    "eval/political_normative_test.json": "claims",
+# Each slice of a released file the repository ships, with the preset it is meant for (data/paper/README.md).
+PAPER_FILES = {
+    "data/paper/truthfulqa/train_truthfulqa.json": "truthfulqa",
+    "data/paper/truthfulqa/praxis_subset_train.json": "truthfulqa",
+    "data/paper/truthfulqa/train_truthfulqa_preference.json": "alpaca",
+    "data/paper/gsm8k/gsm8k_dev.json": "gsm8k",
+    "data/paper/alpaca/alpaca_dev.json": "alpaca",
+    "tests/data/shapes/larger_than_test.json": "claims",
+    "tests/data/shapes/gsm8k_pairs_test.json": "claims",
+    "tests/data/shapes/political_normative_test.json": "claims",
 }
 
 
-def test_every_shared_file_is_listed(shared_data):
-    on_disk = {str(p.relative_to(shared_data)) for p in shared_data.rglob("*.json")}
-    assert on_disk == set(SHARED_FILES)
-
-
 @pytest.mark.django_db
-@pytest.mark.parametrize("relpath", sorted(SHARED_FILES))
-def test_import_every_released_file(relpath, shared_data, owner):
-    path = shared_data / relpath
+@pytest.mark.parametrize("relpath", sorted(PAPER_FILES))
+def test_import_every_released_file(relpath, owner):
+    path = ROOT / relpath
     rows = json.loads(path.read_text())
-    ds = create_dataset(owner=owner, filename=path.name, data=path.read_bytes(), task=SHARED_FILES[relpath])
+    ds = create_dataset(owner=owner, filename=path.name, data=path.read_bytes(), task=PAPER_FILES[relpath])
     assert Example.objects.filter(dataset=ds).count() == len(rows)
     assert ds.source_name == path.name
     first = Example.objects.get(dataset=ds, position=0)
@@ -58,15 +49,15 @@ def test_import_every_released_file(relpath, shared_data, owner):
     assert gold_set.labels.filter(value=True).count() == sum(parse_label(r["label"]) for r in gold_rows)
     groups = {str(r["consistency_id"]) for r in rows}
     assert Example.objects.filter(dataset=ds).values("group").distinct().count() == len(groups)
-    if SHARED_FILES[relpath] == "gsm8k":
+    if PAPER_FILES[relpath] == "gsm8k":
         # The label-free key is the solution's own final answer.
         ex = Example.objects.filter(dataset=ds).exclude(consistency_key="").first()
         assert ex.consistency_key is not None
 
 
 @pytest.mark.django_db
-def test_api_upload_and_dry_run(owner_api, shared_data):
-    path = shared_data / "truthfulqa" / "praxis_subset_train.json"
+def test_api_upload_and_dry_run(owner_api, paper_data):
+    path = paper_data / "truthfulqa" / "praxis_subset_train.json"
     before = counts()
     resp = owner_api.post("/api/datasets/", {"file": SimpleUploadedFile(path.name, path.read_bytes()),
                                              "task": "truthfulqa", "dry_run": "true"}, format="multipart")

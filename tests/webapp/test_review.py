@@ -370,8 +370,8 @@ def test_blind_annotation_and_what_annotators_cannot_read(audit, owner, client):
     assert "annie" in page and "Annotators" in page
 
 
-def test_annotators_do_not_see_label_like_fields(owner, shared_data):
-    path = shared_data / "alpaca" / "alpaca_dev.json"
+def test_annotators_do_not_see_label_like_fields(owner, paper_data):
+    path = paper_data / "alpaca" / "alpaca_dev.json"
     ds = create_dataset(owner=owner, filename=path.name, data=path.read_bytes(), task="alpaca")
     annie = make_user("annie")
     Membership.objects.create(dataset=ds, user=annie, role=Role.ANNOTATOR)
@@ -381,10 +381,10 @@ def test_annotators_do_not_see_label_like_fields(owner, shared_data):
     assert "candidate_label" in owner_fields
 
 
-def test_alpaca_votes_import_as_separate_human_label_sets(owner, shared_data):
+def test_alpaca_votes_import_as_separate_human_label_sets(owner, paper_data):
     import json
 
-    path = shared_data / "alpaca" / "alpaca_dev.json"
+    path = paper_data / "alpaca" / "alpaca_dev.json"
     rows = json.loads(path.read_text())
     ds = create_dataset(owner=owner, filename=path.name, data=path.read_bytes(), task="alpaca")
     votes = LabelSet.objects.filter(dataset=ds, kind="human").order_by("name")
