@@ -18,13 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from . import readout_settings
 from .anchor import likelihood_anchor
 from .backends.base import Backend, BackendStats
 from .consistency import ConsistencyRule
 from .examples import Example
 from .presets import Task
-from .scoring import CONTEXTS, DEFAULT_FOLDS, READOUTS, SCOPES, ScoreCache, Scorer, centred
+from .scoring import ScoreCache, Scorer, centred
 from .search import make_batches
+from .setting import problems, setting
 
 METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
 
@@ -32,35 +34,23 @@ METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
 @dataclass
 class BaselineConfig:
     """A baseline's settings, with their defaults: the official code's readout, every other example of the
-    batch in context, no calibration, three bootstrap rounds, the paper's batch of 256."""
+    batch in context, no calibration, three bootstrap rounds, the paper's batch of 256. Each describes itself
+    (setting.py), the readout settings as ICM's do."""
 
-    readout: str = "verdict"
-    context: str = "all"
-    calibrate: bool = False
-    shots: int | None = None  # at most this many demonstrations (None: all visible)
-    rounds: int = 3  # bootstrap only
-    batch_size: int = 256
-    folds: int = DEFAULT_FOLDS  # under context "other-folds"
-    centre: str = "batch"  # what calibration subtracts (scoring.offsets)
+    readout: str = readout_settings.readout("verdict")
+    context: str = readout_settings.context("all")
+    calibrate: bool = readout_settings.calibrate(False)
+    shots: int | None = setting(None, "Baselines: at most this many demonstrations per prompt", low=1,
+                                empty="every demonstration the context allows", advanced=True)
+    rounds: int = setting(3, "Bootstrap rounds", low=0, advanced=True)
+    batch_size: int = setting(256, "Examples per batch", low=2)
+    folds: int = readout_settings.folds()
+    centre: str = readout_settings.centre("batch")
 
     def validate(self) -> BaselineConfig:
-        problems = []
-        if self.readout not in READOUTS:
-            problems.append(f"readout must be one of {', '.join(READOUTS)}")
-        if self.context not in CONTEXTS:
-            problems.append(f"context must be one of {', '.join(CONTEXTS)}")
-        if not isinstance(self.calibrate, bool):
-            problems.append("calibrate must be true or false")
-        if self.centre not in SCOPES:
-            problems.append(f"centre must be one of {', '.join(SCOPES)}")
-        for key, low in (("shots", 1), ("rounds", 0), ("batch_size", 2), ("folds", 2)):
-            value = getattr(self, key)
-            if value is None and key == "shots":
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                problems.append(f"{key} must be an integer >= {low}")
-        if problems:
-            raise ValueError("; ".join(problems))
+        found = problems(self)
+        if found:
+            raise ValueError("; ".join(found))
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -115,6 +105,7 @@ def run_baseline(
     task: Task,
     backend: Backend,
     config: BaselineConfig | None = None,
+    *,
     gold: Sequence[bool | None] | None = None,
     seed: int = 0,
     on_progress: Callable[[int], None] | None = None,

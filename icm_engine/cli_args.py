@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .anchor import ANCHORS
 from .baselines import METHODS
-from .defaults import DOC as DEFAULTS_DOC
-from .orientation import CHOICES as ORIENTATIONS
 from .presets import PRESETS, get_task
-from .scoring import CONTEXTS, DEFAULT_FOLDS, DEMO_ORDERS, READOUTS, SCOPES
-from .search import INITS, MODES, SCHEDULES, SEMANTICS, ICMConfig
+from .run_settings import BASELINE_SETTINGS, ICM_SETTINGS, RUN_SETTINGS
+from .scoring import DEMO_ORDERS
+from .search import MODE_ALIASES, SEMANTICS, ICMConfig
+from .setting import Setting
+
+# Old names an option still takes (the engine maps them: --mode batched is fast).
+OPTION_ALIASES = {"mode": tuple(MODE_ALIASES)}
 
 
 def _task_args(p: argparse.ArgumentParser) -> None:
@@ -25,23 +27,32 @@ def _task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-target", help="channel readout target template")
     p.add_argument("--likelihood-prefix", help="the likelihood anchor's label-free prefix before the channel "
                    "target (default 'Question: {question}\\nAnswer:')")
-    p.add_argument("--readout", choices=READOUTS, default=None,
-                   help="verdict: next-token label words; channel: likelihood of the claim after each label's "
-                   "verbalizer; split: likelihood of the claim given each label's examples (default: the "
-                   f"preset's, chosen for the packaged model on development data: {DEFAULTS_DOC})")
-    p.add_argument("--context", choices=CONTEXTS, default=None,
-                   help="demonstrations a target sees: all other labeled examples (paper) or only other groups "
-                        "(default: the preset's)")
-    p.add_argument("--centre", choices=SCOPES, default=None,
-                   help="what calibration subtracts: the batch's mean log-odds, or each consistency group's (a claim "
-                        "counts by how it compares with its group mates; default: the preset's)")
-    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS,
-                   help="with --context other-folds: how many folds the batch's consistency groups are dealt into "
-                        "(each example's context is the labeled examples of the other folds)")
-    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
-                   help="subtract the batch's mean log-odds from every score (contextual calibration; on by "
-                        "default: uncalibrated, the label words' bias can make one class the most predictable)")
+    for name in READOUT_SETTINGS:
+        _setting_option(p, RUN_SETTINGS[name])
     p.add_argument("--limit", type=int, help="keep the first N examples (whole consistency groups)")
+
+
+# The readout settings every command that reads the model takes; the rest are ICM's or the baselines' own.
+READOUT_SETTINGS = ("readout", "context", "centre", "folds", "calibrate")
+
+
+def _setting_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, setting: Setting) -> None:
+    """One run setting as an option, described as the engine describes it (setting.py). Left out, it is None:
+    `settings_for` fills it in from the preset, the data's size or the config's default."""
+    shown = setting.empty or f"{setting.default}"
+    kwargs: dict[str, Any] = {"default": None, "help": f"{setting.help} (default: {shown})".replace("%", "%%")}
+    if setting.kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = setting.kind
+        if setting.choices:
+            kwargs["choices"] = [*setting.choices, *OPTION_ALIASES.get(setting.name, ())]
+    p.add_argument(setting.flag, **kwargs)
+
+
+def given_settings(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The settings among `names` the command line gave (the others are left to `settings_for`)."""
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -95,50 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     _task_args(lab)
     _backend_args(lab)
     _io_args(lab)
-    d = ICMConfig()
-    hp = lab.add_argument_group("hyperparameters (paper defaults)")
-    hp.add_argument("--alpha", type=float, default=d.alpha)
-    hp.add_argument("--initial-temperature", type=float, default=d.initial_temperature)
-    hp.add_argument("--final-temperature", type=float, default=d.final_temperature)
-    hp.add_argument("--cooling", type=float, default=d.cooling, help="beta of T0/(1+beta ln n)")
-    hp.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: paper (reference: code)")
-    hp.add_argument("--num-seed", type=int, default=d.num_seed, help="K random initial labels")
-    hp.add_argument("--iterations", type=int, default=None,
-                    help="search iterations per batch (default: 12 per example of a batch, at most the paper's 3000)")
-    hp.add_argument("--fix-steps", type=int, default=d.fix_steps, help="ConsistencyFix rounds M")
-    hp.add_argument("--boost", type=float, default=d.boost, help="sampling weight of unlabeled group mates")
-    hp.add_argument("--batch-size", type=int, default=None,
-                    help="examples per batch (default: the paper's 256, or all of them when fewer)")
-    hp.add_argument("--mode", choices=[*MODES, "batched"], default=d.mode,
-                    help="fast: shared prefixes and cached scores; reference: the official code's cost")
-    hp.add_argument("--context-cap", type=int, default=None,
-                    help="approximation: at most N demonstrations per target, a fixed random choice per target")
-    hp.add_argument("--init", choices=INITS, default=d.init,
-                    help="initial K labels: random (paper) or balanced by zero-shot ranking")
-    hp.add_argument("--semantics", choices=SEMANTICS, default=None,
-                    help="the search's choices: paper (fast's default) or code (the official code's; reference's)")
-    hp.add_argument("--demo-order", choices=DEMO_ORDERS, default=d.demo_order,
-                    help="fast mode: demonstrations by position (the official code) or in the order they were "
-                         "labeled (a new label joins each prompt at its end, so earlier prompts' KV is reused)")
-    hp.add_argument("--anchor", choices=ANCHORS, default=None,
-                    help="the claim-likelihood anchor as a term of U: agreeing (the paper semantics' default: it joins "
-                         "halfway through each batch if it agrees with the labels found so far), likelihood (the K "
-                         "seed labels follow it and it counts from the start) or none (the official code's U and "
-                         "--semantics code's default)")
-    hp.add_argument("--anchor-weight", type=float, default=d.anchor_weight,
-                    help="the anchor's weight in U beside mutual predictability, each in its own spread (default 1; "
-                         "0: the anchor only seeds)")
-    hp.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                    help="measure mutual predictability in units of the readout's spread, so alpha and the "
-                         "temperatures mean the same under every readout (default: on for the paper's semantics, "
-                         "off for the code's)")
-    hp.add_argument("--complete", action=argparse.BooleanOptionalAction, default=d.complete,
-                    help="after the search, label every example it left unlabeled with the model's prediction given "
-                         "the searched labels, within the consistency rule (default on; --no-complete keeps the "
-                         "partial labeling)")
-    hp.add_argument("--orient", choices=ORIENTATIONS, default=d.orient,
-                    help="what names the two classes after the search: auto (the likelihood and zero-shot signals, "
-                         "chosen on development data), one signal, or none (the search's own naming)")
+    hp = lab.add_argument_group("ICM settings (left out: the task preset's choice, the data's size, the paper's; "
+                                "docs/cli.md)")
+    for setting in ICM_SETTINGS.values():
+        if setting.cli and setting.name not in READOUT_SETTINGS:
+            _setting_option(hp, setting)
     lab.add_argument("--checkpoint", help="save the search state here (between iterations, at most every 10 s); "
                                           "resume from it if present")
 
@@ -150,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(limit=64)
     bench.add_argument("--iterations", type=int, default=64, help="search iterations per batch")
     bench.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
+    d = ICMConfig()
     bench.add_argument("--num-seed", type=int, default=d.num_seed)
     bench.add_argument("--batch-size", type=int, default=d.batch_size)
     bench.add_argument("--context-cap", type=int, default=None,
@@ -181,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     _task_args(base)
     _backend_args(base)
     _io_args(base)
-    base.add_argument("--shots", type=int, help="cap the demonstrations per prompt (default: the whole batch)")
-    base.add_argument("--rounds", type=int, default=3, help="bootstrap rounds")
-    base.add_argument("--batch-size", type=int, default=256)
+    for setting in BASELINE_SETTINGS.values():
+        if setting.cli and setting.name not in READOUT_SETTINGS:
+            _setting_option(base, setting)
 
     ev = sub.add_parser("evaluate", help="test-set accuracy of many-shot prompting with a label set")
     ev.add_argument("test")

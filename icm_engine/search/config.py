@@ -2,130 +2,133 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from .. import readout_settings
 from ..anchor import ANCHORS
 from ..examples import Example
 from ..orientation import CHOICES as ORIENTATIONS
-from ..scoring import CONTEXTS, DEFAULT_FOLDS, DEMO_ORDERS, READOUTS, SCOPES
+from ..scoring import DEMO_ORDERS
+from ..setting import problems, setting
 
 MODES = ("fast", "reference")
 MODE_ALIASES = {"batched": "fast"}
 SCHEDULES = ("paper", "code", "exp")
 SEMANTICS = ("paper", "code")
 INITS = ("random", "zero-shot")
+# The paper's batch and iterations (3,000 over a batch of 256: about 12 proposals per example).
+PAPER_BATCH_SIZE = 256
+PAPER_ITERATIONS = 3000
+ITERATIONS_PER_EXAMPLE = 12
 
 
 @dataclass
 class ICMConfig:
-    """Hyperparameters; defaults are the paper's (App. A.1) and the official code's batch size."""
+    """Hyperparameters; defaults are the paper's (App. A.1) and the official code's batch size. Each field that
+    is a run setting describes itself (setting.py): the CLI, the run form and the API are made from these."""
 
-    alpha: float = 50.0
-    initial_temperature: float = 10.0
-    final_temperature: float = 0.01
-    cooling: float = 0.99
-    schedule: str | None = None  # paper | code | exp; None = the semantics' own (paper: paper, code: code)
-    # The search's choices: paper (§1.4's recommendations) | code (the official code's: first K seeded, its
+    alpha: float = setting(50.0, "Weight of mutual predictability against conflicts in U (the paper's 50; lower it "
+                           "when few proposals are accepted)", positive=True, advanced=True)
+    initial_temperature: float = setting(10.0, "Annealing's starting temperature (the paper's 10)", positive=True,
+                                         advanced=True)
+    final_temperature: float = setting(0.01, "The temperature's floor (the paper's 0.01)", positive=True,
+                                       advanced=True)
+    cooling: float = setting(0.99, "The schedule's decay, beta of T0 / (1 + beta ln n) (the paper's 0.99)",
+                             positive=True, advanced=True)
+    schedule: str | None = setting(None, "The temperature schedule: the paper's, the official code's (by accepted "
+                                   "flips) or exponential", choices=SCHEDULES, empty="the semantics' own",
+                                   advanced=True)
+    # The search's choices: paper (the recommended choices) | code (the official code's: first K seeded, its
     # ConsistencyFix, its schedule, log-probs floored at 1e-5); None = the mode's own (fast: paper,
     # reference: code). `fast` with `code` is the official algorithm on the fast scorer.
-    semantics: str | None = None
-    num_seed: int = 8
-    iterations: int = 3000
-    fix_steps: int = 10
-    boost: float = 100.0
-    batch_size: int = 256
-    mode: str = "fast"
-    readout: str = "verdict"
-    context: str = "all"
-    calibrate: bool = False
+    semantics: str | None = setting(None, "The search's choices: paper (fast's own) or code (the official code's: the "
+                                    "first K seeded, its repair and schedule). Fast with code is the official "
+                                    "algorithm on the fast scorer", choices=SEMANTICS, empty="the mode's own",
+                                    advanced=True)
+    num_seed: int = setting(8, "Labels drawn at random (balanced) to start the search (the paper's K = 8)", low=0,
+                            advanced=True, label="Initial random labels (K)")
+    iterations: int = setting(3000, "Search iterations per batch", low=0,
+                              empty=f"{ITERATIONS_PER_EXAMPLE} per example of a batch, at most the paper's "
+                                    f"{PAPER_ITERATIONS}")
+    fix_steps: int = setting(10, "ConsistencyFix rounds after each proposal (the paper's 10)", low=0, advanced=True)
+    boost: float = setting(100.0, "How much likelier an unlabeled example that shares a group with a labeled one is "
+                           "to be proposed (the paper's 100)", low=1, advanced=True)
+    batch_size: int = setting(PAPER_BATCH_SIZE, "Examples per batch (ICM's cost grows with its square)", low=2,
+                              empty=f"the paper's {PAPER_BATCH_SIZE}, or all of them when fewer")
+    mode: str = setting("fast", "fast: shared prompt prefixes and cached scores; reference: the official code's "
+                        "semantics and cost", choices=MODES)
+    readout: str = readout_settings.readout("verdict")
+    context: str = readout_settings.context("all")
+    calibrate: bool = readout_settings.calibrate(False)
     # What calibration subtracts: the labeled examples' mean log-odds (batch), or each consistency group's mean
     # (group: a claim counts by how it compares with its group mates; every example is scored).
-    centre: str = "batch"
-    context_cap: int | None = None  # an approximation: at most this many demonstrations per target
-    init: str = "random"  # random (the paper) | zero-shot: the K seeds' balanced labels follow zero-shot scores
+    centre: str = readout_settings.centre("batch")
+    context_cap: int | None = setting(None, "An approximation: each target sees at most N demonstrations (a fixed "
+                                      "choice per target), so a label change re-scores only the targets that show "
+                                      "it", low=1, empty="off (every demonstration)", advanced=True)
+    init: str = setting("random", "The K initial labels: random (the paper) or balanced by the zero-shot ranking",
+                        choices=INITS, advanced=True)
     # The claim-likelihood anchor (anchor.py): none (the paper's U) | likelihood: the K seeds' labels follow it
     # and it is a term of U from the start | agreeing: halfway through each batch it joins U if it agrees with
     # the labels the search found (so it helps find the partition only where it knows something about it).
     # None = the semantics' own (paper: agreeing; code: none, as the official code).
-    anchor: str | None = None
+    anchor: str | None = setting(None, "The model's zero-shot likelihood of each claim (compared within its group) as "
+                                 "a term of U. agreeing: it joins a third of the way through each batch, weighted by "
+                                 "how far it agrees with the labels found by then; likelihood: the initial labels "
+                                 "follow it and it counts from the start; none: the paper's U", choices=ANCHORS,
+                                 empty="the task preset's, else the semantics' own (paper: agreeing, code: none)",
+                                 advanced=True)
     # The anchor's term in U: alpha * anchor_weight * (mean over labeled examples of its value signed by the
     # label), in P's units (normalized: each in its own spread). 0: the anchor only seeds.
-    anchor_weight: float = 1.0
+    anchor_weight: float = setting(1.0, "The anchor's weight in U beside mutual predictability, each measured in its "
+                                   "own spread (0: it only seeds, with anchor likelihood)", low=0, advanced=True)
     # position (the official code) | labeled: demonstrations in the order examples were first labeled
-    demo_order: str = "position"
+    demo_order: str = setting("position", "Fast mode: demonstrations by position (the official code) or in the order "
+                              "examples were labeled (a new label joins each prompt at its end, so the model reuses "
+                              "the rest of every prompt)", choices=DEMO_ORDERS, advanced=True,
+                              label="Demonstration order")
     # Under context "other-folds": the batch's consistency groups are dealt into this many folds.
-    folds: int = DEFAULT_FOLDS
+    folds: int = readout_settings.folds()
     # Mutual predictability in units of the readout's own spread (the root mean square of every example's
     # calibrated log-odds given the K seed labels), so alpha and the temperatures mean the same under every
     # readout; None = the semantics' own (paper: on, code: off, as the official code).
-    normalize: bool | None = None
+    normalize: bool | None = setting(None, "Mutual predictability in units of the readout's spread, so alpha and the "
+                                     "temperatures mean the same under every readout (off: nats, as the official "
+                                     "code)", empty="the semantics' own (paper: on, code: off)", advanced=True,
+                                     label="Mutual predictability in the readout's own units")
     # After the search: every example it left unlabeled gets the model's prediction with the searched labels
     # as context, and conflicts it kept are settled, all within the consistency rule (search/completion.py).
-    complete: bool = True
+    complete: bool = setting(True, "After the search, the examples it left unlabeled get the model's prediction with "
+                             "the searched labels as context, within the consistency rule (off: the search's partial "
+                             "labeling)", label="Label every example")
     # What names the two classes after the search (orientation.py): auto (the signals chosen on development
     # data), one signal, or none (the search's own naming, flagged).
-    orient: str = "auto"
+    orient: str = setting("auto", "What decides which class is True after the search (a labeling and its mirror "
+                          "image are equally coherent): auto (the claim likelihood and zero-shot, chosen on "
+                          "development data), one signal, or none (the search's own naming, with a warning)",
+                          choices=ORIENTATIONS, advanced=True, label="Name the classes by")
     seed: int = 0
-    cache_size: int = 20000
+    cache_size: int = setting(20000, "Scores kept in the search's cache (a score is reused while its prompt is "
+                              "unchanged)", low=0, advanced=True)
 
     def validate(self) -> ICMConfig:
-        problems = []
+        """Each setting's own values and bounds (setting.py), then how they go together; ValueError names all."""
         self.mode = MODE_ALIASES.get(self.mode, self.mode)
-        if self.mode not in MODES:
-            problems.append(f"mode must be one of {', '.join(MODES)}")
-        if self.semantics is not None and self.semantics not in SEMANTICS:
-            problems.append(f"semantics must be one of {', '.join(SEMANTICS)}")
-        elif self.semantics == "paper" and self.mode == "reference":
-            problems.append("reference mode is the official code's semantics")
-        if self.schedule is not None and self.schedule not in SCHEDULES:
-            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
-        if not self.alpha > 0:
-            problems.append("alpha must be positive")
-        if not 0 < self.final_temperature <= self.initial_temperature:
-            problems.append("temperatures must satisfy 0 < final <= initial")
-        if not self.cooling > 0:
-            problems.append("cooling must be positive")
-        if self.num_seed < 0 or self.iterations < 0 or self.fix_steps < 0:
-            problems.append("num_seed, iterations and fix_steps must be >= 0")
-        if self.boost < 1:
-            problems.append("boost must be >= 1")
-        if self.init not in INITS:
-            problems.append(f"init must be one of {', '.join(INITS)}")
-        if self.anchor is not None and self.anchor not in ANCHORS:
-            problems.append(f"anchor must be one of {', '.join(ANCHORS)}")
-        elif self.anchor == "likelihood" and self.init != "random":
-            problems.append("anchor likelihood labels the K seeds itself: leave init random")
-        if not (isinstance(self.anchor_weight, int | float) and math.isfinite(self.anchor_weight)
-                and self.anchor_weight >= 0):
-            problems.append("anchor_weight must be a finite number >= 0")
-        if self.demo_order not in DEMO_ORDERS:
-            problems.append(f"demo_order must be one of {', '.join(DEMO_ORDERS)}")
-        elif self.demo_order != "position" and self.mode == "reference":
-            problems.append("reference mode keeps the official code's demonstration order (position)")
-        if self.context not in CONTEXTS:
-            problems.append(f"context must be one of {', '.join(CONTEXTS)}")
-        if not isinstance(self.folds, int) or isinstance(self.folds, bool) or not 2 <= self.folds <= 64:
-            problems.append("folds must be an integer from 2 to 64")
-        if self.centre not in SCOPES:
-            problems.append(f"centre must be one of {', '.join(SCOPES)}")
-        if self.orient not in ORIENTATIONS:
-            problems.append(f"orient must be one of {', '.join(ORIENTATIONS)}")
-        for name in ("complete", "calibrate"):
-            if not isinstance(getattr(self, name), bool):
-                problems.append(f"{name} must be true or false")
-        if self.normalize is not None and not isinstance(self.normalize, bool):
-            problems.append("normalize must be true, false or absent")
-        if self.readout not in READOUTS:
-            problems.append(f"readout must be one of {', '.join(READOUTS)}")
-        if self.batch_size < 2:
-            problems.append("batch_size must be >= 2")
-        if self.context_cap is not None and (not isinstance(self.context_cap, int) or self.context_cap < 1):
-            problems.append("context_cap must be a positive integer (or absent)")
-        if problems:
-            raise ValueError("; ".join(problems))
+        found = problems(self)
+        if found:  # how settings go together means something only for values each setting takes
+            raise ValueError("; ".join(found))
+        if self.semantics == "paper" and self.mode == "reference":
+            found.append("reference mode is the official code's semantics")
+        if self.final_temperature > self.initial_temperature:
+            found.append("temperatures must satisfy 0 < final <= initial")
+        if self.anchor == "likelihood" and self.init != "random":
+            found.append("anchor likelihood labels the K seeds itself: leave init random")
+        if self.demo_order != "position" and self.mode == "reference":
+            found.append("reference mode keeps the official code's demonstration order (position)")
+        if found:
+            raise ValueError("; ".join(found))
         return self
 
     @property
@@ -156,12 +159,6 @@ class ICMConfig:
         if unknown:
             raise ValueError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
         return cls(**data).validate()
-
-
-# The paper's batch and iterations (3,000 over a batch of 256: about 12 proposals per example).
-PAPER_BATCH_SIZE = 256
-PAPER_ITERATIONS = 3000
-ITERATIONS_PER_EXAMPLE = 12
 
 
 def sized_to(n_examples: int) -> dict[str, int]:

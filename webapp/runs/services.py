@@ -13,15 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from icm_engine.facade import (
-    BASELINE_METHODS,
-    BaselineConfig,
-    ICMConfig,
-    get_task,
-    make_batches,
-    resolve_defaults,
-    sized_to,
-)
+from icm_engine.facade import BASELINE_METHODS, BASELINE_SETTINGS, get_task, make_batches, settings_for
 from webapp.datasets import permissions
 from webapp.datasets.models import Dataset, Example
 from webapp.datasets.selectors import role_of
@@ -33,8 +25,6 @@ from .selectors import first_lacking, has_full_gold, planned_runs
 
 log = logging.getLogger(__name__)
 
-BASELINE_KEYS = set(BaselineConfig().as_dict())
-ICM_KEYS = {f for f in ICMConfig().as_dict() if f != "seed"}
 
 
 def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None:
@@ -57,30 +47,16 @@ def _check_fields(dataset: Dataset, method: str, config: dict[str, Any]) -> None
 
 
 def run_config(method: str, params: dict[str, Any], n_examples: int, task: dict[str, Any]) -> dict[str, Any]:
-    """A run's whole configuration from the settings given: what is left out sized to the examples or taken from
-    the preset, everything checked (ValidationError says which setting is wrong)."""
-    # Readout, context and calibration left out (or null): the dataset's preset's choice for the packaged model.
-    chosen = resolve_defaults(task, params)[0]
-    if method != RunMethod.ICM:  # the anchor is the search's: a baseline takes the readout settings alone
-        chosen = {k: v for k, v in chosen.items() if k in BASELINE_KEYS or k in params}
-    params = {**params, **chosen}
-    if method == RunMethod.ICM:
-        unknown = set(params) - ICM_KEYS
-        if unknown:
-            raise ValidationError({"config": f"unknown settings: {', '.join(sorted(unknown))}"})
-        # Left out (or null): sized to the examples the run labels.
-        params = {**params, **{k: v for k, v in sized_to(n_examples).items() if params.get(k) is None}}
-        try:
-            config = ICMConfig(**params).validate()
-        except (TypeError, ValueError) as exc:
-            raise ValidationError({"config": str(exc)}) from None
-        data = config.as_dict()
-        data.pop("seed")
-        return data
+    """A run's whole configuration from the settings given: what is left out taken from the preset's choice and
+    sized to the examples (the engine's `settings_for`), everything checked (ValidationError says which
+    setting is wrong)."""
+    kind = "icm" if method == RunMethod.ICM else "baseline"
     try:
-        return BaselineConfig.from_dict(params).as_dict()
-    except (TypeError, ValueError) as exc:
+        config = settings_for(task, n_examples, params, method=kind)[0].as_dict()
+    except ValueError as exc:
         raise ValidationError({"config": str(exc)}) from None
+    config.pop("seed", None)  # a run's seed is its own field
+    return config
 
 
 def _check_bounds(config: dict[str, Any], n_examples: int) -> None:
@@ -190,7 +166,7 @@ def start_runs(
     seeds = check_seeds(list(seeds))
     config = dict(config or {})
     if baseline_config is None:
-        baseline_config = {k: v for k, v in config.items() if k in BASELINE_KEYS}
+        baseline_config = {k: v for k, v in config.items() if k in BASELINE_SETTINGS}
     runs = []
     with transaction.atomic():
         for planned, seed in planned_runs(dataset, method, seeds, baselines, config.get("anchor") or "none",

@@ -5,12 +5,15 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework_dataclasses.serializers import DataclassSerializer
 
-from icm_engine.facade import PRESETS
+from icm_engine.facade import PRESETS, api_help
 from webapp.runs.models import RunMethod, RunStatus
 from webapp.runs.progress import HELP as RUN_PROGRESS_HELP
 from webapp.runs.progress import RunProgress
 
 from .common import GoldComparisonSerializer, StrictCharField
+
+# Every setting as the engine describes it (icm_engine/setting.py), so the help cannot fall behind.
+SETTINGS_HELP = api_help()
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -30,16 +33,7 @@ class RunCreateSerializer(serializers.Serializer):
                   "demonstrations), each with its own label set; the others run once")
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                      help_text="only the first N examples, in whole consistency groups")
-    config = serializers.DictField(
-        required=False, default=dict,
-        help_text="The run's settings, stored as the run's config. ICM: alpha, initial_temperature, "
-                  "final_temperature, cooling, schedule, num_seed, iterations, "
-                  "fix_steps, boost, batch_size, mode, semantics, readout, context, calibrate, centre, folds, "
-                  "normalize, init, anchor, anchor_weight, demo_order, context_cap, cache_size, complete (label every "
-                  "example; default true), orient (what names the two classes: auto, likelihood, zero-shot, verdict, "
-                  "none). Readout, context, calibrate and centre left out come from the preset "
-                  "(docs/defaults.md); batch_size and iterations from the data's size; the rest are the paper's. "
-                  "Baselines: readout, context, calibrate, centre, folds, shots, rounds, batch_size.")
+    config = serializers.DictField(required=False, default=dict, help_text=SETTINGS_HELP)
     baselines = serializers.BooleanField(
         default=False, help_text="with method icm: also queue the default baselines, zero-shot, the zero-shot "
                                 "likelihood (where the examples have its fields), random-label ICL and golden-label "
