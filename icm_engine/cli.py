@@ -9,17 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_args import build_parser, make_backend, make_task
+from .cli_args import build_parser, given_settings, make_backend, make_task
 from .defaults import describe as describe_defaults
-from .defaults import resolve as resolve_defaults
 from .examples import DataError, LoadedData, load_labels, match_ids
 from .orientation import orientation_warnings
 from .presets import load_dataset
+from .run_settings import BASELINE_SETTINGS, ICM_SETTINGS, settings_for
 from .search import ICMConfig
 from .util import atomic_write
 
@@ -90,6 +89,11 @@ class _Progress:
 
             self.bar = tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
+    def to(self, n: int, **post: Any) -> None:
+        """Move the bar to `n` done."""
+        if self.bar is not None:
+            self.update(n - self.bar.n, **post)
+
     def update(self, n: int = 1, **post: Any) -> None:
         if self.bar is not None:
             self.bar.update(n)
@@ -102,55 +106,41 @@ class _Progress:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from .search import ICMSearch, make_batches, read_checkpoint, sized_to
+    from .job import plan_job, run_icm_job
+    from .search import read_checkpoint
 
     task = make_task(args)
     data = load_dataset(args.input, task, limit=args.limit, readout=args.readout,
                         anchor=args.anchor == "likelihood")
-    sized = sized_to(len(data.examples))
-    config = ICMConfig(
-        alpha=args.alpha, initial_temperature=args.initial_temperature, final_temperature=args.final_temperature,
-        cooling=args.cooling, schedule=args.schedule, num_seed=args.num_seed,
-        iterations=sized["iterations"] if args.iterations is None else args.iterations,
-        fix_steps=args.fix_steps, boost=args.boost,
-        batch_size=sized["batch_size"] if args.batch_size is None else args.batch_size, mode=args.mode,
-        readout=args.readout, context=args.context, calibrate=args.calibrate, centre=args.centre, init=args.init,
-        seed=args.seed,
-        context_cap=args.context_cap, anchor=args.anchor, anchor_weight=args.anchor_weight, demo_order=args.demo_order,
-        semantics=args.semantics, folds=args.folds, normalize=args.normalize, complete=args.complete,
-        orient=args.orient,
-    ).validate()
+    config = settings_for(task, len(data.examples), args.given)[0]
     backend = make_backend(args)
     checkpoint = read_checkpoint(args.checkpoint) if args.checkpoint else None
-    batches = make_batches(data.examples, config.batch_size)
+    batches = plan_job(data.examples, config).batches
     bar = _Progress(len(batches) * config.iterations, args.quiet, "icm")
-    last_save = [time.monotonic()]
-    search: ICMSearch
 
-    def on_event(ev) -> None:
-        if ev.kind == "iteration":
-            bar.update(1, U=f"{ev.score:.2f}", T=f"{ev.temperature:.2f}", labeled=ev.labeled,
-                       acc=ev.accepted_total)
-        if args.checkpoint and time.monotonic() - last_save[0] > 10:
-            atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
-            last_save[0] = time.monotonic()
+    def on_event(ev, labels) -> None:
+        if ev.kind == "iteration":  # a resumed search starts where it stopped
+            bar.to(ev.batch * ev.iterations + ev.iteration, U=f"{ev.score:.2f}", T=f"{ev.temperature:.2f}",
+                   labeled=ev.labeled, acc=ev.accepted_total)
 
-    search = ICMSearch(data.examples, task, backend, config, on_event=on_event, checkpoint=checkpoint)
-    if checkpoint:
-        bar.update(search.state.batch_index * config.iterations + search.state.iteration)
-    result = search.run()
+    def save(state: dict) -> None:
+        atomic_write(args.checkpoint, json.dumps(state))
+
+    job = run_icm_job(data.examples, task, backend, config, checkpoint=checkpoint, on_event=on_event,
+                      on_checkpoint=save if args.checkpoint else None)
+    result = job.result
     bar.close()
     if args.checkpoint:
         # The finished search, before its outputs: if writing them fails (a full disk), the same command
         # resumes here and only writes.
-        atomic_write(args.checkpoint, json.dumps(search.checkpoint()))
+        save(job.checkpoint)
     atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
         "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),
         "iterations": result.iterations, "accepted": result.accepted, "rejected": result.rejected,
         "cache_hits": result.cache_hits,
         "batches": len(batches), "flipped_batches": result.flipped_batches,
-        "searched": sum(y is not None for y in result.labels) - result.completed, "completed": result.completed,
+        "searched": job.searched, "completed": result.completed,
         "settled": result.settled, "orientation": result.orientation, "anchor": result.anchor,
     })
     report["warnings"] += orientation_warnings(result.orientation)
@@ -214,7 +204,7 @@ def cmd_bench_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .baselines import BaselineConfig, run_baseline
+    from .baselines import run_baseline
 
     task = make_task(args)
     data = load_dataset(args.input, task, limit=args.limit, readout=args.readout, anchor=args.method == "likelihood")
@@ -226,8 +216,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise DataError([Problem(Path(args.input).name, row, "label", "gold-icl needs a gold label on every row")])
     backend = make_backend(args)
     bar = _Progress(len(data.examples), args.quiet, args.method)
-    config = BaselineConfig(readout=args.readout, context=args.context, calibrate=args.calibrate, centre=args.centre,
-                            folds=args.folds, shots=args.shots, rounds=args.rounds, batch_size=args.batch_size)
+    config = settings_for(task, len(data.examples), args.given, method="baseline")[0]
     result = run_baseline(args.method, data.examples, task, backend, config, gold=gold, seed=args.seed,
                           on_progress=bar.update)
     bar.close()
@@ -302,9 +291,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             # over all others, uncalibrated), as its figures were measured; the presets' choices are not for it.
             args.readout, args.context = args.readout or "verdict", args.context or "all"
             args.calibrate, args.centre = bool(args.calibrate), args.centre or "batch"
+            args.folds = args.folds or ICMConfig().folds
         elif hasattr(args, "readout"):
-            settings, args.from_preset = resolve_defaults(make_task(args), vars(args))
-            vars(args).update(settings)
+            # The settings given, and what the preset's choice adds, before the data is read (its readout says
+            # which fields the data needs); each command sizes them to the data with `settings_for` again.
+            kind = "icm" if args.command == "label" else "baseline"
+            args.given = given_settings(args, ICM_SETTINGS if kind == "icm" else BASELINE_SETTINGS)
+            if kind == "icm":
+                args.given["seed"] = args.seed
+            config, args.from_preset = settings_for(make_task(args), None, args.given, method=kind)
+            for name in ("readout", "context", "calibrate", "centre", "folds", "anchor"):
+                if hasattr(config, name):
+                    setattr(args, name, getattr(config, name))
         return handlers[args.command](args)
     except DataError as exc:
         print(f"icm: error: {exc}", file=sys.stderr)

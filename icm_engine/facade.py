@@ -6,7 +6,6 @@ engine's inside can move without the web app following it.
 
 from __future__ import annotations
 
-from .anchor import ANCHORS
 from .backends import BACKENDS, DEFAULT_MODEL, Backend, backend_names, get_backend, load_plugins
 from .backends.hf import model_kind, unknown_model
 from .baselines import METHODS as BASELINE_METHODS
@@ -15,7 +14,6 @@ from .consensus import Consensus, consensus
 from .consistency import ConsistencyRule
 from .cost import Estimate, Measured, estimate, total, work
 from .defaults import choice_for
-from .defaults import resolve as resolve_defaults
 from .examples import (
     MAX_JSON_DEPTH,
     MAX_PROBLEMS,
@@ -28,47 +26,25 @@ from .examples import (
     read_rows,
 )
 from .examples import Example as EngineExample
+from .job import JobPlan, JobResult, plan_job, run_icm_job
 from .metrics import WARNINGS, gold_comparison, label_metrics, wilson
-from .orientation import CHOICES as ORIENTATIONS
 from .orientation import orientation_warnings
 from .presets import PRESETS, Task, get_task, load_dataset
-from .scoring import CONTEXTS, DEMO_ORDERS, READOUTS, SCOPES
-from .search import (
-    INITS,
-    ITERATIONS_PER_EXAMPLE,
-    MODES,
-    PAPER_BATCH_SIZE,
-    PAPER_ITERATIONS,
-    SCHEDULES,
-    SEMANTICS,
-    ICMConfig,
-    ICMSearch,
-    SearchEvent,
-    make_batches,
-    sized_to,
-)
+from .run_settings import BASELINE_SETTINGS, ICM_SETTINGS, RUN_SETTINGS, api_help, settings_for
+from .search import ICMConfig, SearchEvent, make_batches
+from .setting import Setting
 from .time_left import TimeLeft
 
 __all__ = [
-    "ANCHORS",
     "BACKENDS",
     "BASELINE_METHODS",
-    "CONTEXTS",
+    "BASELINE_SETTINGS",
     "DEFAULT_MODEL",
-    "DEMO_ORDERS",
-    "INITS",
-    "ITERATIONS_PER_EXAMPLE",
+    "ICM_SETTINGS",
     "MAX_JSON_DEPTH",
     "MAX_PROBLEMS",
-    "MODES",
-    "ORIENTATIONS",
-    "PAPER_BATCH_SIZE",
-    "PAPER_ITERATIONS",
     "PRESETS",
-    "READOUTS",
-    "SCHEDULES",
-    "SCOPES",
-    "SEMANTICS",
+    "RUN_SETTINGS",
     "WARNINGS",
     "Backend",
     "BaselineConfig",
@@ -78,13 +54,16 @@ __all__ = [
     "EngineExample",
     "Estimate",
     "ICMConfig",
-    "ICMSearch",
+    "JobPlan",
+    "JobResult",
     "LoadedData",
     "Measured",
     "Problem",
     "SearchEvent",
+    "Setting",
     "Task",
     "TimeLeft",
+    "api_help",
     "backend_names",
     "choice_for",
     "consensus",
@@ -101,10 +80,11 @@ __all__ = [
     "model_kind",
     "orientation_warnings",
     "parse_label",
+    "plan_job",
     "read_rows",
-    "resolve_defaults",
     "run_baseline",
-    "sized_to",
+    "run_icm_job",
+    "settings_for",
     "total",
     "unknown_model",
     "wilson",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from icm_engine.facade import ICMSearch, SearchEvent, TimeLeft, label_metrics
+from icm_engine.facade import SearchEvent, TimeLeft, label_metrics
 
 from ..live import notify
 from ..models import Run
@@ -35,9 +36,7 @@ class Recorder:
         self.total_steps = max(total_steps, 1)
         self.history: list = list(run.history or [])
         self.changes: list = list((run.progress or {}).get("recent_changes", []))
-        self.search: ICMSearch | None = None
         self.last_progress = 0.0
-        self.last_checkpoint = time.monotonic()
         self.t0 = time.monotonic()
         self.done = 0
         self.last_position: dict[str, Any] | None = None
@@ -90,9 +89,13 @@ class Recorder:
         if len(self.history) > HISTORY_POINTS:
             self.history = self.history[::2]
 
-    def on_event(self, ev: SearchEvent) -> None:
-        search = self.search
-        assert search is not None
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """The search state, written between iterations (the engine's job says when)."""
+        self._write(checkpoint=state, checkpointed=timezone.now())
+
+    def on_event(self, ev: SearchEvent, labels: Sequence[bool | None]) -> None:
+        """A search event with the labels so far: the progress record, at most every ICM_PROGRESS_S (a batch's
+        end and the search's at once)."""
         step = ev.batch * ev.iterations + ev.iteration - self.first_step
         for ex_id, label in ev.changed:
             self.changes.append({"id": str(ex_id), "label": label, "step": step})
@@ -104,7 +107,7 @@ class Recorder:
         if not final and now - self.last_progress < settings.ICM_PROGRESS_S:
             return
         self.last_progress = now
-        gold = self.compare(search.state.labels)
+        gold = self.compare(list(labels))
         rate = gold["gold_agreement"]
         position = {"batch": ev.batch, "iteration": ev.iteration, "temperature": round(ev.temperature, 4),
                     "score": round(ev.score, 4)}
@@ -122,12 +125,6 @@ class Recorder:
             conflicts=ev.conflicts, **gold, **self.u_fields(), model_calls=ev.model_calls, prompts=ev.prompts,
             prompt_tokens=ev.prompt_tokens, computed_tokens=ev.computed_tokens)
         self._write(progress=progress, history=self.history)
-        # Checkpoint between iterations only: that is where the search state is whole. A write of its own,
-        # after the progress one: serialising a large dataset's state (labels, score cache) takes long
-        # enough that live pages would otherwise get the progress that much later.
-        if ev.kind == "iteration" and now - self.last_checkpoint >= settings.ICM_CHECKPOINT_S:
-            self._write(checkpoint=search.checkpoint(), checkpointed=timezone.now())
-            self.last_checkpoint = now
 
     def on_baseline_progress(self, n: int, size: int, stats: Any) -> None:
         self.done += n

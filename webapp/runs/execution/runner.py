@@ -20,14 +20,14 @@ from icm_engine.facade import (
     BaselineConfig,
     EngineExample,
     ICMConfig,
-    ICMSearch,
     LoadedData,
     Task,
     get_task,
     limit_examples,
-    make_batches,
     orientation_warnings,
+    plan_job,
     run_baseline,
+    run_icm_job,
 )
 from webapp.datasets.models import Dataset, Example, Label
 from webapp.datasets.selectors import latest_gold
@@ -127,28 +127,28 @@ def one_line(exc: BaseException) -> str:
 
 def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> str:
     config = ICMConfig.from_dict({**run.config, "seed": run.seed})
-    lo, hi = run.batch_range or (0, len(make_batches(examples, config.batch_size)))
-    recorder = Recorder(run, lease, heartbeat, gold, (hi - lo) * config.iterations, first_step=lo * config.iterations,
+    plan = plan_job(examples, config, run.batch_range)
+    recorder = Recorder(run, lease, heartbeat, gold, plan.total_steps, first_step=plan.first_step,
                         batch_steps=config.iterations)
-    search = ICMSearch(examples, task, backend, config, on_event=recorder.on_event, checkpoint=run.checkpoint,
-                       batch_range=(lo, hi))
-    recorder.search = search
-    result = search.run(should_stop=recorder.should_stop)
+    job = run_icm_job(examples, task, backend, config, batch_range=(plan.first, plan.end), checkpoint=run.checkpoint,
+                      on_event=recorder.on_event, on_checkpoint=recorder.save_checkpoint,
+                      checkpoint_every_s=settings.ICM_CHECKPOINT_S, should_stop=recorder.should_stop)
     if heartbeat.lost.is_set():
         raise LeaseLost()
+    result = job.result
     # A shard reports, and hands its parent, only its own batches (the others' labels are all None).
-    mine = [u for b in range(lo, hi) for u in search.batches[b]]
+    mine = plan.positions
     extra = {**recorder.compare(result.labels, result.scores),
-             **recorder.u_fields(), "labeled": sum(result.labels[u] is not None for u in mine),
+             **recorder.u_fields(), "labeled": job.labeled,
              "size": len(mine), "model_calls": result.stats.model_calls, "prompts": result.stats.prompts,
              "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
              "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
              "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches,
-             "searched": sum(result.labels[u] is not None for u in mine) - result.completed,
+             "searched": job.searched,
              "completed": result.completed, "settled": result.settled, "orientation": result.orientation,
              "anchor": result.anchor, "warnings": orientation_warnings(result.orientation)}
     kept = [examples[u] for u in mine]
-    labels, scores = [result.labels[u] for u in mine], [result.scores[u] for u in mine]
+    labels, scores = job.labels, job.scores
     prov = _described(prov, backend)
     set_phase(run, lease, "writing")
     if result.complete:
@@ -158,7 +158,7 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
         return "succeeded"
     # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
     finish(run.pk, lease, RunStatus.CANCELLED, labels, scores, kept, prov, extra, keep_checkpoint=True,
-            checkpoint=search.checkpoint())
+            checkpoint=job.checkpoint)
     return "cancelled"
 
 
