@@ -21,7 +21,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 
@@ -91,6 +91,7 @@ class Scorer:
     task: Task
     backend: Backend
     examples: Sequence[Example]
+    _: KW_ONLY  # the options, by name
     readout: str = "verdict"
     reference: bool = False
     # The official code's floor on each label log-probability (1e-5); on in reference mode and under the
@@ -191,6 +192,12 @@ class Scorer:
         out[todo] = values
         return out
 
+    @property
+    def floored(self) -> bool:
+        """Whether label log-probabilities are floored as the official code floors them: as asked, else in
+        reference mode."""
+        return self.reference if self.floor is None else self.floor
+
     def _backend_options(self) -> dict:
         # The reference mode pays the official code's cost: no shared-prefix reuse in the backend either.
         if self.reference and self.backend.capabilities.prefix_sharing:
@@ -202,7 +209,7 @@ class Scorer:
         if self.readout == "verdict":
             prompts = [self.context(d) + self._verdict[t] for d, t in items]
             lp = self.backend.label_logprobs(prompts, list(self.task.label_words), **options)
-            if self.reference if self.floor is None else self.floor:
+            if self.floored:
                 lp = np.maximum(lp, LOG_FLOOR)
             return lp[:, 0] - lp[:, 1]
         prefixes: list[str] = []
@@ -326,8 +333,8 @@ def signed_mean(labels: Sequence[bool | None], scores: Sequence[float | None], c
 
 
 def energy(
-    alpha: float, labels: Sequence[bool | None], scores: Sequence[float | None], conflicts: int,
-    calibrate: bool = False, *, prior: Sequence[float] | None = None, prior_weight: float = 0.0, scale: float = 1.0,
+    labels: Sequence[bool | None], scores: Sequence[float | None], *, alpha: float, conflicts: int,
+    calibrate: bool = False, prior: Sequence[float] | None = None, prior_weight: float = 0.0, scale: float = 1.0,
 ) -> float:
     """U = alpha * mean signed log-odds / scale - number of inconsistent pairs (the official `get_energy`, whose
     scale is 1: log-odds in nats).

@@ -210,7 +210,7 @@ def test_reference_mode_hand_computed():
     rule = ConsistencyRule(examples, TASK.consistency)
     conflicts = rule.count(labels)
     assert conflicts == 1  # x and z: different answers, both True
-    assert energy(50, labels, list(scores), conflicts) == pytest.approx(50 * (2.0 + 1.0 + 0.5) / 3 - 1)
+    assert energy(labels, list(scores), alpha=50, conflicts=conflicts) == pytest.approx(50 * (2.0 + 1.0 + 0.5) / 3 - 1)
     # Reference cost: one model call per prompt, no caching.
     assert backend.stats.model_calls == 3
     scorer.loo(labels, [0, 1, 2])
@@ -522,7 +522,7 @@ def test_the_anchor_weight_adds_the_anchors_signed_mean_to_u():
     anchor = weighted._batch_anchor()
     signed = [a if y else -a for y, a in zip(labels, anchor, strict=True) if y is not None]
     assert u1 - u0 == pytest.approx(50.0 * 0.5 * sum(signed) / len(signed))
-    assert energy(50.0, labels, scores0, conflicts, prior=anchor, prior_weight=0.0) == pytest.approx(u0)
+    assert energy(labels, scores0, alpha=50.0, conflicts=conflicts, prior=anchor, prior_weight=0.0) == pytest.approx(u0)
 
 
 def test_a_weighted_anchor_overrules_in_context_verdicts_that_contradict_it():

@@ -67,6 +67,7 @@ class ICMSearch:
         task: Task,
         backend: Backend,
         config: ICMConfig | None = None,
+        *,
         on_event: Callable[[SearchEvent], None] | None = None,
         checkpoint: dict[str, Any] | None = None,
         batch_range: tuple[int, int] | None = None,
@@ -180,8 +181,8 @@ class ICMSearch:
         for p, v in zip(targets, values, strict=True):
             scores[p] = float(v)
         conflicts = self.rule.count(labels)
-        U = energy(c.alpha, labels, self._calibrated(labels, scores), conflicts, prior=self._prior(), prior_weight=1.0,
-                   scale=self.state.scale)
+        U = energy(labels, self._calibrated(labels, scores), alpha=c.alpha, conflicts=conflicts, prior=self._prior(),
+                   prior_weight=1.0, scale=self.state.scale)
         return U, scores, conflicts
 
     def _prior(self) -> list[float] | None:

@@ -53,6 +53,7 @@ class TransformersBackend:
     def __init__(
         self,
         model: str = "gemma3-270m",
+        *,
         dtype: str = "auto",
         threads: int | None = None,
         max_batch_tokens: int | None = None,
