@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -162,6 +163,52 @@ class CallGate:
             r.close()
 
 
+class LocalCallGate:
+    """A CallGate for runs in this process (the in-process tests): the same calls and the same promises, kept
+    with threading's primitives, so those tests need no Redis. Runs find it by its key."""
+
+    URL = "local:"
+    _open_gates: ClassVar[dict[str, LocalCallGate]] = {}
+
+    def __init__(self) -> None:
+        import threading
+        import uuid
+
+        self.key = f"icm-local-gate:{uuid.uuid4().hex}"
+        self.tokens = threading.Semaphore(0)
+        self.arrivals = threading.Semaphore(0)
+        self.opened = threading.Event()
+        LocalCallGate._open_gates[self.key] = self
+
+    @property
+    def options(self) -> dict:
+        return {"gate": self.key, "gate_url": self.URL}
+
+    def release(self, n: int = 1) -> None:
+        self.tokens.release(n)
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def wait_arrival(self, timeout: float = 60.0) -> bool:
+        return self.arrivals.acquire(timeout=timeout)
+
+    def close(self) -> None:
+        self.open()
+        LocalCallGate._open_gates.pop(self.key, None)
+
+    @classmethod
+    def pass_through(cls, key: str) -> None:
+        gate = cls._open_gates.get(key)
+        if gate is None:  # closed: open for good
+            return
+        gate.arrivals.release()
+        # The timeout only lets a waiting call see the gate opened while it waited.
+        while not gate.opened.is_set():
+            if gate.tokens.acquire(timeout=0.2):
+                return
+
+
 class SlowFakeBackend(FakeBackend):
     """FakeBackend whose calls a test can hold: behind a CallGate (`gate`, `gate_url`), so that a test acts while
     a run is mid-way; `delay` seconds each, a model's latency, so that a run streams its progress over some
@@ -185,7 +232,9 @@ class SlowFakeBackend(FakeBackend):
 
         if self.fail_flag and os.path.exists(self.fail_flag):
             raise BackendError("the model server is unreachable (test outage)")
-        if self.gate:
+        if self.gate and self.gate[1] == LocalCallGate.URL:
+            LocalCallGate.pass_through(self.gate[0])
+        elif self.gate:
             CallGate.pass_through(*self.gate)
         if self.delay:
             time.sleep(self.delay)
@@ -201,3 +250,33 @@ def _register() -> None:
 
 
 _register()
+
+
+class ManualClock:
+    """A clock the test moves by hand (the websocket consumer's `clock`): its sleeps end when the test has
+    moved it past their deadline, so a throttle is tested by events, not by waiting."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.time = start
+        self.sleepers: list[tuple[float, object]] = []
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        import asyncio
+
+        if seconds <= 0:
+            return
+        woken = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.time + seconds, woken))
+        await woken
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on; every sleep whose deadline it passes ends (call from the sleepers' loop)."""
+        self.time += seconds
+        due = [(t, w) for t, w in self.sleepers if t <= self.time]
+        self.sleepers = [(t, w) for t, w in self.sleepers if t > self.time]
+        for _, woken in due:
+            if not woken.done():
+                woken.set_result(None)

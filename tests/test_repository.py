@@ -28,7 +28,7 @@ def test_the_suite_records_a_file_opened_beside_the_clone(tmp_path, monkeypatch)
     conftest._watch_opens("open", (beside, "r", 0))
     conftest._watch_opens("open", (str(ROOT / "README.md"), "r", 0))
     try:
-        assert conftest._OPENED_OUTSIDE == [beside]
+        assert [beside] == conftest._OPENED_OUTSIDE
     finally:
         conftest._OPENED_OUTSIDE.clear()  # else this test's own check would fail it
 

@@ -103,7 +103,15 @@ def owner_api(owner):
 
 @pytest.fixture
 def call_gate():
-    """A CallGate on the suite's Redis: a run made with its options makes each model call only when let."""
+    """A gate on this process's runs: a run made with its options makes each model call only when let."""
+    gate = tests.fakes.LocalCallGate()
+    yield gate
+    gate.close()
+
+
+@pytest.fixture
+def redis_call_gate():
+    """A CallGate on the suite's Redis, for runs in Celery workers: each model call only when let."""
     from .private_redis import REDIS_URL, redis_ok
 
     if not redis_ok():

@@ -176,7 +176,7 @@ def test_an_idle_websocket_stays_open_on_the_redis_channel_layer(workers, owner,
     assert first["status"] == again["status"] == "succeeded" and again["id"] == run.pk
 
 
-def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, settings, call_gate):
+def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, settings, redis_call_gate):
     ds = fake_dataset(owner, n=32)
     # The uninterrupted reference, executed here, with the same seed and config.
     settings.ICM_RUN_DISPATCH = "none"
@@ -185,13 +185,13 @@ def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, set
     settings.ICM_RUN_DISPATCH = "celery"
     first = workers.start()
     run = create_run(user=owner, dataset=ds, backend=FAKE, seed=11, config=PARAMS,
-                     backend_options={"delay": 0.0, **call_gate.options})
-    advance(call_gate, run.pk, lambda r: r.checkpoint is not None and (r.progress.get("step") or 0) >= 15)
+                     backend_options={"delay": 0.0, **redis_call_gate.options})
+    advance(redis_call_gate, run.pk, lambda r: r.checkpoint is not None and (r.progress.get("step") or 0) >= 15)
     first.kill()  # SIGKILL while its run waits on a model call: the message stays unacknowledged
     first.wait()
     killed_at = Run.objects.get(pk=run.pk)
     assert killed_at.status == "running" and killed_at.attempts == 1
-    call_gate.open()
+    redis_call_gate.open()
     workers.start()  # its recovery loop takes the run over once the dead worker's heartbeat is stale
     done = wait_for(run.pk, {"succeeded", "failed"}, timeout=120)
     assert done.status == "succeeded", done.error + workers.logs()
@@ -199,24 +199,24 @@ def test_worker_killed_mid_run_resumes_with_identical_labels(workers, owner, set
     assert labels_of(done) == labels_of(reference)
 
 
-def test_cancel_a_running_celery_run(workers, owner, owner_api, call_gate):
+def test_cancel_a_running_celery_run(workers, owner, owner_api, redis_call_gate):
     workers.start()
     ds = fake_dataset(owner, n=32)
     run = create_run(user=owner, dataset=ds, backend=FAKE, config=PARAMS | {"iterations": 400},
-                     backend_options={"delay": 0.0, **call_gate.options})
-    advance(call_gate, run.pk, lambda r: (r.progress.get("step") or 0) >= 10)
+                     backend_options={"delay": 0.0, **redis_call_gate.options})
+    advance(redis_call_gate, run.pk, lambda r: (r.progress.get("step") or 0) >= 10)
     assert owner_api.post(f"/api/runs/{run.pk}/cancel/").status_code == 200
     asked = timezone.now()
     # The worker's heartbeat reads the request on its next beat (one stamped after the request committed).
     wait_for(run.pk, {"running"}, timeout=LEASE_S * 2, predicate=lambda r: r.heartbeat > asked)
-    done, released = release_until(call_gate, run.pk, {"cancelled", "failed", "succeeded"})
+    done, released = release_until(redis_call_gate, run.pk, {"cancelled", "failed", "succeeded"})
     assert done.status == "cancelled", done.error + workers.logs()
     assert released <= 4  # it stopped at its next iteration, not at the end of the search
     assert done.label_set is not None and done.label_set.partial
     assert done.checkpoint is not None
 
 
-def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, owner, settings, call_gate):
+def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, owner, settings, redis_call_gate):
     ds = fake_dataset(owner, n=48)
     params = PARAMS | {"batch_size": 12, "iterations": 30}  # 4 batches
     settings.ICM_RUN_DISPATCH = "none"
@@ -226,10 +226,10 @@ def test_sharded_run_spreads_over_workers_with_the_labels_of_one_run(workers, ow
     workers.start()
     workers.start()
     parent = create_run(user=owner, dataset=ds, backend=FAKE, seed=5, config=params, shards=4,
-                        backend_options={"delay": 0.0, **call_gate.options})
+                        backend_options={"delay": 0.0, **redis_call_gate.options})
     # Two calls held at once: each solo worker is inside a shard of its own.
-    assert call_gate.wait_arrival(60) and call_gate.wait_arrival(60), workers.logs()
-    call_gate.open()
+    assert redis_call_gate.wait_arrival(60) and redis_call_gate.wait_arrival(60), workers.logs()
+    redis_call_gate.open()
     done = wait_for(parent.pk, {"succeeded", "failed", "cancelled"}, timeout=120)
     assert done.status == "succeeded", done.error + workers.logs()
     assert labels_of(done) == labels_of(reference)
@@ -265,7 +265,7 @@ def test_scalebench_times_sharded_runs_on_real_workers(workers, settings, monkey
     assert not Run.objects.filter(dataset__name__startswith="scalebench").exists()  # cleaned up
 
 
-def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, settings, tmp_path, call_gate):
+def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, settings, tmp_path, redis_call_gate):
     import shutil
 
     if shutil.which("redis-server") is None:
@@ -292,16 +292,16 @@ def test_redis_restart_mid_run_keeps_the_run_and_the_worker(workers, owner, sett
         workers.redis_url = private.url
         workers.start()
         # The gate is on the suite's Redis, which stays up; the worker's broker and channel layer are private.
-        run = queue_on_private(seed=13, backend_options={"delay": 0.0, **call_gate.options})
-        advance(call_gate, run.pk, lambda r: (r.progress.get("step") or 0) >= 10)
+        run = queue_on_private(seed=13, backend_options={"delay": 0.0, **redis_call_gate.options})
+        advance(redis_call_gate, run.pk, lambda r: (r.progress.get("step") or 0) >= 10)
         private.kill()  # the broker and the channel layer vanish mid-run, queue and all
         # The search goes on without Redis: it makes its next model calls, and the run stays running.
         for _ in range(5):
-            call_gate.release(1)
-            assert call_gate.wait_arrival(30), workers.logs()
+            redis_call_gate.release(1)
+            assert redis_call_gate.wait_arrival(30), workers.logs()
         assert Run.objects.get(pk=run.pk).status == "running"
         private.start()
-        call_gate.open()
+        redis_call_gate.open()
         done = wait_for(run.pk, {"succeeded", "failed"}, timeout=120)
         assert done.status == "succeeded", done.error + workers.logs()
         assert labels_of(done) == labels_of(reference)
@@ -330,7 +330,7 @@ def _restart_postgresql() -> None:
         raise AssertionError(f"PostgreSQL did not come back: {proc.stderr}")
 
 
-def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner, owner_api, settings, call_gate):
+def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner, owner_api, settings, redis_call_gate):
     ds = fake_dataset(owner, n=32)
     settings.ICM_RUN_DISPATCH = "none"
     reference = _reference_run(owner, ds, seed=17, config=PARAMS)
@@ -339,11 +339,11 @@ def test_postgresql_restart_mid_run_resumes_with_identical_labels(workers, owner
     settings.ICM_RUN_DISPATCH = "celery"
     workers.start()
     run = create_run(user=owner, dataset=ds, backend=FAKE, seed=17, config=PARAMS,
-                     backend_options={"delay": 0.0, **call_gate.options})
-    advance(call_gate, run.pk, lambda r: r.checkpoint is not None and (r.progress.get("step") or 0) >= 10)
+                     backend_options={"delay": 0.0, **redis_call_gate.options})
+    advance(redis_call_gate, run.pk, lambda r: r.checkpoint is not None and (r.progress.get("step") or 0) >= 10)
     _restart_postgresql()  # while the run waits on a model call, its connections are cut
     connection.close()  # ours was cut with the rest
-    call_gate.open()
+    redis_call_gate.open()
     done = wait_for(run.pk, {"succeeded", "failed"}, timeout=180)
     print(f"after the restart: {done.status}, attempts {done.attempts}, error {done.error[:200]!r}")
     if done.status == "failed":

@@ -600,13 +600,18 @@ def test_websocket_applies_pushed_progress_and_still_checks_access(owner, viewer
     assert closed == {"type": "websocket.close", "code": 4404}
 
 
-def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(owner, settings):
+def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(owner, settings, monkeypatch):
     # The worker writes a batch's final progress right behind its last iteration's: the page shows the
-    # batch end at once; a second iteration snapshot inside the throttle's interval still waits.
+    # batch end at once; a second iteration snapshot inside the throttle's interval still waits. The
+    # consumer's clock is the test's: time moves only when the test moves it.
     from channels.layers import get_channel_layer
 
+    from tests.fakes import ManualClock
+    from webapp.runs.consumers import RunConsumer
     from webapp.runs.live import group_name
 
+    clock = ManualClock()
+    monkeypatch.setattr(RunConsumer, "clock", clock)
     settings.ICM_WS_MIN_INTERVAL_S = 3.0
     ds = fake_dataset(owner)
     run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)  # stays queued
@@ -623,22 +628,21 @@ def test_a_batch_end_is_pushed_at_once_other_progress_waits_for_the_throttle(own
         connected, _ = await comm.connect()
         assert connected
         await _receive_json(comm)  # the snapshot on connect
-        await asyncio.sleep(settings.ICM_WS_MIN_INTERVAL_S)  # the throttle's interval since that one
+        clock.advance(settings.ICM_WS_MIN_INTERVAL_S)  # the throttle's interval since that one
         await write("iteration", 1)
-        first = await _receive_json(comm, timeout=1)
-        t0 = time.monotonic()
+        first = await _receive_json(comm, timeout=5)
         await write("batch_done", 2)
-        batch_end = await _receive_json(comm, timeout=1)  # inside the interval, yet at once
-        waited_for_batch_end = time.monotonic() - t0
-        await write("batch_done", 3)  # the same phase again: throttled
-        assert await comm.receive_nothing(timeout=1)
+        batch_end = await _receive_json(comm, timeout=5)  # inside the interval (the clock stands), yet sent
+        await write("batch_done", 3)  # the same phase again: throttled while the clock stands
+        assert await comm.receive_nothing(timeout=1.5)  # the poll came by at least once meanwhile
+        clock.advance(settings.ICM_WS_MIN_INTERVAL_S)
         later = await _receive_json(comm, timeout=5)
         await comm.disconnect()
-        return first, batch_end, waited_for_batch_end, later
+        return first, batch_end, later
 
-    first, batch_end, waited, later = async_to_sync(scenario)()
+    first, batch_end, later = async_to_sync(scenario)()
     assert first["progress"]["step"] == 1 and batch_end["progress"]["phase"] == "batch_done"
-    assert waited < 1.0 and later["progress"]["step"] == 3
+    assert batch_end["progress"]["step"] == 2 and later["progress"]["step"] == 3
 
 
 def test_websocket_html_fragment_for_htmx(owner):

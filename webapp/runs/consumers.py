@@ -31,6 +31,16 @@ from .selectors import get_run, plot_points, snapshot
 POLL_S = 1.0
 
 
+class Clock:
+    """The time the throttle reads and waits on: real time here; a test injects one it moves by hand."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 @database_sync_to_async
 def _load(user, run_id: int):
     try:
@@ -46,6 +56,8 @@ def _render(snap: dict) -> str:
 
 
 class RunConsumer(AsyncWebsocketConsumer):
+    clock = Clock()
+
     async def connect(self):
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.user = self.scope.get("user")
@@ -63,7 +75,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.snap: dict | None = None  # the last snapshot sent
         self.pushed: dict | None = None  # a newer one built from a hint's fields, not yet sent
         self.pending: asyncio.Task | None = None
-        self.verified = time.monotonic()  # when the user's access was last read from the database
+        self.verified = self.clock.now()  # when the user's access was last read from the database
         self.stale = False  # a hint without fields came: the next refresh reads the database
         self.sent_count = 0
         # A hint and the poll can both decide to refresh; the snapshot load awaits the database, so
@@ -99,7 +111,7 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def _schedule(self) -> None:
         async with self.sending:
-            wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
+            wait = settings.ICM_WS_MIN_INTERVAL_S - (self.clock.now() - self.last_sent)
             if wait <= 0 or self._new_phase():
                 await self._refresh()
                 return
@@ -107,16 +119,16 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def _schedule_later(self, wait: float | None = None) -> None:
         if wait is None:
-            wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
+            wait = settings.ICM_WS_MIN_INTERVAL_S - (self.clock.now() - self.last_sent)
         if self.pending is None or self.pending.done():
             self.pending = asyncio.create_task(self._later(wait))
 
     async def _later(self, wait: float) -> None:
         while True:
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
             async with self.sending:
                 # Another path may have sent meanwhile: then wait out the interval again.
-                wait = settings.ICM_WS_MIN_INTERVAL_S - (time.monotonic() - self.last_sent)
+                wait = settings.ICM_WS_MIN_INTERVAL_S - (self.clock.now() - self.last_sent)
                 if wait <= 0:
                     await self._refresh()
                     return
@@ -131,11 +143,11 @@ class RunConsumer(AsyncWebsocketConsumer):
             if snap is None:  # membership revoked or run deleted while watching
                 await self.close(code=4404)
                 return
-            self.verified = time.monotonic()
+            self.verified = self.clock.now()
             async with self.sending:
                 # Only if nothing went out meanwhile (a pushed snapshot may be newer than this read).
                 if sent == self.sent_count and self._stamp(snap) != self.last_updated:
-                    if time.monotonic() - self.last_sent >= settings.ICM_WS_MIN_INTERVAL_S:
+                    if self.clock.now() - self.last_sent >= settings.ICM_WS_MIN_INTERVAL_S:
                         await self._send(snap)
                     else:
                         self.stale = True
@@ -156,20 +168,20 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def _refresh(self, force: bool = False) -> None:
         snap, self.pushed = self.pushed, None
         # The poll checks access every second; should its reads fall behind, a pushed snapshot waits for one.
-        if snap is None or force or self.stale or time.monotonic() - self.verified > 3 * POLL_S:
+        if snap is None or force or self.stale or self.clock.now() - self.verified > 3 * POLL_S:
             self.stale = False
             snap = await _load(self.user, self.run_id)
             if snap is None:  # membership revoked or run deleted while watching
                 await self.close(code=4404)
                 return
-            self.verified = time.monotonic()
+            self.verified = self.clock.now()
         if force or self._stamp(snap) != self.last_updated:
             await self._send(snap)
 
     async def _send(self, snap: dict) -> None:
         self.snap = snap
         self.sent_count += 1
-        self.last_sent = time.monotonic()
+        self.last_sent = self.clock.now()
         self.last_updated = self._stamp(snap)
         if self.json:
             await self.send(text_data=json.dumps(snap))
