@@ -43,8 +43,8 @@ def one_run(path: Path, task_name: str, n: int, backend, seed: int) -> dict:
 
     def on_event(ev: SearchEvent) -> None:
         step = total if ev.kind == "done" else ev.batch * ev.iterations + ev.iteration
-        shown.append((step, ev.elapsed_s, clock.update(step, ev.elapsed_s, ev.model_calls)))
-        trace.append((step, round(ev.elapsed_s, 2), ev.model_calls, ev.labeled, ev.computed_tokens))
+        shown.append((step, ev.elapsed_s, clock.update(step, ev.elapsed_s, ev.stats.model_calls)))
+        trace.append((step, round(ev.elapsed_s, 2), ev.stats.model_calls, ev.labeled, ev.stats.computed_tokens))
 
     result = ICMSearch(data.examples, task, backend, config, on_event=on_event).run()
     wall = shown[-1][1]  # the "done" event: the search's whole time

@@ -20,10 +20,11 @@ from typing import Any
 
 from . import readout_settings
 from .anchor import likelihood_anchor
-from .backends.base import Backend, BackendStats
+from .backends.base import Backend
 from .consistency import ConsistencyRule
 from .examples import Example
 from .presets import Task
+from .results import LabelingResult
 from .scoring import ScoreCache, Scorer, centred
 from .search import make_batches
 from .setting import problems, setting
@@ -67,11 +68,8 @@ class BaselineConfig:
 
 
 @dataclass
-class BaselineResult:
-    labels: list[bool | None]
-    scores: list[float | None]
-    stats: BackendStats
-    wall_s: float
+class BaselineResult(LabelingResult):
+    """A baseline's labels: what every labeler returns, nothing more."""
 
 
 def enforce_consistency(rule: ConsistencyRule, scores: Sequence[float]) -> list[bool]:

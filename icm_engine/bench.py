@@ -149,8 +149,7 @@ def run_mode(backend: Backend, task: Task, examples: Sequence[Example], gold: Se
     metrics = label_metrics(result.labels, gold, result.scores)
     return {
         "mode": config.mode, "seed": config.seed, "accuracy": metrics["accuracy"], "auroc": metrics.get("auroc"),
-        "labeled": sum(y is not None for y in result.labels), "model_calls": stats.model_calls,
-        "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens, "computed_tokens": stats.computed_tokens,
+        "labeled": sum(y is not None for y in result.labels), **stats.as_dict(),
         "wall_s": round(wall, 3),
         "peak_rss_mb": peak_mb(),
         "start_rss_mb": start_rss,  # resident when the mode began (the model, the runtime)

@@ -43,10 +43,7 @@ def _report(args, data: LoadedData, labels, scores, stats, wall_s: float, extra:
         "n": len(data.examples),
         "labeled": sum(y is not None for y in labels),
         **_gold_fields(metrics),
-        "model_calls": stats.model_calls,
-        "prompts": stats.prompts,
-        "prompt_tokens": stats.prompt_tokens,
-        "computed_tokens": stats.computed_tokens,
+        **stats.as_dict(),
         "wall_s": round(wall_s, 3),
         "examples_per_minute": round(len(data.examples) / wall_s * 60, 2) if wall_s else None,
         "peak_rss_mb": _peak_rss_mb(),
@@ -248,8 +245,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = {
         "test": args.test, "train": args.train, "labels": args.labels, "n": len(test.examples),
         "demonstrations": out["demonstrations"], **_gold_fields(metrics),
-        "model_calls": stats.model_calls, "prompts": stats.prompts, "prompt_tokens": stats.prompt_tokens,
-        "computed_tokens": stats.computed_tokens, "wall_s": round(out["wall_s"], 3),
+        **stats.as_dict(), "wall_s": round(out["wall_s"], 3),
         "task": task.describe(), "backend": backend.describe(), "readout": args.readout,
         "calibrate": args.calibrate, "defaults": describe_defaults(make_task(args), args.from_preset),
     }

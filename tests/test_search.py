@@ -242,7 +242,7 @@ def test_events_are_typed_and_counted():
     assert kinds[0] == "init" and kinds[-1] == "done" and kinds.count("iteration") == 20
     its = [e for e in events if e.kind == "iteration"]
     assert [e.iteration for e in its] == list(range(1, 21))
-    assert all(e.model_calls >= 1 and e.temperature > 0 for e in its)
+    assert all(e.stats.model_calls >= 1 and e.temperature > 0 for e in its)
     assert its[-1].accepted_total + its[-1].rejected_total <= 20
 
 

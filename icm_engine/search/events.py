@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..backends.base import BackendStats
+from ..results import LabelingResult
 
 
 @dataclass
@@ -25,10 +26,7 @@ class SearchEvent:
     accepted_total: int
     rejected_total: int
     conflicts: int
-    model_calls: int
-    prompts: int
-    prompt_tokens: int
-    computed_tokens: int
+    stats: BackendStats  # what the search has cost so far
     elapsed_s: float
     changed: list[tuple[Any, bool | None]] = field(default_factory=list)
 
@@ -37,11 +35,9 @@ class SearchEvent:
 
 
 @dataclass
-class ICMResult:
-    labels: list[bool | None]
-    scores: list[float | None]
-    stats: BackendStats
-    wall_s: float
+class ICMResult(LabelingResult):
+    """The search's labels (a LabelingResult) and how it got them."""
+
     complete: bool
     iterations: int
     accepted: int

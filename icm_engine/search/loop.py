@@ -210,8 +210,7 @@ class ICMSearch:
             iterations=self.config.iterations, temperature=self.temperature(), score=s.U,
             labeled=sum(y is not None for y in s.labels), size=len(self.examples), accepted=accepted,
             accepted_total=s.accepted, rejected_total=s.rejected,
-            conflicts=self.rule.count(self._local()), model_calls=st.model_calls, prompts=st.prompts,
-            prompt_tokens=st.prompt_tokens, computed_tokens=st.computed_tokens, elapsed_s=self.elapsed(),
+            conflicts=self.rule.count(self._local()), stats=st, elapsed_s=self.elapsed(),
             changed=changed or [],
         ))
 

@@ -687,6 +687,21 @@ def test_embedded_startup_resumes_orphaned_runs(owner, settings):
     assert execute_run(run.pk) == "succeeded"
 
 
+def test_a_finished_runs_phase_says_it_ended_and_its_status_how(owner):
+    """The progress record's phase is what the execution was doing, never the run's status."""
+    from webapp.runs.progress import ENDED, RunProgress
+
+    ds = fake_dataset(owner)
+    run = create_run(user=owner, dataset=ds, backend=FAKE, config=ICM_FAST)
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.progress["phase"] == ENDED
+    final = RunProgress.from_dict(run.progress)
+    assert final.labeled == final.size == 24 and final.searched + final.completed == 24
+    assert final.model_calls and final.computed_tokens  # the backend's counters, all four
+    assert set(run.progress) == set(RunProgress().as_dict())  # one typed record, every field stored
+
+
 # -- pages ------------------------------------------------------------------------------------------------------
 
 def test_run_pages(client, owner):

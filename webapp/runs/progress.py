@@ -12,7 +12,9 @@ from typing import Any
 
 @dataclass
 class RunProgress:
-    phase: str | None = None  # loading | init | iteration | batch_done | done | baseline | writing | the status
+    # What the execution is doing: loading | init | iteration | batch_done | done | baseline | writing, then ended
+    # (how it ended is the run's status); a sharded run's: sharded while its shards run, then ended.
+    phase: str | None = None
     step: int | None = None
     total_steps: int | None = None
     # ICM's position: the batch, its iteration, the temperature and U there.
@@ -74,6 +76,10 @@ class RunProgress:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def known(self) -> dict[str, Any]:
+        """The fields this record knows (not None, not empty): what a final record adds to the stored one."""
+        return {k: v for k, v in asdict(self).items() if v is not None and v != [] and v != {}}
+
     def update(self, **values: Any) -> RunProgress:
         for name, value in values.items():
             if not hasattr(self, name):
@@ -81,6 +87,9 @@ class RunProgress:
             setattr(self, name, value)
         return self
 
+
+ENDED = "ended"  # the phase of an execution that has ended
+SHARDED = "sharded"  # a sharded run's while its shards run
 
 HELP = {f.name: f.metadata["help"] for f in fields(RunProgress) if "help" in f.metadata}
 

@@ -21,6 +21,7 @@ from webapp.datasets.selectors import role_of
 from .backends import check_backend
 from .dispatch import dispatch
 from .models import ACTIVE, Run, RunMethod, RunStatus
+from .progress import SHARDED
 from .selectors import first_lacking, has_full_gold, planned_runs
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def _create_sharded(*, user, dataset, backend, model, seed, limit, config, backe
         _check_active(user)
         # The parent runs nothing: it is "running" while any shard is active and settles when the last ends.
         parent = Run.objects.create(**common, status=RunStatus.RUNNING, shard_count=len(ranges), started=now,
-                                    progress={"phase": "running", "size": len(examples), "labeled": 0})
+                                    progress={"phase": SHARDED, "size": len(examples), "labeled": 0})
         children = Run.objects.bulk_create([
             Run(**common, parent=parent, batch_range=[lo, hi], status=RunStatus.QUEUED, dispatched=now)
             for lo, hi in ranges])

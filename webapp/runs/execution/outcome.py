@@ -4,6 +4,7 @@ sharded run's status and progress brought up to date with its shards."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -17,38 +18,57 @@ from webapp.datasets.services import labels_changed
 from ..consensus import record_consensus
 from ..live import notify
 from ..models import ACTIVE, Run, RunMethod, RunStatus
+from ..progress import ENDED, SHARDED, RunProgress, stored
 from ..selectors import shard_progress
 from .lease import LeaseLost
 
 log = logging.getLogger(__name__)
 
 
-def finish(run_id: int, lease: str, status: str, labels: list[bool | None] | None, scores: list[float | None] | None,
-            examples: list[EngineExample], provenance: dict[str, Any], progress_extra: dict[str, Any],
-            keep_checkpoint: bool, checkpoint: dict[str, Any] | None = None) -> None:
+@dataclass
+class Outcome:
+    """How an execution ended: its status, the final progress record (what it knows; the rest stays as the
+    recorder last wrote it), the labels of its examples and where they came from, and its checkpoint."""
+
+    run_id: int
+    status: str
+    progress: RunProgress = field(default_factory=RunProgress)
+    examples: list[EngineExample] = field(default_factory=list)
+    labels: list[bool | None] = field(default_factory=list)
+    scores: list[float | None] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    keep_checkpoint: bool = False
+    checkpoint: dict[str, Any] | None = None  # the state to keep (with keep_checkpoint), if newer than stored
+
+    @property
+    def labeled(self) -> list[tuple[EngineExample, bool, float | None]]:
+        return [(ex, y, s) for ex, y, s in zip(self.examples, self.labels, self.scores, strict=False) if y is not None]
+
+
+def finish(lease: str, outcome: Outcome) -> None:
     """Write the outcome in one transaction, only while this execution still holds the lease."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update().get(pk=outcome.run_id)
         if run.lease != lease:
             raise LeaseLost()
-        labeled = [(ex, y, s) for ex, y, s in zip(examples, labels or [], scores or [], strict=False) if y is not None]
+        labeled = outcome.labeled
         if run.parent_id:
-            label_set = _shard_labels(run, [str(ex.id) for ex in examples], labeled, provenance)
+            label_set = _shard_labels(run, [str(ex.id) for ex in outcome.examples], labeled, outcome.provenance)
         else:
-            label_set = _new_label_set(run, labeled, provenance, partial=status != RunStatus.SUCCEEDED
-                                       or len(labeled) < len(examples)) if labeled else None
-        run.status = status
+            partial = outcome.status != RunStatus.SUCCEEDED or len(labeled) < len(outcome.examples)
+            label_set = _new_label_set(run, labeled, outcome.provenance, partial=partial) if labeled else None
+        run.status = outcome.status
         run.finished = timezone.now()
         if not run.parent_id:  # a shard's labels live in its parent's label set
             run.label_set = label_set or run.label_set
-        run.progress = {**(run.progress or {}), **progress_extra, "phase": status}
-        if checkpoint is not None:
-            run.checkpoint, run.checkpointed = checkpoint, timezone.now()
-        if not keep_checkpoint:
+        run.progress = stored(run.progress, **outcome.progress.known(), phase=ENDED)
+        if outcome.checkpoint is not None:
+            run.checkpoint, run.checkpointed = outcome.checkpoint, timezone.now()
+        if not outcome.keep_checkpoint:
             run.checkpoint = None
         run.lease = ""
         run.save()
-    notify(run_id)
+    notify(outcome.run_id)
     if run.parent_id:
         settle_parent(run.parent_id)
 
@@ -113,7 +133,7 @@ def settle_parent(parent_id: int) -> None:
             finished = timezone.now()
         else:
             status, error, finished = RunStatus.CANCELLED, "", timezone.now()
-        progress["phase"] = status
+        progress["phase"] = SHARDED if status == RunStatus.RUNNING else ENDED
         parent.status, parent.error, parent.progress, parent.finished = status, error, progress, finished
         parent.save(update_fields=["status", "error", "progress", "finished"])
         if parent.label_set_id:

@@ -122,8 +122,7 @@ class Recorder:
         progress = self._progress(
             step, ev.elapsed_s, phase=ev.kind, batches=ev.batches, iterations=ev.iterations, **position,
             labeled=ev.labeled, size=ev.size, accepted=ev.accepted_total, rejected=ev.rejected_total,
-            conflicts=ev.conflicts, **gold, **self.u_fields(), model_calls=ev.model_calls, prompts=ev.prompts,
-            prompt_tokens=ev.prompt_tokens, computed_tokens=ev.computed_tokens)
+            conflicts=ev.conflicts, **gold, **self.u_fields(), **ev.stats.as_dict())
         self._write(progress=progress, history=self.history)
 
     def on_baseline_progress(self, n: int, size: int, stats: Any) -> None:
@@ -132,8 +131,7 @@ class Recorder:
             raise LeaseLost() if self.heartbeat.lost.is_set() else Cancelled()
         elapsed = time.monotonic() - self.t0
         progress = self._progress(
-            self.done, elapsed, phase="baseline", labeled=self.done, size=size, model_calls=stats.model_calls,
-            prompts=stats.prompts, prompt_tokens=stats.prompt_tokens, computed_tokens=stats.computed_tokens)
+            self.done, elapsed, phase="baseline", labeled=self.done, size=size, **stats.as_dict())
         self._write(progress=progress)
 
 

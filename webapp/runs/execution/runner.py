@@ -35,8 +35,9 @@ from webapp.datasets.selectors import latest_gold
 from ..backends import build_backend
 from ..live import notify
 from ..models import Run, RunMethod, RunStatus
+from ..progress import RunProgress
 from .lease import Cancelled, Heartbeat, LeaseLost, claim
-from .outcome import finish, settle_parent, write_consensus
+from .outcome import Outcome, finish, settle_parent, write_consensus
 from .recorder import Recorder, set_phase
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def execute_run(run_id: int) -> str:
         return _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov)
     except (LeaseLost, Cancelled) as exc:
         if isinstance(exc, Cancelled):
-            finish(run_id, lease, RunStatus.CANCELLED, None, None, [], {}, {}, keep_checkpoint=True)
+            finish(lease, Outcome(run_id, RunStatus.CANCELLED, keep_checkpoint=True))
             return "cancelled"
         log.warning("run %s: lease lost; another execution owns it", run_id)
         return "lease lost"
@@ -137,28 +138,24 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
         raise LeaseLost()
     result = job.result
     # A shard reports, and hands its parent, only its own batches (the others' labels are all None).
-    mine = plan.positions
-    extra = {**recorder.compare(result.labels, result.scores),
-             **recorder.u_fields(), "labeled": job.labeled,
-             "size": len(mine), "model_calls": result.stats.model_calls, "prompts": result.stats.prompts,
-             "prompt_tokens": result.stats.prompt_tokens, "computed_tokens": result.stats.computed_tokens,
-             "elapsed_s": round(result.wall_s, 2), "eta_s": 0 if result.complete else None,
-             "accepted": result.accepted, "rejected": result.rejected, "flipped_batches": result.flipped_batches,
-             "searched": job.searched,
-             "completed": result.completed, "settled": result.settled, "orientation": result.orientation,
-             "anchor": result.anchor, "warnings": orientation_warnings(result.orientation)}
-    kept = [examples[u] for u in mine]
-    labels, scores = job.labels, job.scores
-    prov = _described(prov, backend)
+    final = RunProgress(
+        **recorder.compare(result.labels, result.scores), **recorder.u_fields(), labeled=job.labeled,
+        size=len(job.plan.positions), **result.stats.as_dict(), elapsed_s=round(result.wall_s, 2),
+        eta_s=0 if result.complete else None, accepted=result.accepted, rejected=result.rejected,
+        flipped_batches=result.flipped_batches, searched=job.searched, completed=result.completed,
+        settled=result.settled, orientation=result.orientation, anchor=result.anchor,
+        warnings=orientation_warnings(result.orientation))
+    outcome = Outcome(run.pk, RunStatus.SUCCEEDED, final, [examples[u] for u in job.plan.positions], job.labels,
+                      job.scores, _described(prov, backend))
     set_phase(run, lease, "writing")
     if result.complete:
-        finish(run.pk, lease, RunStatus.SUCCEEDED, labels, scores, kept, prov, extra, keep_checkpoint=False)
+        finish(lease, outcome)
         if not run.parent_id:
             write_consensus(run.pk)
         return "succeeded"
     # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
-    finish(run.pk, lease, RunStatus.CANCELLED, labels, scores, kept, prov, extra, keep_checkpoint=True,
-            checkpoint=job.checkpoint)
+    outcome.status, outcome.keep_checkpoint, outcome.checkpoint = RunStatus.CANCELLED, True, job.checkpoint
+    finish(lease, outcome)
     return "cancelled"
 
 
@@ -173,10 +170,8 @@ def _execute_baseline(run, lease, heartbeat, examples, task, gold, backend, prov
                           gold=gold if run.method == RunMethod.GOLD_ICL else None, seed=run.seed,
                           on_progress=on_progress)
     set_phase(run, lease, "writing")
-    extra = {**recorder.compare(result.labels, result.scores), "labeled": len(examples),
-             "model_calls": result.stats.model_calls,
-             "prompts": result.stats.prompts, "prompt_tokens": result.stats.prompt_tokens,
-             "computed_tokens": result.stats.computed_tokens, "elapsed_s": round(result.wall_s, 2), "eta_s": 0}
-    finish(run.pk, lease, RunStatus.SUCCEEDED, result.labels, result.scores, examples, _described(prov, backend),
-            extra, keep_checkpoint=False)
+    final = RunProgress(**recorder.compare(result.labels, result.scores), labeled=result.labeled,
+                        size=len(examples), **result.stats.as_dict(), elapsed_s=round(result.wall_s, 2), eta_s=0)
+    finish(lease, Outcome(run.pk, RunStatus.SUCCEEDED, final, examples, result.labels, result.scores,
+                          _described(prov, backend)))
     return "succeeded"

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 register = template.Library()
 
-# The progress record's phase (the engine's event kinds, and the worker's own steps) as the page says it.
+# The progress record's phase (the engine's event kinds, and the worker's own steps) as the page says it, and
+# a finished run's status, which the page shows instead of the phase.
 PHASES = {
     "queued": "Queued: waiting for a worker",
     "loading": "Loading the model",
@@ -19,6 +20,8 @@ PHASES = {
     "baseline": "Labeling",
     "done": "Search finished",
     "writing": "Writing the labels",
+    "sharded": "Its shards are running",
+    "ended": "Ended",
     "succeeded": "Finished",
     "failed": "Failed",
     "cancelled": "Cancelled",
