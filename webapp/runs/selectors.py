@@ -14,6 +14,7 @@ from django.db.models.functions import Length
 from django.http import Http404
 
 from icm_engine.facade import get_task
+from webapp.api.serializers.runs import RunSerializer
 from webapp.datasets.models import Dataset, Example, Label, LabelSet, Role
 from webapp.datasets.selectors import User, blind_dataset_ids, gold_comparisons, latest_gold, role_of
 
@@ -169,33 +170,23 @@ def snapshot(run: Run, *, detail: bool = False, gold: dict[str, Any] | None = No
                                                 for k in ("labeled", "step", "total_steps")}} for c in children]
     if run.label_set_id and run.status not in ACTIVE:
         progress.update(gold if gold is not None else label_set_gold([run])[run.pk])
-    return {
-        "id": run.pk,
-        "dataset": run.dataset_id,
-        "method": run.method,
-        "task": run.task,
-        "backend": run.backend,
-        "model": run.model,
-        "seed": run.seed,
-        "limit": run.limit,
-        "config": run.config,
-        "status": run.status,
-        "cancel_requested": run.cancel_requested,
-        "progress": progress,
-        "history": run.history or [],
-        "error": run.error,
-        # The failure's traceback: for the dataset's owners only (detail), never to other members.
-        "error_detail": run.error_detail if detail else "",
-        "label_set": run.label_set_id,
-        "attempts": run.attempts,
-        "checkpointed": run.checkpointed.isoformat() if run.checkpointed else None,
-        "created": run.created.isoformat(),
-        "started": run.started.isoformat() if run.started else None,
-        "finished": run.finished.isoformat() if run.finished else None,
-        "parent": run.parent_id,
-        "batch_range": run.batch_range,
-        "shards": shards,
-    }
+    shown = _Shown(run, progress=progress, history=run.history or [], shards=shards,
+                   # The failure's traceback: for the dataset's owners only (detail), never to other members.
+                   error_detail=run.error_detail if detail else "")
+    return dict(RunSerializer(shown).data)
+
+
+class _Shown:
+    """A run with what a snapshot computes for it (RunSerializer reads these as shown_*)."""
+
+    def __init__(self, run: Run, **shown: Any) -> None:
+        self.run = run
+        self.shown = shown
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("shown_"):
+            return self.shown[name.removeprefix("shown_")]
+        return getattr(self.run, name)
 
 
 def run_limits(label_set_ids: list[int]) -> dict[int, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework_dataclasses.serializers import DataclassSerializer
 
@@ -83,9 +84,29 @@ class RunShardSerializer(serializers.Serializer):
     total_steps = serializers.IntegerField()
 
 
+class _Time(serializers.DateTimeField):
+    """A time as Python writes it (`+00:00`), as the live page and the API have always had it."""
+
+    def to_representation(self, value):
+        return value.isoformat() if value else None
+
+
+@extend_schema_field(RunProgressSerializer)
+class _Progress(serializers.DictField):
+    """The progress record as the snapshot holds it (every RunProgress field, the gold comparison whole)."""
+
+
+@extend_schema_field(RunShardSerializer(many=True))
+class _Shards(serializers.ListField):
+    """A sharded run's shards, each as RunShardSerializer says."""
+
+
 class RunSerializer(serializers.Serializer):
+    """A run as the API, the live page and its websocket show it: the one list of what a run shows
+    (webapp.runs.selectors.snapshot makes every snapshot with it)."""
+
     id = serializers.IntegerField()
-    dataset = serializers.IntegerField()
+    dataset = serializers.IntegerField(source="dataset_id")
     method = StrictCharField()
     task = StrictCharField()
     backend = StrictCharField()
@@ -95,21 +116,23 @@ class RunSerializer(serializers.Serializer):
     config = serializers.DictField()
     status = serializers.ChoiceField(choices=RunStatus.choices)
     cancel_requested = serializers.BooleanField()
-    progress = RunProgressSerializer()
-    history = serializers.ListField(child=serializers.ListField(), help_text="[step, U, gold agreement or null]")
+    progress = _Progress(source="shown_progress")
+    history = serializers.ListField(child=serializers.ListField(), source="shown_history",
+                                    help_text="[step, U, gold agreement or null]")
     error = StrictCharField(allow_blank=True, help_text="a failure, in one line without server paths")
-    error_detail = StrictCharField(allow_blank=True, help_text="a failure's traceback: for the dataset's "
-                                                                     "owners, empty for other members")
-    label_set = serializers.IntegerField(allow_null=True)
+    error_detail = StrictCharField(allow_blank=True, source="shown_error_detail",
+                                   help_text="a failure's traceback: for the dataset's owners, empty for other "
+                                             "members")
+    label_set = serializers.IntegerField(allow_null=True, source="label_set_id")
     attempts = serializers.IntegerField()
-    checkpointed = serializers.DateTimeField(allow_null=True)
-    created = serializers.DateTimeField()
-    started = serializers.DateTimeField(allow_null=True)
-    finished = serializers.DateTimeField(allow_null=True)
-    parent = serializers.IntegerField(allow_null=True, help_text="a shard's sharded run")
+    checkpointed = _Time(allow_null=True)
+    created = _Time()
+    started = _Time(allow_null=True)
+    finished = _Time(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True, source="parent_id", help_text="a shard's sharded run")
     batch_range = serializers.ListField(child=serializers.IntegerField(), allow_null=True,
                                         help_text="a shard's batches [first, end)")
-    shards = RunShardSerializer(many=True, help_text="a sharded run's shards (empty otherwise)")
+    shards = _Shards(source="shown_shards", help_text="a sharded run's shards (empty otherwise)")
 
 
 class RunCreatedSerializer(RunSerializer):
