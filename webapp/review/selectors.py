@@ -275,6 +275,13 @@ def spot_check_result(spot_check: SpotCheck) -> dict[str, Any]:
     }
 
 
+def spot_check_shown(spot_check: SpotCheck) -> SpotCheck:
+    """The spot-check with what its page and the API show: `sample` (its examples' ids) and `result`."""
+    spot_check.sample = list(spot_check.items.values_list("example_id", flat=True))
+    spot_check.result = spot_check_result(spot_check)
+    return spot_check
+
+
 # -- the agreement report ---------------------------------------------------------------------------------------
 
 def _category_field(dataset: Dataset) -> str | None:

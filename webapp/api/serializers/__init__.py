@@ -37,6 +37,7 @@ from .review import (
     SpotCheckCreateSerializer,
     SpotCheckSerializer,
     StratumAccuracySerializer,
+    VerdictCreateSerializer,
     VerdictExportRowSerializer,
     VerdictSerializer,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "StratumAccuracySerializer",
     "TokenRequestSerializer",
     "TokenSerializer",
+    "VerdictCreateSerializer",
     "VerdictExportRowSerializer",
     "VerdictSerializer",
 ]

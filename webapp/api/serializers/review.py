@@ -53,17 +53,25 @@ class AgreementReportSerializer(serializers.Serializer):
     mcnemar = McNemarSerializer(many=True)
 
 
-class VerdictSerializer(serializers.Serializer):
-    id = serializers.IntegerField(read_only=True)
+class VerdictCreateSerializer(serializers.Serializer):
     example = serializers.IntegerField(help_text="the example's database id")
-    example_id = StrictCharField(read_only=True)
     verdict = serializers.ChoiceField(choices=VerdictKind.choices)
     note = StrictCharField(required=False, allow_blank=True, default="")
-    user = StrictCharField(read_only=True)
-    created = serializers.DateTimeField(read_only=True)
-    retracted = serializers.DateTimeField(read_only=True, allow_null=True,
+
+
+class VerdictSerializer(serializers.Serializer):
+    """A verdict as it is kept (a review.models.Verdict)."""
+
+    id = serializers.IntegerField()
+    example = serializers.IntegerField(source="example_id", help_text="the example's database id")
+    example_id = StrictCharField(source="example.external_id")
+    verdict = serializers.ChoiceField(choices=VerdictKind.choices)
+    note = StrictCharField(allow_blank=True)
+    user = StrictCharField(source="user.get_username")
+    created = serializers.DateTimeField()
+    retracted = serializers.DateTimeField(allow_null=True,
                                           help_text="when it was withdrawn: undone, or replaced (superseded)")
-    superseded = serializers.IntegerField(read_only=True, allow_null=True,
+    superseded = serializers.IntegerField(source="superseded_by_id", allow_null=True,
                                           help_text="the id of the same reviewer's verdict that replaced it")
 
 
@@ -82,17 +90,19 @@ class VerdictExportRowSerializer(serializers.Serializer):
 
 
 class GoldCorrectionSerializer(serializers.Serializer):
+    """A change to gold as it is kept (a review.models.GoldCorrection)."""
+
     id = serializers.IntegerField()
-    example = serializers.IntegerField(help_text="the example's database id")
-    example_id = StrictCharField()
+    example = serializers.IntegerField(source="example_id", help_text="the example's database id")
+    example_id = StrictCharField(source="example.external_id")
     old_value = serializers.BooleanField(allow_null=True, help_text="gold before (null: the example had none)")
     new_value = serializers.BooleanField()
-    from_set = serializers.IntegerField(help_text="the gold label set corrected")
-    from_version = serializers.IntegerField()
-    to_set = serializers.IntegerField(help_text="the gold label set the correction made")
-    to_version = serializers.IntegerField()
+    from_set = serializers.IntegerField(source="from_set_id", help_text="the gold label set corrected")
+    from_version = serializers.IntegerField(source="from_set.version")
+    to_set = serializers.IntegerField(source="to_set_id", help_text="the gold label set the correction made")
+    to_version = serializers.IntegerField(source="to_set.version")
     reason = StrictCharField(allow_blank=True)
-    user = StrictCharField()
+    user = StrictCharField(source="user.get_username")
     created = serializers.DateTimeField()
 
 
@@ -114,13 +124,16 @@ class SpotCheckCreateSerializer(serializers.Serializer):
 
 
 class SpotCheckSerializer(serializers.Serializer):
+    """A spot-check as review.selectors.spot_check_shown gives it: its sample and the gold error rate so far."""
+
     id = serializers.IntegerField()
-    gold = serializers.IntegerField()
+    gold = serializers.IntegerField(source="gold_id")
     size = serializers.IntegerField()
     seed = serializers.IntegerField()
-    items = serializers.ListField(child=serializers.IntegerField(), help_text="example ids of the sample")
-    judgments = serializers.IntegerField()
-    disagreements = serializers.IntegerField()
-    error_rate = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
-    ci_low = serializers.FloatField(allow_null=True)
-    ci_high = serializers.FloatField(allow_null=True)
+    items = serializers.ListField(child=serializers.IntegerField(), source="sample",
+                                  help_text="example ids of the sample")
+    judgments = serializers.IntegerField(source="result.judgments")
+    disagreements = serializers.IntegerField(source="result.disagreements")
+    error_rate = serializers.FloatField(source="result.error_rate", allow_null=True, min_value=0, max_value=1)
+    ci_low = serializers.FloatField(source="result.ci_low", allow_null=True)
+    ci_high = serializers.FloatField(source="result.ci_high", allow_null=True)

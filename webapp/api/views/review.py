@@ -83,12 +83,6 @@ class AgreementExportView(APIView):
         return review_exports.report_response(review_selectors.agreement_report(dataset, sets, gold), fmt)
 
 
-def _verdict_data(v) -> dict:
-    return {"id": v.pk, "example": v.example_id, "example_id": v.example.external_id, "verdict": v.verdict,
-            "note": v.note, "user": v.user.get_username(), "created": v.created, "retracted": v.retracted,
-            "superseded": v.superseded_by_id}
-
-
 class VerdictsView(APIView):
     @extend_schema(parameters=[OpenApiParameter(
         "history", {"type": "string", "enum": ["0", "1"]}, default="0",
@@ -103,31 +97,27 @@ class VerdictsView(APIView):
         verdicts = review_selectors.verdicts_of(dataset)
         if history == "0":
             verdicts = verdicts.filter(retracted__isnull=True)
-        return Response(s.VerdictSerializer([_verdict_data(v) for v in verdicts], many=True).data)
+        return Response(s.VerdictSerializer(verdicts, many=True).data)
 
-    @extend_schema(request=s.VerdictSerializer, responses={201: s.VerdictSerializer})
+    @extend_schema(request=s.VerdictCreateSerializer, responses={201: s.VerdictSerializer})
     def post(self, request, pk: int):
         """A verdict on an item. Every verdict is kept, with who and when; another reviewer's stays too."""
         dataset = _label_reader(request, pk)
-        ser = s.VerdictSerializer(data=request.data)
+        ser = s.VerdictCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         example = selectors.get_example(dataset, ser.validated_data["example"])
         verdict = review_services.give_verdict(user=request.user, dataset=dataset, example=example,
                                                verdict=ser.validated_data["verdict"],
                                                note=ser.validated_data["note"])
-        return Response(s.VerdictSerializer(_verdict_data(verdict)).data, status=status.HTTP_201_CREATED)
+        return Response(s.VerdictSerializer(verdict).data, status=status.HTTP_201_CREATED)
 
 
 class GoldCorrectionsView(APIView):
     @extend_schema(responses=s.GoldCorrectionSerializer(many=True))
     def get(self, request, pk: int):
         """Every change to this dataset's gold labels, newest first: which version corrected which, who, why."""
-        rows = [{"id": c.pk, "example": c.example_id, "example_id": c.example.external_id, "old_value": c.old_value,
-                 "new_value": c.new_value, "from_set": c.from_set_id, "from_version": c.from_set.version,
-                 "to_set": c.to_set_id, "to_version": c.to_set.version, "reason": c.reason,
-                 "user": c.user.get_username(), "created": c.created}
-                for c in review_selectors.gold_corrections(_label_reader(request, pk))]
-        return Response(s.GoldCorrectionSerializer(rows, many=True).data)
+        corrections = review_selectors.gold_corrections(_label_reader(request, pk))
+        return Response(s.GoldCorrectionSerializer(corrections, many=True).data)
 
 
 class VerdictUndoView(APIView):
@@ -138,7 +128,7 @@ class VerdictUndoView(APIView):
         verdict = review_services.undo_last_verdict(user=request.user, dataset=dataset)
         if verdict is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.VerdictSerializer(_verdict_data(verdict)).data)
+        return Response(s.VerdictSerializer(verdict).data)
 
 
 class VerdictsExportView(APIView):
@@ -158,9 +148,8 @@ class AnnotationsView(APIView):
         role = selectors.role_of(request.user, dataset)
         permissions.require(role, permissions.ANNOTATE, "Labeling")
         nxt, done, total = review_selectors.next_to_label(request.user, dataset)
-        data = {"done": done, "total": total,
-                "example": s.ExampleSerializer(nxt, context={"role": role}).data if nxt else None}
-        return Response(data)
+        return Response(s.AnnotationNextSerializer({"done": done, "total": total, "example": nxt},
+                                                   context={"role": role}).data)
 
     @extend_schema(request=s.AnnotationSerializer, responses={201: s.AnnotationSerializer})
     def post(self, request, pk: int):
@@ -183,13 +172,6 @@ class AnnotationUndoView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def _spot_check_data(check) -> dict:
-    result = review_selectors.spot_check_result(check)
-    return {"id": check.pk, "gold": check.gold_id, "size": check.size, "seed": check.seed,
-            "items": list(check.items.values_list("example_id", flat=True)),
-            **{k: result[k] for k in ("judgments", "disagreements", "error_rate", "ci_low", "ci_high")}}
-
-
 class SpotChecksView(APIView):
     @extend_schema(request=s.SpotCheckCreateSerializer, responses={201: s.SpotCheckSerializer})
     def post(self, request, pk: int):
@@ -200,14 +182,16 @@ class SpotChecksView(APIView):
         gold = review_selectors.readable_label_set(request.user, dataset, ser.validated_data["gold"])
         check = review_services.create_spot_check(user=request.user, dataset=dataset, gold=gold,
                                                   size=ser.validated_data["size"], seed=ser.validated_data["seed"])
-        return Response(_spot_check_data(check), status=status.HTTP_201_CREATED)
+        return Response(s.SpotCheckSerializer(review_selectors.spot_check_shown(check)).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class SpotCheckDetailView(APIView):
     @extend_schema(responses=s.SpotCheckSerializer)
     def get(self, request, pk: int):
         """The sample and the gold error rate so far, with its 95% Wilson interval."""
-        return Response(_spot_check_data(review_selectors.get_spot_check(request.user, pk)))
+        check = review_selectors.get_spot_check(request.user, pk)
+        return Response(s.SpotCheckSerializer(review_selectors.spot_check_shown(check)).data)
 
 
 class SpotCheckAnswerView(APIView):
