@@ -247,6 +247,22 @@ def test_agreement_puts_majority_balance_and_warnings_beside_each_accuracy(audit
     assert "8 of 16" in html and "every label in the set is the same class" in html
 
 
+def test_the_spot_check_pages_and_the_api_give_an_annotator_the_same_answer(audit, owner, owner_api, client):
+    """Pages read through the API's selectors: what a reviewer may not see is a 404 on both."""
+    ds, _model, gold, _human = audit
+    check = owner_api.post(f"/api/datasets/{ds.pk}/spotchecks/", {"gold": gold.pk, "size": 4}, format="json").json()
+    annie = make_user("annie")
+    Membership.objects.create(dataset=ds, user=annie, role=Role.ANNOTATOR)
+    client.force_login(annie)
+    assert api_client(annie).get(f"/api/spotchecks/{check['id']}/").status_code == 404
+    for url in (f"/spotchecks/{check['id']}/", f"/spotchecks/{check['id']}/result/"):
+        assert client.get(url).status_code == 404, url
+    assert client.post(f"/spotchecks/{check['id']}/answer/", {"item": 1, "value": "true"}).status_code == 404
+    client.force_login(owner)
+    assert client.get(f"/spotchecks/{check['id']}/").status_code == 200
+    assert client.post(f"/spotchecks/{check['id']}/answer/", {"item": "nope", "value": "true"}).status_code == 404
+
+
 def test_spot_check_is_stratified_and_corrections_make_a_new_gold_version(audit, owner, owner_api, client):
     ds, model, gold, _human = audit
     resp = owner_api.post(f"/api/datasets/{ds.pk}/spotchecks/", {"gold": gold.pk, "size": 8, "seed": 3},

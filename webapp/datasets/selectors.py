@@ -204,6 +204,11 @@ def get_membership(dataset: Dataset, user_id: Any) -> Membership:
         raise Http404("No such member.") from None
 
 
+def examples_by_id(dataset: Dataset, ids: list[int]) -> dict[int, Example]:
+    """The dataset's examples with these database ids, by id."""
+    return Example.objects.filter(dataset=dataset).in_bulk(ids)
+
+
 def get_example(dataset: Dataset, pk: Any) -> Example:
     try:
         return Example.objects.get(dataset=dataset, pk=pk)

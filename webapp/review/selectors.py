@@ -411,8 +411,14 @@ def get_spot_check(user: User, pk: Any) -> SpotCheck:
     return check
 
 
-def get_spot_check_item(check: SpotCheck, example_id: Any) -> SpotCheckItem:
+def get_spot_check_item(check: SpotCheck, example_id: Any = None, *, item: Any = None) -> SpotCheckItem:
+    """One item of the sample, by its example's id (the API) or its own (the page); else 404."""
+    where = {"pk": item} if item is not None else {"example_id": example_id}
     try:
-        return SpotCheckItem.objects.select_related("spot_check__dataset").get(spot_check=check, example_id=example_id)
+        return SpotCheckItem.objects.select_related("spot_check__dataset").get(spot_check=check, **where)
     except (SpotCheckItem.DoesNotExist, ValueError, TypeError):
         raise Http404("That example is not in this spot-check's sample.") from None
+
+
+def spot_checks_of(dataset: Dataset) -> QuerySet[SpotCheck]:
+    return SpotCheck.objects.filter(dataset=dataset).select_related("gold", "created_by")

@@ -16,13 +16,20 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.datasets import permissions
-from webapp.datasets.models import Example, LabelSet, LabelSetKind, Role
-from webapp.datasets.selectors import dataset_label_sets, get_dataset, get_dataset_with_label_sets, role_of
+from webapp.datasets.models import LabelSet, LabelSetKind, Role
+from webapp.datasets.selectors import (
+    dataset_label_sets,
+    examples_by_id,
+    get_dataset,
+    get_dataset_with_label_sets,
+    get_example,
+    role_of,
+)
 from webapp.ids import as_id
 from webapp.runs.selectors import run_limits
 
 from . import exports, selectors, services
-from .models import SpotCheck, SpotCheckItem, VerdictKind
+from .models import VerdictKind
 
 VERDICT_KEYS = [(str(i), kind, label) for i, (kind, label) in enumerate(VerdictKind.choices, start=1)]
 QUEUE_LIST = 50
@@ -174,10 +181,7 @@ def verdict(request: HttpRequest, pk: int) -> HttpResponse:
     comp = _comparison(request, sets)
     if comp is None:
         raise Http404("Choose a model label set and a gold label set first.")
-    try:
-        example = Example.objects.get(dataset=dataset, pk=request.POST.get("example"))
-    except (Example.DoesNotExist, ValueError):
-        raise Http404("No such example in this dataset.") from None
+    example = get_example(dataset, request.POST.get("example"))
     context = {"labels": {f"{ls.name} v{ls.version}": comp.labels[ls.pk].get(example.pk) for ls in comp.sets},
                "label_sets": [ls.pk for ls in comp.sets], "score": comp.scores.get(example.pk)}
     try:
@@ -281,7 +285,7 @@ def corrections(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def spot_checks(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = _reader_dataset(request, pk)
-    checks = SpotCheck.objects.filter(dataset=dataset).select_related("gold", "created_by")
+    checks = selectors.spot_checks_of(dataset)
     golds = dataset_label_sets(request.user, dataset).filter(kind=LabelSetKind.GOLD).order_by("-version")
     return render(request, "review/spotchecks.html", {
         "dataset": dataset, "checks": [(c, selectors.spot_check_result(c)) for c in checks], "golds": golds,
@@ -302,19 +306,10 @@ def spot_check_new(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("review:spotcheck", pk=check.pk)
 
 
-def _spot_check(request: HttpRequest, pk: int) -> SpotCheck:
-    try:
-        check = SpotCheck.objects.select_related("dataset", "gold").get(pk=pk)
-    except SpotCheck.DoesNotExist:
-        raise Http404("No such spot-check.") from None
-    _reader_dataset(request, check.dataset_id)
-    return check
-
-
 @require_GET
 def spot_check(request: HttpRequest, pk: int) -> HttpResponse:
     """Blind labeling of the sample: no gold, no model label on this page. Results are a separate page."""
-    check = _spot_check(request, pk)
+    check = selectors.get_spot_check(request.user, pk)  # as the API: 404 unless a label reader's
     items = selectors.spot_check_items_for(request.user, check)
     todo = [x for x in items if x["answer"] is None]
     current = todo[0] if todo else None
@@ -329,20 +324,17 @@ def spot_check(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def spot_check_answer(request: HttpRequest, pk: int) -> HttpResponse:
-    check = _spot_check(request, pk)
-    try:
-        item = SpotCheckItem.objects.get(spot_check=check, pk=request.POST.get("item"))
-    except (SpotCheckItem.DoesNotExist, ValueError):
-        raise Http404("No such item.") from None
+    check = selectors.get_spot_check(request.user, pk)  # as the API: 404 unless a label reader's
+    item = selectors.get_spot_check_item(check, item=request.POST.get("item"))
     services.answer_spot_check(user=request.user, item=item, value=request.POST.get("value") == "true")
     return redirect("review:spotcheck", pk=check.pk)
 
 
 @require_GET
 def spot_check_result(request: HttpRequest, pk: int) -> HttpResponse:
-    check = _spot_check(request, pk)
+    check = selectors.get_spot_check(request.user, pk)  # as the API: 404 unless a label reader's
     result = selectors.spot_check_result(check)
-    candidates = Example.objects.in_bulk(result["candidates"])
+    candidates = examples_by_id(check.dataset, result["candidates"])
     return render(request, "review/spotcheck_result.html", {
         "check": check, "dataset": check.dataset, "result": result,
         # Each item's own fields, as the queue shows them (search_text is the index's lowercased copy).
@@ -353,7 +345,7 @@ def spot_check_result(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def spot_check_correct(request: HttpRequest, pk: int) -> HttpResponse:
-    check = _spot_check(request, pk)
+    check = selectors.get_spot_check(request.user, pk)  # as the API: 404 unless a label reader's
     result = selectors.spot_check_result(check)
     chosen = {int(x) for x in request.POST.getlist("examples") if x.isdigit()} & set(result["candidates"])
     try:
@@ -390,10 +382,7 @@ def annotate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def annotate_label(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
-    try:
-        example = Example.objects.get(dataset=dataset, pk=request.POST.get("example"))
-    except (Example.DoesNotExist, ValueError):
-        raise Http404("No such example in this dataset.") from None
+    example = get_example(dataset, request.POST.get("example"))
     services.annotate(user=request.user, dataset=dataset, example=example, value=request.POST.get("value") == "true")
     # On from here: an example skipped before this one comes back after the rest.
     return redirect(f"{reverse('review:annotate', args=[dataset.pk])}?after={example.position}")
@@ -404,7 +393,7 @@ def annotate_undo(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = get_dataset(request.user, pk)
     permissions.require(role_of(request.user, dataset), permissions.ANNOTATE, "Labeling")
     undone = services.undo_annotation(user=request.user, dataset=dataset)
-    position = Example.objects.filter(pk=undone).values_list("position", flat=True).first() if undone else None
+    position = get_example(dataset, undone).position if undone else None
     if position:  # the undone example next, not an example skipped before it
         return redirect(f"{reverse('review:annotate', args=[dataset.pk])}?after={position - 1}")
     return redirect("review:annotate", pk=dataset.pk)
