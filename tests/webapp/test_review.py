@@ -247,6 +247,21 @@ def test_agreement_puts_majority_balance_and_warnings_beside_each_accuracy(audit
     assert "8 of 16" in html and "every label in the set is the same class" in html
 
 
+def test_the_agreement_page_plots_each_sets_accuracy_and_interval(audit, owner, client):
+    from webapp.review.templatetags.accuracy_plot import accuracy_plot
+
+    ds, model, gold, human = audit
+    client.force_login(owner)
+    page = client.get(f"/datasets/{ds.pk}/agreement/?gold={gold.pk}&labelsets={model.pk}&labelsets={human.pk}")
+    html = page.content.decode()
+    assert page.status_code == 200 and html.count("<circle") == 2 and 'class="acc-plot"' in html
+    report = {"accuracy": [{"label_set": 1, "accuracy": 0.5, "ci_low": 0.25, "ci_high": 0.75},
+                           {"label_set": 2, "accuracy": None, "ci_low": None, "ci_high": None}]}
+    plot = accuracy_plot(report, {1: "icm v1"})
+    assert plot == {"rows": [{"y": 14, "name": "icm v1", "x": 280.0, "lo": 140.0, "hi": 420.0, "acc": 0.5}],
+                    "height": 54}
+
+
 def test_the_spot_check_pages_and_the_api_give_an_annotator_the_same_answer(audit, owner, owner_api, client):
     """Pages read through the API's selectors: what a reviewer may not see is a 404 on both."""
     ds, _model, gold, _human = audit

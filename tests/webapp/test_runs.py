@@ -667,9 +667,9 @@ def test_websocket_html_fragment_for_htmx(owner):
 
 
 def test_the_plot_of_a_run_has_its_axes_ticks():
-    from webapp.runs.selectors import plot_points
+    from webapp.runs.templatetags.run_plot import run_plot
 
-    plot = plot_points([[0, -2.0, 0.5], [10, -1.5, 0.75], [20, 0.0, None]])
+    plot = run_plot([[0, -2.0, 0.5], [10, -1.5, 0.75], [20, 0.0, None]])
     assert (plot["step_min"], plot["step_mid"], plot["step_max"]) == (0, 10, 20)
     assert (plot["u_min"], plot["u_mid"], plot["u_max"]) == ("-2.00", "-1.00", "0.00")
     # x spans 0 … 640 and y 160 … 0 (SVG's y grows downwards); gold agreement on its own 0 … 1 scale.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -348,18 +347,6 @@ def agreement_report(dataset: Dataset, label_sets: list[LabelSet], gold: LabelSe
             report["kappa"].append({"first": a.pk, "second": b.pk, **stats.kappa(
                 [values[a.pk][ex] for ex in shared], [values[b.pk][ex] for ex in shared])})
     return report
-
-
-def accuracy_plot(report: dict[str, Any], names: dict[int, str], width: int = 560, row: int = 26) -> list[dict]:
-    """Rows for an SVG dot-and-interval plot of each set's accuracy (x in pixels over 0..1)."""
-    out = []
-    for i, acc in enumerate(report["accuracy"]):
-        if acc["accuracy"] is None or math.isnan(acc["accuracy"]):
-            continue
-        out.append({"y": 14 + i * row, "name": names.get(acc["label_set"], str(acc["label_set"])),
-                    "x": round(acc["accuracy"] * width, 1), "lo": round(acc["ci_low"] * width, 1),
-                    "hi": round(acc["ci_high"] * width, 1), "acc": acc["accuracy"]})
-    return out
 
 
 def annotation_set(user: User, dataset: Dataset) -> LabelSet | None:

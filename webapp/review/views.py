@@ -250,10 +250,9 @@ def dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     for a in report["accuracy"]:  # like with like: which examples a run's set covers (–: no run made it)
         limit = limits.get(a["label_set"], "–")
         a["limit"] = "all" if limit is None else limit
-    plot = selectors.accuracy_plot(report, names)
     return render(request, "review/dashboard.html", {
         "dataset": dataset, "sets": sets, "golds": golds, "gold": gold, "compared": compared, "report": report,
-        "names": names, "plot": plot, "plot_height": 28 + 26 * len(plot), "chosen": [ls.pk for ls in compared],
+        "names": names, "chosen": [ls.pk for ls in compared],
         "query": urlencode([("gold", gold.pk if gold else "")] + [("labelsets", ls.pk) for ls in compared]),
     })
 

@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 
 from . import live
 from .live import group_name
-from .selectors import get_run, plot_points, snapshot
+from .selectors import get_run, snapshot
 
 POLL_S = 1.0
 
@@ -52,7 +52,7 @@ def _load(user, run_id: int):
 
 def _render(snap: dict) -> str:
     # `pushed`: the fragment replaces the page's, and may retract what the page said when it was loaded.
-    return render_to_string("runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"]), "pushed": True})
+    return render_to_string("runs/_live.html", {"snap": snap, "pushed": True})
 
 
 class RunConsumer(AsyncWebsocketConsumer):

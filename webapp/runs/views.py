@@ -16,7 +16,7 @@ from . import selectors, services
 from .estimates import dataset_size, start_estimate
 from .forms import RunForm
 from .models import RunMethod
-from .selectors import plot_points, snapshot
+from .selectors import snapshot
 
 # The runs the Runs tab lists (the newest); its experiments' tables count every finished run.
 PANEL_RUNS = 50
@@ -116,7 +116,7 @@ def run_estimate(request: HttpRequest, pk: int) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = selectors.get_run(request.user, pk)
     snap = snapshot(run, detail=selectors.sees_failures(request.user, run))
-    return render(request, "runs/detail.html", {"run": run, "snap": snap, "plot": plot_points(snap["history"])})
+    return render(request, "runs/detail.html", {"run": run, "snap": snap})
 
 
 def _run_action(request: HttpRequest, pk: int, action) -> HttpResponse:
@@ -128,7 +128,7 @@ def _run_action(request: HttpRequest, pk: int, action) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     if request.headers.get("HX-Request") == "true":
         snap = snapshot(run)
-        return render(request, "runs/_live.html", {"snap": snap, "plot": plot_points(snap["history"]),
+        return render(request, "runs/_live.html", {"snap": snap,
                                                     "pushed": True})
     return redirect("runs:detail", pk=pk)
 
