@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from . import readout_settings
@@ -27,13 +27,13 @@ from .presets import Task
 from .results import LabelingResult
 from .scoring import ScoreCache, Scorer, centred
 from .search import make_batches
-from .setting import problems, setting
+from .setting import Settings, problems, setting
 
 METHODS = ("zero-shot", "likelihood", "random-icl", "gold-icl", "bootstrap")
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(Settings):
     """A baseline's settings, with their defaults: the official code's readout, every other example of the
     batch in context, no calibration, three bootstrap rounds, the paper's batch of 256. Each describes itself
     (setting.py), the readout settings as ICM's do."""
@@ -53,18 +53,6 @@ class BaselineConfig:
         if found:
             raise ValueError("; ".join(found))
         return self
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BaselineConfig:
-        """Settings left out (or null) take their defaults; unknown ones are refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown parameters for a baseline: {', '.join(sorted(unknown))}")
-        return cls(**{k: v for k, v in data.items() if v is not None}).validate()
 
 
 @dataclass

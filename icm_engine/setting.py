@@ -75,6 +75,26 @@ class Setting:
         return "; ".join(parts)
 
 
+class Settings:
+    """A config dataclass whose fields are settings, as a plain dict and back: one way for every config."""
+
+    def validate(self) -> Settings:
+        raise NotImplementedError
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """The config `data` describes, checked: a name it does not know is an error; one left out or null
+        takes its default."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(unknown)}")
+        return cls(**{k: v for k, v in data.items() if v is not None}).validate()
+
+
 def setting(default: Any = _MISSING, help: str = "", *, choices: typing.Sequence[str] | None = None,
             low: float | None = None, high: float | None = None, positive: bool = False, empty: str = "",
             advanced: bool = False, label: str = "", cli: bool = True) -> Any:

@@ -257,7 +257,7 @@ def test_reference_mode_runs_and_counts_one_call_per_prompt():
 def test_config_validation():
     with pytest.raises(ValueError, match="alpha"):
         ICMConfig(alpha=-1).validate()
-    with pytest.raises(ValueError, match="unknown hyperparameters"):
+    with pytest.raises(ValueError, match="unknown settings"):
         ICMConfig.from_dict({"alpah": 3})
 
 

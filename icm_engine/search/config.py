@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from .. import readout_settings
 from ..anchor import ANCHORS
 from ..examples import Example
 from ..orientation import CHOICES as ORIENTATIONS
 from ..scoring import DEMO_ORDERS
-from ..setting import problems, setting
+from ..setting import Settings, problems, setting
 
 MODES = ("fast", "reference")
 MODE_ALIASES = {"batched": "fast"}
@@ -25,7 +24,7 @@ ITERATIONS_PER_EXAMPLE = 12
 
 
 @dataclass
-class ICMConfig:
+class ICMConfig(Settings):
     """Hyperparameters; defaults are the paper's (App. A.1) and the official code's batch size. Each field that
     is a run setting describes itself (setting.py): the CLI, the run form and the API are made from these."""
 
@@ -148,17 +147,6 @@ class ICMConfig:
     @property
     def effective_normalize(self) -> bool:
         return self.effective_semantics == "paper" if self.normalize is None else self.normalize
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ICMConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown hyperparameters: {', '.join(sorted(unknown))}")
-        return cls(**data).validate()
 
 
 def sized_to(n_examples: int) -> dict[str, int]:
