@@ -258,6 +258,20 @@ def targets(rows: list[dict], file: str = "claims") -> str:
     return "\n".join(f"{'met' if ok else 'NOT met'}: {text}" for text, ok in checks)
 
 
+def _paired(icm: Sequence[bool | None], other: Sequence[bool | None], gold: Sequence[bool | None]) -> str:
+    """Where ICM and a baseline label an example differently: how often each is right, and the exact McNemar
+    test of the two accuracies on the same examples (a difference of a few examples in 40 is not one)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    both = [(a == g, b == g) for a, b, g in zip(icm, other, gold, strict=True)
+            if g is not None and a is not None and b is not None]
+    only_icm = sum(a and not b for a, b in both)
+    only_other = sum(b and not a for a, b in both)
+    table = [[sum(a and b for a, b in both), only_icm], [only_other, sum(not a and not b for a, b in both)]]
+    p = mcnemar(table, exact=True).pvalue if only_icm + only_other else 1.0
+    return f"ICM alone right on {only_icm}, it alone on {only_other} (McNemar p={p:.2f})"
+
+
 def beside_baselines(rows: list[dict], backend) -> str:
     """How far each ICM seed's labels (as named) are its label-free baselines' labels: where a baseline is also
     what seeds or names the search, ICM should add to it, not copy it (issue 36). Recomputes the baselines'
@@ -271,19 +285,18 @@ def beside_baselines(rows: list[dict], backend) -> str:
         icm = [r for r in rows if r["method"] == "icm" and r["file"] == file]
         for readout in dict.fromkeys(r["readout"] for r in icm):
             cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
-            base = {m: run_baseline(m, data.examples, task, backend, cfg).labels for m in ("likelihood", "zero-shot")}
+            base = {m: run_baseline(m, data.examples, task, backend, cfg).labels
+                    for m in ("likelihood", "zero-shot", "bootstrap")}
             for cand in dict.fromkeys(r["candidate"] for r in icm if r["readout"] == readout):
                 parts = []
                 for r in (x for x in icm if x["candidate"] == cand):
                     named = r["oriented"]
                     same = {m: statistics.fmean(a == b for a, b in zip(named, b_labels, strict=True))
                             for m, b_labels in base.items()}
-                    # Where ICM and the likelihood differ, which is right.
-                    differ = [p for p, (a, b) in enumerate(zip(named, base["likelihood"], strict=True)) if a != b]
-                    icm_right = sum(named[p] == gold[p] for p in differ)
+                    paired = "; ".join(f"vs {m}: {_paired(named, b_labels, gold)}" for m, b_labels in base.items())
                     parts.append(f"seed {r['seed']}: same as likelihood {100 * same['likelihood']:.0f}%, as zero-shot "
-                                 f"{100 * same['zero-shot']:.0f}%; of the {len(differ)} it differs from the "
-                                 f"likelihood on, ICM is right on {icm_right}")
+                                 f"{100 * same['zero-shot']:.0f}%, as bootstrap {100 * same['bootstrap']:.0f}%; "
+                                 f"{paired}")
                 lines.append(f"{file} / {cand}: " + "; ".join(parts))
     return "\n".join(lines)
 
