@@ -1,4 +1,4 @@
-"""Microbenchmarks behind the attention, batching and vocabulary-head choices (docs/engine.md).
+"""Microbenchmarks behind the attention, batching and vocabulary-head choices (bench/engine_log.md).
 
 Usage:
   python bench/attention_bench.py kernels

@@ -6,9 +6,8 @@ most of its attention is a short block of queries against a long cache. There Py
 per query head before calling it whenever a mask is given. Here the query heads that share a key/value
 head are stacked into one matrix and meet the keys, then the values, in two bfloat16 products; the
 softmax is taken in float32. These are the numerics of transformers' own eager attention in bfloat16
-(scores rounded to bfloat16 before the softmax): on a recorded fast run's 1,322 prompts the log-odds
-were 0.066 from the float32 model's on average against 0.059 with the fused kernel, and the run took
-110-115 s instead of 138-144 (docs/engine.md).
+(scores rounded to bfloat16 before the softmax), as close to the float32 model's log-odds as the fused
+kernel's and faster on a recorded fast run (bench/engine_log.md has the figures).
 
 Rows, or a long row's queries, run in slices whose float32 scores fit in SCORE_BYTES. Anything else (no
 boolean mask, dropout, a softcap) goes to transformers' SDPA path.

@@ -126,7 +126,7 @@ class TransformersBackend:
         cache_arg = "cache" if "cache" in params else "past_key_values"
         # KV states of earlier prompts' prefixes, kept between calls (ICM_PREFIX_CACHE_GB; smaller in
         # bfloat16, where a token's KV takes half the bytes). A smaller store costs recomputation
-        # (docs/engine.md has the measurements behind both defaults).
+        # (bench/engine_log.md has the measurements behind both defaults).
         default = "1.75" if dtype == "float32" else "1.0"
         gb = float(os.environ.get("ICM_PREFIX_CACHE_GB", default)) if prefix_cache_gb is None else prefix_cache_gb
         self._store_capacity = int(gb * 2**30)

@@ -25,7 +25,7 @@ def release_freed_memory() -> None:
 
     A batch's padded KV caches (tens of MB a layer) are freed after it, but the prefix store's new entries
     are allocated while they are alive and sit above them in the heap, so the heap cannot shrink and each
-    batch's working memory would stay resident (docs/engine.md has the measurements).
+    batch's working memory would stay resident (bench/engine_log.md has the measurements).
     """
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
