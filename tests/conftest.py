@@ -29,10 +29,22 @@ _OWN = tuple(os.path.realpath(p) + os.sep for p in {
 _OPENED_OUTSIDE: list[str] = []
 
 
+_REPO = os.path.realpath(ROOT) + os.sep
+_TEMP = os.path.realpath(tempfile.gettempdir()) + os.sep
+# The folder the clone sits in: what a clone made anywhere else lacks (unless it is the temporary folder).
+_BESIDE = os.path.realpath(ROOT.parent) + os.sep
+_BESIDE = _BESIDE if not _TEMP.startswith(_BESIDE) else None
+
+
 def outside_the_repo(path: str | os.PathLike) -> bool:
-    """Whether a file a test opens lies outside the repository and the machine's own folders."""
-    full = os.path.realpath(os.fspath(path))
-    return not (full + os.sep).startswith(_OWN)
+    """Whether a file a test opens lies outside the repository: beside the clone, or anywhere but the
+    machine's own folders."""
+    full = os.path.realpath(os.fspath(path)) + os.sep
+    if full.startswith(_REPO):
+        return False
+    if _BESIDE is not None and full.startswith(_BESIDE):
+        return True
+    return not full.startswith(_OWN)
 
 
 def _watch_opens(event: str, args: tuple) -> None:
