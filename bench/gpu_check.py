@@ -256,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare = sub.add_parser("prepare", help="here, with network: write the kit")
     prepare.add_argument("--kit", default="bench/gpu_kit")
     prepare.add_argument("--piece-mib", type=int, default=60)
-    prepare.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "truthfulqa" / DATA_NAME))
+    prepare.add_argument("--data", default=str(ROOT / "data" / "paper" / "truthfulqa" / DATA_NAME))
     prepare.set_defaults(func=cmd_prepare)
     for name, func in (("receive", cmd_receive), ("run", cmd_run)):
         part = sub.add_parser(name)

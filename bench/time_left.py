@@ -122,7 +122,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", type=Path,
-                    default=ROOT.parent / "shared" / "data" / "truthfulqa" / "praxis_subset_train.json")
+                    default=ROOT / "data" / "paper" / "truthfulqa" / "praxis_subset_train.json")
     ap.add_argument("--task", default="truthfulqa")
     ap.add_argument("--sizes", default="16,32,48")
     ap.add_argument("--seed", type=int, default=0)

@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .cli_args import build_parser, given_settings, make_backend, make_task
+from .cli_args import READOUT_SETTINGS, build_parser, given_settings, make_backend, make_task
 from .defaults import describe as describe_defaults
 from .examples import DataError, LoadedData, load_labels, match_ids
 from .orientation import orientation_warnings
@@ -109,7 +110,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     task = make_task(args)
     data = load_dataset(args.input, task, limit=args.limit, readout=args.readout,
                         anchor=args.anchor == "likelihood")
-    config = settings_for(task, len(data.examples), args.given)[0]
+    config = replace(settings_for(task, len(data.examples), args.given)[0], seed=args.seed)
     backend = make_backend(args)
     checkpoint = read_checkpoint(args.checkpoint) if args.checkpoint else None
     batches = plan_job(data.examples, config).batches
@@ -130,7 +131,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     if args.checkpoint:
         # The finished search, before its outputs: if writing them fails (a full disk), the same command
         # resumes here and only writes.
-        save(job.checkpoint)
+        save(job.checkpoint())
     atomic_write(args.out, _labels_jsonl(data, result.labels, result.scores))
     report = _report(args, data, result.labels, result.scores, result.stats, result.wall_s, {
         "method": "icm", "task": task.describe(), "backend": backend.describe(), "config": config.as_dict(),
@@ -292,9 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The settings given, and what the preset's choice adds, before the data is read (its readout says
             # which fields the data needs); each command sizes them to the data with `settings_for` again.
             kind = "icm" if args.command == "label" else "baseline"
-            args.given = given_settings(args, ICM_SETTINGS if kind == "icm" else BASELINE_SETTINGS)
-            if kind == "icm":
-                args.given["seed"] = args.seed
+            # `icm evaluate` takes the readout settings; its --shots is its own (0: no demonstrations).
+            names = ICM_SETTINGS if kind == "icm" else READOUT_SETTINGS if args.command == "evaluate" \
+                else BASELINE_SETTINGS
+            args.given = given_settings(args, names)
             config, args.from_preset = settings_for(make_task(args), None, args.given, method=kind)
             for name in ("readout", "context", "calibrate", "centre", "folds", "anchor"):
                 if hasattr(config, name):

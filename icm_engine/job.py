@@ -48,12 +48,15 @@ def plan_job(examples: Sequence[Example], config: ICMConfig, batch_range: tuple[
 
 @dataclass
 class JobResult:
-    """What a job found: the search's result, its plan, and the state it ended in (what a stopped job resumes
-    from; a finished job's is whole)."""
+    """What a job found: the search's result and its plan; `checkpoint()` is the state it ended in (what a
+    stopped job resumes from; a finished job's is whole), made only when asked for (it holds the score cache)."""
 
     result: ICMResult
     plan: JobPlan
-    checkpoint: dict[str, Any]
+    search: ICMSearch
+
+    def checkpoint(self) -> dict[str, Any]:
+        return self.search.checkpoint()
 
     @property
     def complete(self) -> bool:
@@ -112,4 +115,4 @@ def run_icm_job(
     search = ICMSearch(examples, task, backend, config, on_event=heard, checkpoint=checkpoint,
                        batch_range=(plan.first, plan.end))
     result = search.run(should_stop=should_stop)
-    return JobResult(result=result, plan=plan, checkpoint=search.checkpoint())
+    return JobResult(result=result, plan=plan, search=search)

@@ -38,7 +38,7 @@ def settings_for(task: Task | dict[str, Any], n_examples: int | None, given: dic
     if method not in METHOD_KINDS:
         raise ValueError(f"method must be one of {', '.join(METHOD_KINDS)}")
     cls = ICMConfig if method == "icm" else BaselineConfig
-    known = set(ICM_SETTINGS) | {"seed"} if method == "icm" else set(BASELINE_SETTINGS)
+    known = set(ICM_SETTINGS) if method == "icm" else set(BASELINE_SETTINGS)
     unknown = sorted(set(given) - known)
     if unknown:
         raise ValueError(f"unknown settings for {'ICM' if method == 'icm' else 'a baseline'}: {', '.join(unknown)}")

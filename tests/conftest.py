@@ -34,6 +34,7 @@ _TEMP = os.path.realpath(tempfile.gettempdir()) + os.sep
 # The folder the clone sits in: what a clone made anywhere else lacks (unless it is the temporary folder).
 _BESIDE = os.path.realpath(ROOT.parent) + os.sep
 _BESIDE = _BESIDE if not _TEMP.startswith(_BESIDE) else None
+_OWN_BESIDE = tuple(o for o in _OWN if _BESIDE and o.startswith(_BESIDE) and o != _BESIDE)
 
 
 def outside_the_repo(path: str | os.PathLike) -> bool:
@@ -43,7 +44,8 @@ def outside_the_repo(path: str | os.PathLike) -> bool:
     if full.startswith(_REPO):
         return False
     if _BESIDE is not None and full.startswith(_BESIDE):
-        return True
+        # Beside the clone, only the machine's own folders that lie there too (a clone in $HOME: ~/.cache).
+        return not full.startswith(_OWN_BESIDE)
     return not full.startswith(_OWN)
 
 

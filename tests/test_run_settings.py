@@ -73,6 +73,7 @@ def test_a_baseline_takes_the_readout_settings_and_no_anchor():
 
 @pytest.mark.parametrize(("given", "method", "message"), [
     ({"alpah": 1.0}, "icm", "unknown settings for ICM: alpah"),
+    ({"seed": 3}, "icm", "unknown settings for ICM: seed"),  # a run's seed is its own field, never a setting
     ({"alpha": 5.0}, "baseline", "unknown settings for a baseline: alpha"),
     ({"folds": 1}, "icm", "folds must be from 2 to 64"),
     ({"readout": "vibes"}, "baseline", "readout must be one of verdict, channel, split"),

@@ -70,8 +70,9 @@ class ICMConfig(Settings):
     init: str = setting("random", "The K initial labels: random (the paper) or balanced by the zero-shot ranking",
                         choices=INITS, advanced=True)
     # The claim-likelihood anchor (anchor.py): none (the paper's U) | likelihood: the K seeds' labels follow it
-    # and it is a term of U from the start | agreeing: halfway through each batch it joins U if it agrees with
-    # the labels the search found (so it helps find the partition only where it knows something about it).
+    # and it is a term of U from the start | agreeing: a third of the way through each batch it joins U if it
+    # agrees with the labels the search found (so it helps find the partition only where it knows something
+    # about it).
     # None = the semantics' own (paper: agreeing; code: none, as the official code).
     anchor: str | None = setting(None, "The model's zero-shot likelihood of each claim (compared within its group) as "
                                  "a term of U. agreeing: it joins a third of the way through each batch, weighted by "

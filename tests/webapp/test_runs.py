@@ -330,6 +330,7 @@ def test_cancel_keeps_partial_labels_and_resume_matches_an_uninterrupted_run(own
     thread.join(10)
     assert cancelled.label_set is not None and cancelled.label_set.partial
     assert cancelled.checkpoint is not None
+    assert cancelled.progress["eta_s"] is None and cancelled.progress["phase"] == "ended"  # stopped: no time left
     partial = labels_of(cancelled)
     assert 0 < len(partial) <= 32
 

@@ -61,7 +61,9 @@ def finish(lease: str, outcome: Outcome) -> None:
         run.finished = timezone.now()
         if not run.parent_id:  # a shard's labels live in its parent's label set
             run.label_set = label_set or run.label_set
-        run.progress = stored(run.progress, **outcome.progress.known(), phase=ENDED)
+        # The time left is the final record's even when unknown: a stopped run has none.
+        run.progress = stored(run.progress, **{**outcome.progress.known(), "eta_s": outcome.progress.eta_s,
+                                               "phase": ENDED})
         if outcome.checkpoint is not None:
             run.checkpoint, run.checkpointed = outcome.checkpoint, timezone.now()
         if not outcome.keep_checkpoint:

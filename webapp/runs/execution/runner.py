@@ -154,7 +154,7 @@ def _execute_icm(run, lease, heartbeat, examples, task, gold, backend, prov) -> 
             write_consensus(run.pk)
         return "succeeded"
     # Cancelled: keep what it had labeled (a partial label set) and the state to resume from.
-    outcome.status, outcome.keep_checkpoint, outcome.checkpoint = RunStatus.CANCELLED, True, job.checkpoint
+    outcome.status, outcome.keep_checkpoint, outcome.checkpoint = RunStatus.CANCELLED, True, job.checkpoint()
     finish(lease, outcome)
     return "cancelled"
 
