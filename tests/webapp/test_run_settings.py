@@ -32,11 +32,15 @@ def test_the_run_form_has_every_setting_with_its_choices_and_folds_the_advanced_
         assert (name in advanced) == setting.advanced, name
 
 
-def test_the_apis_help_names_every_setting(owner):
+def test_the_api_schema_has_every_setting_typed_with_its_help(owner):
     schema = yaml.safe_load(api_client(owner).get("/api/schema/").content)
     config = schema["components"]["schemas"]["RunCreateRequest"]["properties"]["config"]["description"]
+    typed = schema["components"]["schemas"]["RunSettingsRequest"]["properties"]
     for name, setting in RUN_SETTINGS.items():
         assert f"{name} (" in config and setting.help.rstrip(".") in config, name
+        assert typed[name]["description"].startswith(setting.describe()), name  # one typed field per setting
+        if setting.choices:
+            assert set(typed[name]["enum"]) - {None} == set(setting.choices), name
 
 
 def test_the_form_the_api_and_the_engine_give_a_run_the_same_settings(client, owner):

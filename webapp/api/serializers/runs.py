@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework_dataclasses.serializers import DataclassSerializer
 
-from icm_engine.facade import PRESETS, api_help
+from icm_engine.facade import PRESETS, RUN_SETTINGS, Setting, api_help
 from webapp.runs.models import RunMethod, RunStatus
 from webapp.runs.progress import HELP as RUN_PROGRESS_HELP
 from webapp.runs.progress import RunProgress
@@ -15,6 +15,30 @@ from .common import GoldComparisonSerializer, StrictCharField
 
 # Every setting as the engine describes it (icm_engine/setting.py), so the help cannot fall behind.
 SETTINGS_HELP = api_help()
+
+
+def _setting_field(setting: Setting) -> serializers.Field:
+    common = {"required": False, "allow_null": True, "help_text": setting.describe()}
+    if setting.choices:
+        return serializers.ChoiceField(choices=list(setting.choices), **common)
+    if setting.kind is bool:
+        return serializers.BooleanField(**common)
+    bounds = {"min_value": setting.low, "max_value": setting.high}
+    if setting.kind is int:
+        return serializers.IntegerField(**bounds, **common)
+    return serializers.FloatField(**bounds, **common)
+
+
+# A run's settings as the schema shows them, one typed field per setting, made from the engine's descriptions.
+# The engine checks a request's values itself (settings_for): one check, with its own messages.
+RunSettingsSerializer = type("RunSettingsSerializer", (serializers.Serializer,), {
+    "__doc__": "A run's settings; each left out takes the preset's choice, the data's size, then the paper's.",
+    **{name: _setting_field(setting) for name, setting in RUN_SETTINGS.items()}})
+
+
+@extend_schema_field(RunSettingsSerializer)
+class _Settings(serializers.DictField):
+    """The settings as sent: the engine refuses a name or a value it does not take, naming it."""
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -34,7 +58,7 @@ class RunCreateSerializer(serializers.Serializer):
                   "demonstrations), each with its own label set; the others run once")
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                      help_text="only the first N examples, in whole consistency groups")
-    config = serializers.DictField(required=False, default=dict, help_text=SETTINGS_HELP)
+    config = _Settings(required=False, default=dict, help_text=SETTINGS_HELP)
     baselines = serializers.BooleanField(
         default=False, help_text="with method icm: also queue the default baselines, zero-shot, the zero-shot "
                                 "likelihood (where the examples have its fields), random-label ICL and golden-label "
