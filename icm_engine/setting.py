@@ -6,6 +6,7 @@ described in one place."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -104,8 +105,10 @@ def setting(default: Any = _MISSING, help: str = "", *, choices: typing.Sequence
     return dataclasses.field(default=default, metadata=meta)
 
 
-def settings_of(cls: type) -> list[Setting]:
-    """The described fields of a config dataclass, in declaration order."""
+@functools.cache
+def settings_of(cls: type) -> tuple[Setting, ...]:
+    """The described fields of a config dataclass, in declaration order (read once per class: every
+    validate() checks against them)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -114,7 +117,7 @@ def settings_of(cls: type) -> list[Setting]:
             continue
         kind, nullable = _base_type(hints[f.name])
         out.append(Setting(name=f.name, kind=kind, default=f.default, nullable=nullable, **meta))
-    return out
+    return tuple(out)
 
 
 def problems(config: Any) -> list[str]:

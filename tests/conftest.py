@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from icm_engine.util import cache_dir
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -22,7 +24,7 @@ SHAPES = ROOT / "tests" / "data" / "shapes"
 # the suite passes in a clone with nothing beside it.
 _OWN = tuple(os.path.realpath(p) + os.sep for p in {
     str(ROOT), tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix,
-    os.path.join(os.path.expanduser("~"), ".cache"), *filter(None, [os.environ.get("ICM_CACHE_DIR")]),
+    os.path.join(os.path.expanduser("~"), ".cache"), str(cache_dir()),
     *(p for p in sys.path if p and "-packages" in p), *sysconfig.get_paths().values(),
     "/proc", "/sys", "/dev", "/etc", "/usr", "/lib", "/lib64", "/var", "/run", "/opt", "/bin", "/sbin",
 })
