@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 is pinned in pyproject: on our machines pip takes the local CPU build.
-	$(PY) -m pip install --quiet -e '.[web,dev]'
+	$(PY) -m pip install --quiet -e '.[web,dev,client]'
 	touch $@
 
 install: $(VENV)/.installed

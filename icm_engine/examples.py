@@ -17,42 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .problems import MAX_PROBLEMS, DataError, Problem
+from .tables import NO_LIMITS, TableLimits, is_table, read_dataset_folder, read_table_file
+
 # Every form of a gold label found in the paper's released files (data/paper/README.md).
 _TRUE_FORMS: tuple[Any, ...] = (True, 1, "1", "True", "true")
 _FALSE_FORMS: tuple[Any, ...] = (False, 0, "0", "False", "false")
-MAX_PROBLEMS = 20
 # How deep a row's values may nest (a row's own object is level 1). Prompts read flat fields; deeper nesting
 # only costs (Python's JSON reader and every walk over a value recurse), and past about a thousand levels
 # it fails with a RecursionError instead of an answer.
 MAX_JSON_DEPTH = 32
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an input file, located by its 1-based row and its field."""
-
-    source: str
-    row: int | None
-    field: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = self.source
-        if self.row is not None:
-            where += f": row {self.row}"
-        if self.field is not None:
-            where += f", field '{self.field}'"
-        return f"{where}: {self.message}"
-
-
-class DataError(ValueError):
-    """Raised for any bad input; `problems` lists the first problems found (at most 20)."""
-
-    def __init__(self, problems: Sequence[Problem]):
-        self.problems = list(problems)
-        first = str(self.problems[0]) if self.problems else "invalid input"
-        more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
-        super().__init__(first + more)
 
 
 @dataclass(frozen=True)
@@ -98,15 +72,20 @@ def parse_label(value: Any) -> bool:
     )
 
 
-def read_rows(path: str | Path, data: bytes | None = None) -> list[dict[str, Any]]:
-    """Read a JSON array, JSONL or CSV file into a list of row dicts (format from the suffix)."""
+def read_rows(path: str | Path, data: bytes | None = None, *, limits: TableLimits = NO_LIMITS) -> list[dict[str, Any]]:
+    """Read a JSON array, JSONL, CSV or Parquet file, a `datasets` folder or a zip of one into a list of row
+    dicts (format from the suffix, else the content). `limits` bound what a compressed table may expand to."""
     path = Path(path)
     name = path.name
+    if data is None and path.is_dir():
+        return read_dataset_folder(path, limits=limits)
     if data is None:
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise DataError([Problem(name, None, None, f"cannot read file: {exc.strerror}")]) from exc
+    if is_table(name, data):
+        return read_table_file(name, data, limits=limits)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -37,11 +37,13 @@ from .presets import PRESETS, Task, get_task, load_dataset
 from .run_settings import BASELINE_SETTINGS, ICM_SETTINGS, RUN_SETTINGS, api_help, settings_for
 from .search import ICMConfig, SearchEvent, make_batches
 from .setting import Setting
+from .tables import TableLimits
 from .time_left import TimeLeft
 
 __all__ = [
     # Data in: reading a file's rows into examples, with errors that name the row and field
     "read_rows",
+    "TableLimits",
     "load_dataset",
     "parse_label",
     "limit_examples",

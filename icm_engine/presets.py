@@ -242,11 +242,13 @@ def get_task(
 
 def load_dataset(
     path: str | Path, task: Task, limit: int | None = None, data: bytes | None = None, readout: str = "verdict",
-    anchor: bool = False,
+    anchor: bool = False, rows: list[dict[str, Any]] | None = None,
 ) -> LoadedData:
-    """Load a file for a task: validate the task's fields, then attach label-free consistency keys."""
+    """Load a file for a task: validate the task's fields, then attach label-free consistency keys. `rows`,
+    where a caller has read the file already, are used as they are."""
     name = Path(path).name
-    rows = read_rows(path, data)
+    if rows is None:
+        rows = read_rows(path, data)
     # A key field must be present but may be empty (the released GSM8K file has a solution with no answer).
     loaded = build_examples(rows, name, task.required_fields(readout, anchor), may_be_empty=[task.key_field or ""])
     loaded = limit_examples(loaded, limit)

@@ -1,4 +1,4 @@
-"""Streaming exports of a label set or a whole dataset as JSONL or CSV.
+"""Streaming exports of a label set or a whole dataset as JSONL or CSV, and the columns every export shares.
 
 Every label row carries its provenance (kind, label set, version, run, model, configuration). CSV
 cells a spreadsheet would evaluate as a formula are prefixed with an apostrophe; the label-set import
@@ -17,7 +17,7 @@ from typing import Any
 from .models import Dataset, Example, Label, LabelSet
 from .parsing import FORMULA_PREFIXES
 
-FORMATS = ("jsonl", "csv")
+TEXT_FORMATS = ("jsonl", "csv")
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
@@ -31,12 +31,16 @@ def neutralise(cell: Any) -> Any:
 
 def original_id(example: Example) -> Any:
     """The id as the file gave it (an integer stays an integer in JSON), else the row position."""
-    value = example.fields.get("id")
-    if isinstance(value, int) and not isinstance(value, bool) and str(value) == example.external_id:
+    return id_as_given(example.position, example.external_id, example.fields)
+
+
+def id_as_given(position: int, external_id: str, fields: dict[str, Any]) -> Any:
+    value = fields.get("id")
+    if isinstance(value, int) and not isinstance(value, bool) and str(value) == external_id:
         return value
-    if value is None and example.external_id == str(example.position):
-        return example.position
-    return example.external_id
+    if value is None and external_id == str(position):
+        return position
+    return external_id
 
 
 def provenance(label_set: LabelSet) -> dict[str, Any]:
@@ -132,14 +136,3 @@ def streaming_response(rows: Iterable[dict[str, Any]], columns: list[str], fmt: 
     response["Content-Disposition"] = f'attachment; filename="{filename_for(base, fmt)}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def label_set_export(label_set: LabelSet, fmt: str):
-    base = f"{label_set.dataset.name}-{label_set.name}-v{label_set.version}"
-    return streaming_response(label_set_rows(label_set), LABEL_COLUMNS, fmt, base)
-
-
-def dataset_export(dataset: Dataset, fmt: str):
-    label_sets = list(LabelSet.objects.filter(dataset=dataset).order_by("kind", "name", "version"))
-    return streaming_response(dataset_rows(dataset, label_sets), dataset_columns(dataset, label_sets), fmt,
-                              dataset.name)

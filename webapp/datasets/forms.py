@@ -6,7 +6,8 @@ from .models import LabelSetKind, Role
 
 
 class DatasetUploadForm(forms.Form):
-    file = forms.FileField(help_text="JSON array, JSONL or CSV. The paper's released files work as they are.")
+    file = forms.FileField(help_text="JSON array, JSONL, CSV, Parquet, or a zipped Hugging Face datasets folder "
+                                     "(save_to_disk). The paper's released files work as they are.")
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file's name.")
     task = forms.ChoiceField(choices=[(p, p) for p in PRESETS])
     template = forms.CharField(
@@ -20,7 +21,7 @@ class DatasetUploadForm(forms.Form):
 
 
 class LabelSetImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL or CSV rows of id and label (optional score).")
+    file = forms.FileField(help_text="JSONL, CSV or Parquet rows of id and label (optional score).")
     kind = forms.ChoiceField(choices=LabelSetKind.choices, initial=LabelSetKind.HUMAN)
     name = forms.CharField(max_length=200, required=False, help_text="Defaults to the file's name.")
     model = forms.CharField(max_length=255, required=False, help_text="The model that made these labels, if any.")

@@ -21,6 +21,7 @@ from icm_engine.facade import (
     DataError,
     LoadedData,
     Problem,
+    TableLimits,
     Task,
     get_task,
     load_dataset,
@@ -53,10 +54,14 @@ def read_upload(upload: Any) -> bytes:
     return upload.read()
 
 
-def _check_rows(filename: str, rows: list[dict[str, Any]]) -> None:
+def read_file_rows(filename: str, data: bytes) -> list[dict[str, Any]]:
+    """An upload's rows, within the row cap. A compressed table (Parquet, a zipped `datasets` folder) may
+    expand to no more data than an upload may hold, so its limits are checked before it is unpacked."""
     cap = settings.ICM_MAX_ROWS
+    rows = read_rows(filename, data, limits=TableLimits(max_bytes=settings.ICM_MAX_UPLOAD_BYTES, max_rows=cap))
     if len(rows) > cap:
         raise DataError([Problem(filename, None, None, f"the file holds {len(rows)} rows; the limit is {cap}")])
+    return rows
 
 
 @dataclass
@@ -120,9 +125,8 @@ def parse_dataset_file(
     except ValueError as exc:
         field = "consistency" if "consistency" in str(exc) else "template"
         raise DataError([Problem(filename, None, field, str(exc))]) from exc
-    rows = read_rows(filename, data)
-    _check_rows(filename, rows)
-    loaded = load_dataset(filename, engine_task, data=data)
+    rows = read_file_rows(filename, data)
+    loaded = load_dataset(filename, engine_task, rows=rows)
     _check_stored_forms(filename, loaded)
     field_names = list(dict.fromkeys(k for row in rows for k in row if k != "label"))
     return ParsedDataset(filename, engine_task, describe_consistency(engine_task), loaded, field_names)
@@ -196,8 +200,7 @@ def parse_label_file(filename: str, data: bytes, known_ids: set[str]) -> ParsedL
     """
     filename = safe_filename(filename)
     check_size(filename, len(data))
-    rows = read_rows(filename, data)
-    _check_rows(filename, rows)
+    rows = read_file_rows(filename, data)
     problems: list[Problem] = []
     labels: list[tuple[str, bool, float | None]] = []
     seen: dict[str, int] = {}
@@ -253,7 +256,7 @@ def fitting_tasks(filename: str, data: bytes, task: str) -> list[str]:
     """The task presets other than `task` whose fields a rejected file's rows all have: what its upload
     error suggests. Empty where the rows cannot be read or none fits."""
     try:
-        rows = read_rows(safe_filename(filename), data)
+        rows = read_file_rows(safe_filename(filename), data)
     except DataError:
         return []
     common = set.intersection(*(set(r) for r in rows)) if rows else set()

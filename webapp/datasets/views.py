@@ -15,7 +15,7 @@ from icm_engine.facade import DataError
 
 from . import permissions, selectors, services
 from .data_view import data_view
-from .exports import FORMATS, dataset_export, label_set_export
+from .downloads import FORMATS, dataset_export, label_set_export
 from .forms import DatasetUploadForm, LabelSetImportForm, MemberAddForm, MemberRoleForm
 from .parsing import fitting_tasks, read_upload
 

@@ -35,7 +35,8 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 
 class DatasetCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="JSON array, JSONL or CSV; the paper's released files as they are")
+    file = serializers.FileField(help_text="JSON array, JSONL, CSV, Parquet or a zipped `datasets` folder "
+                                           "(save_to_disk); the paper's released files as they are")
     name = StrictCharField(max_length=200, required=False, allow_blank=True)
     description = StrictCharField(required=False, allow_blank=True, default="")
     task = serializers.ChoiceField(choices=sorted(PRESETS))
@@ -117,7 +118,8 @@ class LabelSetSerializer(serializers.ModelSerializer):
 
 
 class LabelSetImportSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="JSONL or CSV rows of `id` and `label` (optional `score`)")
+    file = serializers.FileField(help_text="JSONL, CSV or Parquet rows of `id` and `label` (optional "
+                                                     "`score`)")
     kind = serializers.ChoiceField(choices=LabelSetKind.choices)
     name = StrictCharField(max_length=200, required=False, allow_blank=True)
     model = StrictCharField(max_length=255, required=False, allow_blank=True, default="")

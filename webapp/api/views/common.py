@@ -10,16 +10,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.datasets.exports import FORMATS
+from webapp.datasets.downloads import FORMATS
 from webapp.review.exports import REPORT_FORMATS
 
 from .. import serializers as s
 
 IMPORT_ERRORS = {400: OpenApiResponse(s.ImportErrorSerializer, description="the file was rejected; nothing written")}
-FORMAT_PARAM = OpenApiParameter("format", str, enum=list(FORMATS), default="jsonl", description="jsonl or csv")
+FORMAT_PARAM = OpenApiParameter("format", str, enum=list(FORMATS), default="jsonl",
+                                description="; ".join(f"{name}: {label}" for name, label in FORMATS.items()))
 DOWNLOAD = {
     (200, "application/x-ndjson"): OpenApiTypes.STR,
     (200, "text/csv"): OpenApiTypes.STR,
+    (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
+    (200, "application/zip"): OpenApiTypes.BINARY,
 }
 
 

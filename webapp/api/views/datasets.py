@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from webapp.accounts.throttles import LoginThrottle, account_wait, forget_failures, retry_after
 from webapp.datasets import permissions, selectors, services
 from webapp.datasets.data_view import api_examples
-from webapp.datasets.exports import dataset_export, label_set_export
+from webapp.datasets.downloads import dataset_export, label_set_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
 from webapp.ids import as_id
 
@@ -146,7 +146,7 @@ class DatasetLabelSetsView(generics.GenericAPIView):
         responses={201: s.LabelSetSerializer, **IMPORT_ERRORS},
     )
     def post(self, request, pk: int):
-        """Import a label set: JSONL or CSV rows of `id` and `label` (optional `score`)."""
+        """Import a label set: JSONL, CSV or Parquet rows of `id` and `label` (optional `score`)."""
         dataset = selectors.get_dataset(request.user, pk)
         ser = s.LabelSetImportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
