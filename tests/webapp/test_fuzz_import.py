@@ -44,11 +44,35 @@ GOOD_ROW = st.fixed_dictionaries({"question": GOOD_TEXT, "choice": GOOD_TEXT},
                                  optional={"label": GOOD_LABEL, "consistency_id": st.integers(0, 3)})
 # Mostly well-formed rows with the adversarial text, some rows of anything: both outcomes get exercised.
 FILES = st.tuples(st.lists(st.one_of(GOOD_ROW, GOOD_ROW, GOOD_ROW, ROW), min_size=1, max_size=8),
-                  st.sampled_from(["jsonl", "json", "csv"]),
+                  st.sampled_from(["jsonl", "json", "csv", "parquet"]),
                   st.sampled_from([None, None, None, "truncate", "bad-utf8", "bom", "latin-1", "junk-line"]))
 
 
+def _parquet(rows: list[dict]) -> bytes:
+    """The rows as pyarrow writes them; where a column mixes types (pyarrow refuses), as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        table = pa.Table.from_pylist([{k: v if v is None or isinstance(v, str) else json.dumps(v)
+                                       for k, v in r.items()} for r in rows])
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
 def encode(rows: list[dict], fmt: str, corruption: str | None) -> tuple[str, bytes]:
+    if fmt == "parquet":
+        data = _parquet(rows)
+        if corruption == "truncate":
+            data = data[: len(data) // 2]
+        elif corruption == "bad-utf8":
+            data = data[: len(data) // 3] + b"\xff\xfe\xc3" + data[len(data) // 3:]
+        elif corruption in ("bom", "junk-line"):
+            data = b"\xef\xbb\xbf" + data if corruption == "bom" else data + b"\n{not json\n"
+        return "fuzz.parquet", data
     if fmt == "json":
         text = json.dumps(rows)
     elif fmt == "jsonl":
@@ -103,7 +127,7 @@ def test_import_service_accepts_or_names_the_problem(owner, client, generated):
         return
     event("accepted")
     check_outcome(filename, rows, before, None, dataset)
-    if corruption is None and fmt != "csv":
+    if corruption is None and fmt in ("json", "jsonl"):
         # JSON keeps values as they were: every row is there, text unchanged.
         assert Example.objects.filter(dataset=dataset).count() == len(rows)
         stored = list(Example.objects.filter(dataset=dataset).order_by("position").values_list("fields", flat=True))
