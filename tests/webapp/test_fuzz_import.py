@@ -53,14 +53,16 @@ def _parquet(rows: list[dict]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def write(table: pa.Table) -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        return buffer.getvalue()
+
     try:
-        table = pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        table = pa.Table.from_pylist([{k: v if v is None or isinstance(v, str) else json.dumps(v)
-                                       for k, v in r.items()} for r in rows])
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return buffer.getvalue()
+        return write(pa.Table.from_pylist(rows))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return write(pa.Table.from_pylist([{k: v if v is None or isinstance(v, str) else json.dumps(v)
+                                            for k, v in r.items()} for r in rows]))
 
 
 def encode(rows: list[dict], fmt: str, corruption: str | None) -> tuple[str, bytes]:
