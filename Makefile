@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install run test test-fast lint demo vllm-env
+.PHONY: install run test test-fast lint demo vllm-env ls-env
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,23 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 vllm-env: $(VLLM_VENV)/.installed
+
+# Label Studio (server and SDK) for the round trip test (tests/test_label_studio_server.py) in its own
+# environment: its Django and pinned dependencies are not the web app's. Nothing of ICM Studio goes in;
+# the test drives it from outside (a server process, and the SDK through tests/tools/ls_roundtrip.py).
+LS_VENV := .venv-ls
+LABEL_STUDIO_VERSION ?= 1.23.2
+LABEL_STUDIO_SDK_VERSION ?= 2.1.2
+LS_STAMP := $(LS_VENV)/.installed-$(LABEL_STUDIO_VERSION)-$(LABEL_STUDIO_SDK_VERSION)
+$(LS_STAMP):
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	# sentry-sdk 3 refuses an option Label Studio 1.23 passes it (it asks only for sentry-sdk>=2.16).
+	$(LS_VENV)/bin/python -m pip install --quiet 'label-studio==$(LABEL_STUDIO_VERSION)' \
+		'label-studio-sdk==$(LABEL_STUDIO_SDK_VERSION)' 'sentry-sdk>=2.16,<3'
+	touch $@  # named by the versions: changing a pin reinstalls
+
+ls-env: $(LS_STAMP)
 
 # The main job: the web app on the embedded default (SQLite in the project folder, no other service),
 # with a demo user (its password is printed on first run) and a demo dataset. PORT and DATABASE_URL
@@ -61,9 +78,9 @@ lint: install
 # The inner loop: the engine and the web app without the model, vLLM, Celery workers or the browser.
 test-fast: install
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -m "not model and not vllm and not celery and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not model and not vllm and not celery and not browser and not labelstudio" $(PYTEST_ARGS)
 
-test: install vllm-env
+test: install vllm-env ls-env
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc

@@ -35,6 +35,9 @@ def _api_calls(ds, ls, member_id, run, check, example):
         "api-dataset-labelsets": [("get", f"/api/datasets/{ds}/labelsets/", None),
                                   ("post", f"/api/datasets/{ds}/labelsets/", {"file": upload, "kind": "human"})],
         "api-dataset-export": [("get", f"/api/datasets/{ds}/export/?format=csv", None)],
+        "api-dataset-label-studio": [("post", f"/api/datasets/{ds}/label-studio/", {"file": SimpleUploadedFile(
+            "ls.json", b'[{"data": {"id": "q0-0"}, "annotations": [{"result": [{"from_name": "label", '
+                       b'"type": "choices", "value": {"choices": ["True"]}}]}]}]')})],
         "api-dataset-members": [("get", f"/api/datasets/{ds}/members/", None),
                                 ("post", f"/api/datasets/{ds}/members/", {"username": "sam", "role": "owner"})],
         "api-dataset-member": [("patch", f"/api/datasets/{ds}/members/{member_id}/", {"role": "owner"}),
@@ -113,6 +116,7 @@ def test_anonymous_gets_401_on_every_endpoint(world):
 
 
 VIEWER_WRITES = {("api-dataset", "patch"), ("api-dataset", "delete"), ("api-dataset-labelsets", "post"),
+                 ("api-dataset-label-studio", "post"),
                  ("api-dataset-members", "post"), ("api-dataset-member", "patch"), ("api-dataset-member", "delete"),
                  ("api-labelset", "delete"), ("api-run-cancel", "post"), ("api-run-resume", "post"),
                  ("api-verdicts", "post"), ("api-verdicts-undo", "post"), ("api-annotations", "get"),
@@ -194,6 +198,7 @@ def _pages(ds, ls, member_id, run, check, example):
         ("get", f"/datasets/{ds}/labelsets/"),
         ("get", f"/datasets/{ds}/download/?format=csv"),
         ("post", f"/datasets/{ds}/labelsets/import/"),
+        ("post", f"/datasets/{ds}/labelsets/label-studio/"),
         ("post", f"/datasets/{ds}/delete/"),
         ("post", f"/datasets/{ds}/members/"),
         ("post", f"/datasets/{ds}/members/invite/"),

@@ -303,7 +303,7 @@ def test_one_invitation_link_sets_the_password_once_under_concurrent_submissions
     from django.db import connection
     from django.test import Client
 
-    from webapp.datasets.services import invite_member
+    from webapp.datasets.memberships import invite_member
 
     ds = Dataset.objects.get(pk=_create(owner, SMALL_ROWS))
     _, link = invite_member(actor=owner, dataset=ds, username="nora", role="viewer")

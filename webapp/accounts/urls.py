@@ -6,7 +6,7 @@ from .views import LoginView, PasswordSetView
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # An invited member's one-time link (datasets.services.invite_member): they choose their password.
+    # An invited member's one-time link (datasets.memberships.invite_member): they choose their password.
     path("set-password/<uidb64>/<token>/", PasswordSetView.as_view(success_url=reverse_lazy("password-set-done")),
         name="password-set"),
     path("set-password/done/", auth_views.PasswordResetCompleteView.as_view(

@@ -12,6 +12,8 @@ urlpatterns = [
     path("datasets/<id:pk>/examples/", datasets.DatasetExamplesView.as_view(), name="api-dataset-examples"),
     path("datasets/<id:pk>/labelsets/", datasets.DatasetLabelSetsView.as_view(), name="api-dataset-labelsets"),
     path("datasets/<id:pk>/export/", datasets.DatasetExportView.as_view(), name="api-dataset-export"),
+    path("datasets/<id:pk>/label-studio/", datasets.DatasetLabelStudioImportView.as_view(),
+         name="api-dataset-label-studio"),
     path("datasets/<id:pk>/members/", datasets.DatasetMembersView.as_view(), name="api-dataset-members"),
     path("datasets/<id:pk>/members/<id:user_id>/", datasets.DatasetMemberDetailView.as_view(),
          name="api-dataset-member"),

@@ -18,9 +18,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import permissions
+from .memberships import new_user
 from .models import Dataset, Invitation, Membership, Role
 from .selectors import role_of
-from .services import new_user
 
 
 def create_invitation(*, actor: AbstractBaseUser, dataset: Dataset, role: str) -> Invitation:

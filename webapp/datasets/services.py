@@ -9,17 +9,16 @@ from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.http import Http404
 from django.utils import timezone
 
 from icm_engine.facade import DataError, Problem, parse_label
 
-from . import permissions
+from . import label_studio, permissions
 from .models import (
     Dataset,
     Example,
@@ -164,9 +163,16 @@ def _import_votes(dataset: Dataset, parsed: ParsedDataset, owner: AbstractBaseUs
 def stage_upload(
     *, owner: AbstractBaseUser, filename: str, data: bytes, options: dict[str, Any]
 ) -> tuple[StagedUpload, ParsedDataset]:
-    """Validate a dataset file and keep it until its owner confirms the preview (browser flow)."""
-    parsed = parse_dataset_file(filename, data, options.get("task", ""), options.get("template"),
-                                options.get("consistency"))
+    """Validate a dataset file and keep it until its owner confirms the preview (browser flow). A Label
+    Studio export (options' `format`) is checked with its label sets too; the preview lists them."""
+    if options.get("format") == "label-studio":
+        parsed: ParsedDataset = label_studio.parse_dataset_export(
+            filename, data, task=options.get("task", ""), template=options.get("template"),
+            consistency=options.get("consistency"), true_choice=options.get("true_choice", ""),
+            from_name=options.get("from_name", ""))
+    else:
+        parsed = parse_dataset_file(filename, data, options.get("task", ""), options.get("template"),
+                                    options.get("consistency"))
     forget_staged_uploads(owner=owner, keep=settings.ICM_MAX_STAGED_UPLOADS - 1)
     staged = StagedUpload.objects.create(
         owner=owner, token=secrets.token_urlsafe(32), filename=parsed.filename, data=data, options=options
@@ -191,11 +197,13 @@ def confirm_upload(*, owner: AbstractBaseUser, token: str) -> Dataset:
     except StagedUpload.DoesNotExist:
         raise Http404("This upload has expired or was already imported; upload the file again.") from None
     opts = staged.options
+    create = create_dataset_from_label_studio if opts.get("format") == "label-studio" else create_dataset
+    extra = {k: opts.get(k, "") for k in ("true_choice", "from_name")} if create is not create_dataset else {}
     with transaction.atomic():
-        dataset = create_dataset(
+        dataset = create(
             owner=owner, filename=staged.filename, data=bytes(staged.data), task=opts.get("task", ""),
             name=opts.get("name", ""), template=opts.get("template"), consistency=opts.get("consistency"),
-            description=opts.get("description", ""),
+            description=opts.get("description", ""), **extra,
         )
         staged.delete()
     return dataset
@@ -247,6 +255,62 @@ def import_label_set(
     return label_set
 
 
+def create_dataset_from_label_studio(
+    *, owner: AbstractBaseUser, filename: str, data: bytes, task: str, name: str = "", template: str | None = None,
+    consistency: str | None = None, description: str = "", true_choice: str = "", from_name: str = "",
+) -> Dataset:
+    """A new dataset from a Label Studio export: each task's data an example, and its label sets."""
+    parsed = label_studio.parse_dataset_export(filename, data, task=task, template=template, consistency=consistency,
+                                               true_choice=true_choice, from_name=from_name)
+    assert parsed.found is not None
+    with transaction.atomic():
+        dataset = create_dataset_from_parsed(owner=owner, parsed=parsed, name=name, description=description)
+        _write_label_studio_sets(dataset=dataset, found=parsed.found, user=owner)
+    return dataset
+
+
+def import_label_studio(
+    *, user: AbstractBaseUser, dataset: Dataset, filename: str, data: bytes, true_choice: str = "",
+    from_name: str = "",
+) -> list[LabelSet]:
+    """Import a Label Studio export into a dataset: a human set per annotator, a set per prediction model
+    version (with its scores), a gold set from ground-truth annotations. Gold needs the owner, as any gold."""
+    role = role_of(user, dataset)
+    permissions.require(role, permissions.WRITE_LABELS, "Importing label sets")
+    ids = set(Example.objects.filter(dataset=dataset).values_list("external_id", flat=True))
+    found = label_studio.parse_export(filename, data, true_choice=true_choice, from_name=from_name, known_ids=ids)
+    if not found.label_sets:
+        raise DataError([Problem(found.filename, None, "result", "no task holds a label (a choice of an annotation "
+                                                                 "that was not cancelled, or of a prediction)")])
+    if any(s.kind == LabelSetKind.GOLD for s in found.label_sets):
+        permissions.require(role, permissions.MANAGE, "Importing gold")
+    with transaction.atomic():
+        # Lock the dataset row so two imports under one name get consecutive versions, not a clash.
+        Dataset.objects.select_for_update().filter(pk=dataset.pk).first()
+        return _write_label_studio_sets(dataset=dataset, found=found, user=user)
+
+
+def _write_label_studio_sets(*, dataset: Dataset, found: label_studio.ParsedExport,
+                             user: AbstractBaseUser) -> list[LabelSet]:
+    ids = dict(Example.objects.filter(dataset=dataset).values_list("external_id", "pk"))
+    # An annotator is the member whose email (or username) is the one Label Studio gives: a name in a file
+    # never attributes labels to someone outside the dataset.
+    members = {}
+    for m in Membership.objects.filter(dataset=dataset).select_related("user"):
+        members.update({k.lower(): m.user for k in (m.user.email, m.user.get_username()) if k})
+    created = []
+    for s in found.label_sets:
+        label_set = LabelSet.objects.create(
+            dataset=dataset, kind=s.kind, name=s.name, version=next_version(dataset.pk, s.name),
+            source=LabelSetSource.IMPORT, source_name=found.filename, created_by=user,
+            annotator=members.get(s.annotator.lower()) if s.kind == LabelSetKind.HUMAN and s.annotator else None,
+            model=s.model_version[:255], configuration=s.configuration, partial=len(s.labels) < len(ids))
+        Label.objects.bulk_create((Label(label_set=label_set, example_id=ids[ex], value=v, score=score)
+                                   for ex, (v, score, _) in s.labels.items()), batch_size=BULK)
+        created.append(label_set)
+    return created
+
+
 def labels_changed(*label_set_ids: int) -> None:
     """Record that these sets' labels were written after their creation (cached comparisons go stale)."""
     LabelSet.objects.filter(pk__in=label_set_ids).update(revision=F("revision") + 1)
@@ -285,86 +349,6 @@ def delete_label_set(*, user: AbstractBaseUser, label_set: LabelSet) -> None:
     needed = permissions.MANAGE if label_set.kind == LabelSetKind.GOLD else permissions.WRITE_LABELS
     permissions.require(role, needed, "Deleting this label set")
     label_set.delete()
-
-
-def _owner_count(dataset: Dataset) -> int:
-    return Membership.objects.filter(dataset=dataset, role=Role.OWNER).count()
-
-
-def add_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role: str) -> Membership:
-    permissions.require(role_of(actor, dataset), permissions.MANAGE, "Managing members")
-    if role not in Role.values:
-        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
-    User = get_user_model()
-    try:
-        user = User.objects.get(username__iexact=(username or "").strip())
-    except User.DoesNotExist:
-        raise ValidationError({"username": f"no user named {username!r}"}) from None
-    if Membership.objects.filter(dataset=dataset, user=user).exists():
-        raise ValidationError({"username": f"{username} is already a member; change their role instead"})
-    return Membership.objects.create(dataset=dataset, user=user, role=role)
-
-
-def new_user(username: str, *, taken: str) -> AbstractBaseUser:
-    """An unsaved account named `username`, checked: the name's own rules, and no account already named so
-    whatever the case (ValidationError on `username`, saying `taken` for a name in use)."""
-    User = get_user_model()
-    user = User(username=username)
-    if username and User.objects.filter(username__iexact=username).exists():
-        raise ValidationError({"username": taken})
-    try:
-        user.full_clean(exclude=["password"])  # the username's own rules (characters, length)
-    except ValidationError as exc:
-        raise ValidationError({"username": " ".join(exc.message_dict.get("username", exc.messages))}) from None
-    return user
-
-
-def invite_member(*, actor: AbstractBaseUser, dataset: Dataset, username: str, role: str) -> tuple[Membership, str]:
-    """Bring in someone who has no account yet: the account (with no password), their membership, and the
-    path of a one-time link to set their password (Django's password-reset token: it expires after
-    PASSWORD_RESET_TIMEOUT and once the password is set). The owner sends the link; nothing is emailed."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.urls import reverse
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
-    permissions.require(role_of(actor, dataset), permissions.MANAGE, "Inviting members")
-    if role not in Role.values:
-        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
-    username = (username or "").strip()
-    user = new_user(username, taken=f"{username} already has an account: add them as a member")
-    try:
-        with transaction.atomic():
-            user.set_unusable_password()
-            user.save()
-            membership = Membership.objects.create(dataset=dataset, user=user, role=role)
-    except IntegrityError:  # the same name taken a moment ago, by another request
-        raise ValidationError({"username": f"{username} already has an account: add them as a member"}) from None
-    link = reverse("password-set", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-                                           "token": default_token_generator.make_token(user)})
-    return membership, link
-
-
-def set_member_role(*, actor: AbstractBaseUser, membership: Membership, role: str) -> Membership:
-    permissions.require(role_of(actor, membership.dataset), permissions.MANAGE, "Managing members")
-    if role not in Role.values:
-        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
-    with transaction.atomic():
-        Dataset.objects.select_for_update().filter(pk=membership.dataset_id).first()
-        if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.dataset) <= 1:
-            raise ValidationError({"role": "a dataset keeps at least one owner"})
-        membership.role = role
-        membership.save(update_fields=["role"])
-    return membership
-
-
-def remove_member(*, actor: AbstractBaseUser, membership: Membership) -> None:
-    permissions.require(role_of(actor, membership.dataset), permissions.MANAGE, "Managing members")
-    with transaction.atomic():
-        Dataset.objects.select_for_update().filter(pk=membership.dataset_id).first()
-        if membership.role == Role.OWNER and _owner_count(membership.dataset) <= 1:
-            raise ValidationError({"user": "a dataset keeps at least one owner"})
-        membership.delete()
 
 
 def jsonb_faithful(value: Any) -> Any:

@@ -13,6 +13,8 @@ urlpatterns = [
     path("datasets/<id:pk>/settings/", views.dataset_settings, name="settings"),
     path("datasets/<id:pk>/labelsets/", views.dataset_labelsets, name="labelsets"),
     path("datasets/<id:pk>/labelsets/import/", views.labelset_import, name="labelset-import"),
+    path("datasets/<id:pk>/labelsets/label-studio/", views.labelset_import_label_studio,
+         name="labelset-import-label-studio"),
     path("datasets/<id:pk>/download/", views.dataset_download, name="download"),
     path("datasets/<id:pk>/delete/", views.dataset_delete, name="delete"),
     path("datasets/<id:pk>/members/", views.member_add, name="member-add"),

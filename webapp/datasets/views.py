@@ -13,10 +13,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from icm_engine.facade import DataError
 
-from . import permissions, selectors, services
+from . import memberships, permissions, selectors, services
 from .data_view import data_view
 from .downloads import FORMATS, dataset_export, label_set_export
-from .forms import DatasetUploadForm, LabelSetImportForm, MemberAddForm, MemberRoleForm
+from .forms import DatasetUploadForm, LabelSetImportForm, LabelStudioImportForm, MemberAddForm, MemberRoleForm
+from .label_studio import looks_like_export
 from .parsing import fitting_tasks, read_upload
 
 LABELS_PER_PAGE = 50
@@ -46,10 +47,14 @@ def dataset_new(request: HttpRequest) -> HttpResponse:
     context: dict = {"form": form}
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
-        options = {k: d[k] for k in ("name", "task", "template", "consistency", "description")}
+        options = {k: d[k] for k in ("name", "task", "template", "consistency", "description", "true_choice",
+                                     "from_name")}
         data = b""
         try:
             data = read_upload(d["file"])
+            fmt = d["format"] or "auto"
+            options["format"] = "label-studio" if fmt == "label-studio" or (
+                fmt == "auto" and looks_like_export(data)) else "rows"
             staged, parsed = services.stage_upload(owner=request.user, filename=d["file"].name, data=data,
                                                    options=options)
             context.update(preview=parsed.preview(), token=staged.token)
@@ -86,7 +91,8 @@ def _settings_context(request: HttpRequest, dataset) -> dict:
     }
 
 
-def _labelsets_context(request: HttpRequest, dataset, import_form=None, problems=None) -> dict:
+def _labelsets_context(request: HttpRequest, dataset, import_form=None, problems=None,
+                       label_studio_form=None, label_studio_problems=None) -> dict:
     role = selectors.role_of(request.user, dataset)
     label_sets = list(selectors.label_sets_with_counts(dataset, request.user))
     gold = selectors.latest_gold(dataset) if permissions.reads_labels(role) else None
@@ -101,6 +107,8 @@ def _labelsets_context(request: HttpRequest, dataset, import_form=None, problems
         "label_sets": label_sets,
         "gold": gold,
         "import_form": import_form or LabelSetImportForm(),
+        "label_studio_form": label_studio_form or LabelStudioImportForm(),
+        "label_studio_problems": label_studio_problems,
         "problems": problems,
     }
 
@@ -166,6 +174,30 @@ def labelset_import(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, context, status=status)
 
 
+@require_POST
+def labelset_import_label_studio(request: HttpRequest, pk: int) -> HttpResponse:
+    """A Label Studio export's label sets, into this dataset (the API's POST datasets/{id}/label-studio/)."""
+    dataset = selectors.get_dataset(request.user, pk)
+    form = LabelStudioImportForm(request.POST, request.FILES)
+    problems = None
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            created = services.import_label_studio(
+                user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
+                true_choice=d["true_choice"], from_name=d["from_name"])
+            messages.success(request, "Imported " + ", ".join(ls.display_name for ls in created) + ".")
+            form = None
+        except DataError as exc:
+            problems = exc.problems
+    context = _labelsets_context(request, dataset, label_studio_form=form, label_studio_problems=problems)
+    status = 400 if problems or (form is not None and form.errors) else 200
+    if status == 200 and not _is_htmx(request):
+        return redirect("runs:list", pk=pk)
+    template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/labelsets.html"
+    return render(request, template, context, status=status)
+
+
 @require_GET
 def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     fmt = request.GET.get("format", "jsonl")
@@ -202,7 +234,7 @@ def _member_form(request: HttpRequest, pk: int, act) -> HttpResponse:
 @require_POST
 def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     def add(dataset, username: str, role: str) -> str:
-        services.add_member(actor=request.user, dataset=dataset, username=username, role=role)
+        memberships.add_member(actor=request.user, dataset=dataset, username=username, role=role)
         return f"Added {username}."
 
     return _member_form(request, pk, add)
@@ -211,7 +243,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
     def invite(dataset, username: str, role: str) -> str:
-        membership, link = services.invite_member(actor=request.user, dataset=dataset, username=username, role=role)
+        membership, link = memberships.invite_member(actor=request.user, dataset=dataset, username=username, role=role)
         days = round(settings.PASSWORD_RESET_TIMEOUT / 86400)
         return (f"Invited {membership.user.username} as {membership.get_role_display().lower()}. Send them this "
                 f"link to choose their password (it works once, for {days} days): {request.build_absolute_uri(link)}")
@@ -236,13 +268,13 @@ def member_update(request: HttpRequest, pk: int, user_id: int) -> HttpResponse:
     membership = selectors.get_membership(dataset, user_id)
     try:
         if request.POST.get("action") == "remove":
-            services.remove_member(actor=request.user, membership=membership)
+            memberships.remove_member(actor=request.user, membership=membership)
             messages.success(request, f"Removed {membership.user.username}.")
         else:
             form = MemberRoleForm(request.POST)
             if not form.is_valid():
                 raise ValidationError({"role": "choose a role"})
-            services.set_member_role(actor=request.user, membership=membership, role=form.cleaned_data["role"])
+            memberships.set_member_role(actor=request.user, membership=membership, role=form.cleaned_data["role"])
             messages.success(request, f"{membership.user.username} is now {membership.role}.")
     except ValidationError as exc:
         messages.error(request, _validation_text(exc))
@@ -274,7 +306,9 @@ def labelset_download(request: HttpRequest, pk: int) -> HttpResponse:
     fmt = request.GET.get("format", "jsonl")
     if fmt not in FORMATS:
         return HttpResponseBadRequest("format must be jsonl or csv")
-    return label_set_export(selectors.get_label_set(request.user, pk), fmt)
+    label_set = selectors.get_label_set(request.user, pk)
+    return label_set_export(label_set, fmt, reads_labels=permissions.reads_labels(
+        selectors.role_of(request.user, label_set.dataset)))
 
 
 @require_POST

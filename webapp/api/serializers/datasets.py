@@ -46,6 +46,15 @@ class DatasetCreateSerializer(serializers.Serializer):
                                         help_text="none | unique | asymmetric | key:FIELD (default: the preset's)")
     dry_run = serializers.BooleanField(required=False, default=False,
                                        help_text="validate and preview without writing anything")
+    format = serializers.ChoiceField(choices=["auto", "rows", "label-studio"], required=False, default="auto",
+                                     help_text="rows: a table of examples; label-studio: a Label Studio JSON export "
+                                               "(its tasks' data the examples, its annotations and predictions "
+                                               "label sets); auto: a Label Studio export where the file is one")
+    true_choice = StrictCharField(max_length=100, required=False, allow_blank=True, default="",
+                                  help_text="Label Studio: the choice that means True (not needed for True/False)")
+    from_name = StrictCharField(max_length=100, required=False, allow_blank=True, default="",
+                                help_text="Label Studio: the Choices control that holds the label, where the "
+                                          "project has several")
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
@@ -77,6 +86,8 @@ class PreviewSerializer(serializers.Serializer):
     consistency = StrictCharField()
     label_balance = LabelBalanceSerializer()
     sample = serializers.ListField(child=serializers.DictField())
+    label_sets = serializers.ListField(child=serializers.DictField(), required=False,
+                                       help_text="a Label Studio export's label sets: kind, name, labels, true")
 
 
 class ExampleSerializer(serializers.ModelSerializer):
@@ -123,6 +134,16 @@ class LabelSetImportSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=LabelSetKind.choices)
     name = StrictCharField(max_length=200, required=False, allow_blank=True)
     model = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class LabelStudioImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="a Label Studio JSON export of a project with one two-choice Choices "
+                                           "control")
+    true_choice = StrictCharField(max_length=100, required=False, allow_blank=True, default="",
+                                  help_text="the choice that means True (not needed where the choices are True and "
+                                            "False)")
+    from_name = StrictCharField(max_length=100, required=False, allow_blank=True, default="",
+                                help_text="the Choices control that holds the label, where the project has several")
 
 
 class LabelSerializer(serializers.ModelSerializer):

@@ -23,7 +23,21 @@ DOWNLOAD = {
     (200, "text/csv"): OpenApiTypes.STR,
     (200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY,
     (200, "application/zip"): OpenApiTypes.BINARY,
+    (200, "application/json"): OpenApiTypes.STR,
+    (200, "application/xml"): OpenApiTypes.STR,
+    400: OpenApiResponse(description="an unknown format, or a Label Studio option out of its rules"),
 }
+# The options of a Label Studio export (format label-studio or label-studio-config).
+_WORD, _NAME = r"^\S(.{0,98}\S)?$", r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
+LABEL_STUDIO_PARAMS = [
+    OpenApiParameter("true_choice", str, pattern=_WORD, description="Label Studio: the word of True (default True)"),
+    OpenApiParameter("false_choice", str, pattern=_WORD,
+                     description="Label Studio: the word of False (default False; not the true word)"),
+    OpenApiParameter("from_name", str, pattern=_NAME,
+                     description="Label Studio: the Choices control's name (default label; no field's name)"),
+    OpenApiParameter("to_name", str, pattern=_NAME, description="Label Studio: the text the choice is about "
+                                                                "(default: the last field the template shows)"),
+]
 
 
 REPORT_FORMAT_PARAM = OpenApiParameter("format", str, enum=list(REPORT_FORMATS), default="json",

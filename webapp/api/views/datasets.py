@@ -13,14 +13,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.accounts.throttles import LoginThrottle, account_wait, forget_failures, retry_after
-from webapp.datasets import permissions, selectors, services
+from webapp.datasets import memberships, permissions, selectors, services
 from webapp.datasets.data_view import api_examples
 from webapp.datasets.downloads import dataset_export, label_set_export
+from webapp.datasets.label_studio import looks_like_export, parse_dataset_export
 from webapp.datasets.parsing import parse_dataset_file, read_upload
 from webapp.ids import as_id
 
 from .. import serializers as s
-from .common import DOWNLOAD, FORMAT_PARAM, IMPORT_ERRORS, download_format
+from .common import DOWNLOAD, FORMAT_PARAM, IMPORT_ERRORS, LABEL_STUDIO_PARAMS, download_format
 
 
 class TokenView(APIView):
@@ -68,12 +69,18 @@ class DatasetListView(generics.GenericAPIView):
         d = ser.validated_data
         upload = d["file"]
         data = read_upload(upload)
+        label_studio = d["format"] == "label-studio" or (d["format"] == "auto" and looks_like_export(data))
+        ls_options = {"true_choice": d["true_choice"], "from_name": d["from_name"]} if label_studio else {}
         if d["dry_run"]:
-            parsed = parse_dataset_file(upload.name, data, d["task"], d.get("template"), d.get("consistency"))
+            parsed = (parse_dataset_export(upload.name, data, task=d["task"], template=d.get("template"),
+                                           consistency=d.get("consistency"), **ls_options) if label_studio else
+                      parse_dataset_file(upload.name, data, d["task"], d.get("template"), d.get("consistency")))
             return Response(parsed.preview())
-        dataset = services.create_dataset(
+        create = services.create_dataset_from_label_studio if label_studio else services.create_dataset
+        dataset = create(
             owner=request.user, filename=upload.name, data=data, task=d["task"], name=d.get("name", ""),
             template=d.get("template"), consistency=d.get("consistency"), description=d.get("description", ""),
+            **ls_options,
         )
         return Response(s.DatasetSerializer(selectors.get_dataset(request.user, dataset.pk, counts=True)).data,
                         status=status.HTTP_201_CREATED)
@@ -159,13 +166,40 @@ class DatasetLabelSetsView(generics.GenericAPIView):
         return Response(s.LabelSetSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
+class DatasetLabelStudioImportView(generics.GenericAPIView):
+    serializer_class = s.LabelStudioImportSerializer
+    pagination_class = None
+
+    def get_queryset(self):  # for the browsable API's form
+        return selectors.label_sets_with_counts(selectors.get_dataset(self.request.user, self.kwargs["pk"]),
+                                                self.request.user)
+
+    @extend_schema(
+        request={"multipart/form-data": s.LabelStudioImportSerializer},
+        responses={201: s.LabelSetSerializer(many=True), **IMPORT_ERRORS},
+    )
+    def post(self, request, pk: int):
+        """Import a Label Studio JSON export: a human label set per annotator, a label set per prediction
+        model_version (with its scores), gold from ground-truth annotations. All or nothing."""
+        dataset = selectors.get_dataset(request.user, pk)
+        ser = s.LabelStudioImportSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        created = services.import_label_studio(
+            user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
+            true_choice=d["true_choice"], from_name=d["from_name"])
+        sets = selectors.label_sets_with_counts(dataset).filter(pk__in=[ls.pk for ls in created])
+        return Response(s.LabelSetSerializer(sets, many=True).data, status=status.HTTP_201_CREATED)
+
+
 class DatasetExportView(APIView):
-    @extend_schema(parameters=[FORMAT_PARAM], responses=DOWNLOAD)
+    @extend_schema(parameters=[FORMAT_PARAM, *LABEL_STUDIO_PARAMS], responses=DOWNLOAD)
     def get(self, request, pk: int):
-        """The whole dataset: every example's fields and one column per label set."""
+        """The whole dataset: every example's fields and one column per label set (label-studio: one task per
+        example, ICM and baseline labels as predictions, human and the latest gold as annotations)."""
         dataset = selectors.get_dataset(request.user, pk)
         permissions.require_label_reader(selectors.role_of(request.user, dataset))
-        return dataset_export(dataset, download_format(request))
+        return dataset_export(dataset, download_format(request), query=request.query_params)
 
 
 class DatasetMembersView(generics.GenericAPIView):
@@ -188,7 +222,7 @@ class DatasetMembersView(generics.GenericAPIView):
         dataset = selectors.get_dataset(request.user, pk)
         ser = s.MemberCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        member = services.add_member(actor=request.user, dataset=dataset, **ser.validated_data)
+        member = memberships.add_member(actor=request.user, dataset=dataset, **ser.validated_data)
         return Response(s.MemberSerializer(member).data, status=status.HTTP_201_CREATED)
 
 
@@ -198,13 +232,13 @@ class DatasetMemberDetailView(APIView):
         membership = selectors.get_membership(selectors.get_dataset(request.user, pk), user_id)
         ser = s.MemberUpdateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        services.set_member_role(actor=request.user, membership=membership, role=ser.validated_data["role"])
+        memberships.set_member_role(actor=request.user, membership=membership, role=ser.validated_data["role"])
         return Response(s.MemberSerializer(membership).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, pk: int, user_id: int):
         membership = selectors.get_membership(selectors.get_dataset(request.user, pk), user_id)
-        services.remove_member(actor=request.user, membership=membership)
+        memberships.remove_member(actor=request.user, membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -244,7 +278,11 @@ class LabelSetAgreementView(APIView):
 
 
 class LabelSetExportView(APIView):
-    @extend_schema(parameters=[FORMAT_PARAM], responses=DOWNLOAD)
+    @extend_schema(parameters=[FORMAT_PARAM, *LABEL_STUDIO_PARAMS], responses=DOWNLOAD)
     def get(self, request, pk: int):
-        """Every label with the example's id and the label set's provenance."""
-        return label_set_export(selectors.get_label_set(request.user, pk), download_format(request))
+        """Every label with the example's id and the label set's provenance (label-studio: every example as
+        a task, with this set's labels)."""
+        label_set = selectors.get_label_set(request.user, pk)
+        return label_set_export(label_set, download_format(request), query=request.query_params,
+                                reads_labels=permissions.reads_labels(selectors.role_of(request.user,
+                                                                                        label_set.dataset)))
