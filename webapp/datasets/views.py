@@ -150,52 +150,48 @@ def dataset_labelsets(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, _labelsets_context(request, dataset))
 
 
-@require_POST
-def labelset_import(request: HttpRequest, pk: int) -> HttpResponse:
+def _import_into(request: HttpRequest, pk: int, form, write, form_key: str, problems_key: str) -> HttpResponse:
+    """An import form's answer on the Runs tab: `write(cleaned_data)` stores and returns the message; a
+    rejected file shows its problems beside the form (400), and nothing is stored."""
     dataset = selectors.get_dataset(request.user, pk)
-    form = LabelSetImportForm(request.POST, request.FILES)
     problems = None
     if form.is_valid():
-        d = form.cleaned_data
         try:
-            label_set = services.import_label_set(
-                user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
-                kind=d["kind"], name=d["name"], model=d["model"],
-            )
-            messages.success(request, f"Imported label set {label_set.display_name}.")
+            messages.success(request, write(dataset, form.cleaned_data))
             form = None
         except DataError as exc:
             problems = exc.problems
-    context = _labelsets_context(request, dataset, import_form=form, problems=problems)
+    context = _labelsets_context(request, dataset, **{form_key: form, problems_key: problems})
     status = 400 if problems or (form is not None and form.errors) else 200
     if status == 200 and not _is_htmx(request):
         return redirect("runs:list", pk=pk)
     template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/labelsets.html"
     return render(request, template, context, status=status)
+
+
+@require_POST
+def labelset_import(request: HttpRequest, pk: int) -> HttpResponse:
+    def write(dataset, d) -> str:
+        label_set = services.import_label_set(
+            user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
+            kind=d["kind"], name=d["name"], model=d["model"])
+        return f"Imported label set {label_set.display_name}."
+
+    return _import_into(request, pk, LabelSetImportForm(request.POST, request.FILES), write, "import_form",
+                        "problems")
 
 
 @require_POST
 def labelset_import_label_studio(request: HttpRequest, pk: int) -> HttpResponse:
     """A Label Studio export's label sets, into this dataset (the API's POST datasets/{id}/label-studio/)."""
-    dataset = selectors.get_dataset(request.user, pk)
-    form = LabelStudioImportForm(request.POST, request.FILES)
-    problems = None
-    if form.is_valid():
-        d = form.cleaned_data
-        try:
-            created = services.import_label_studio(
-                user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
-                true_choice=d["true_choice"], from_name=d["from_name"])
-            messages.success(request, "Imported " + ", ".join(ls.display_name for ls in created) + ".")
-            form = None
-        except DataError as exc:
-            problems = exc.problems
-    context = _labelsets_context(request, dataset, label_studio_form=form, label_studio_problems=problems)
-    status = 400 if problems or (form is not None and form.errors) else 200
-    if status == 200 and not _is_htmx(request):
-        return redirect("runs:list", pk=pk)
-    template = "datasets/_labelsets.html" if _is_htmx(request) else "datasets/labelsets.html"
-    return render(request, template, context, status=status)
+    def write(dataset, d) -> str:
+        created = services.import_label_studio(
+            user=request.user, dataset=dataset, filename=d["file"].name, data=read_upload(d["file"]),
+            true_choice=d["true_choice"], from_name=d["from_name"])
+        return "Imported " + ", ".join(ls.display_name for ls in created) + "."
+
+    return _import_into(request, pk, LabelStudioImportForm(request.POST, request.FILES), write,
+                        "label_studio_form", "label_studio_problems")
 
 
 @require_GET
