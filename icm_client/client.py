@@ -229,6 +229,10 @@ class Client:
             resp = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ICMClientError(f"cannot reach {self.url}: {exc}") from exc
+        if resp.is_redirect:
+            # Not followed, so the token never goes to another address: say where the server points instead.
+            raise APIError(resp.status_code, f"the server redirects to {resp.headers.get('Location', '?')}: "
+                                             "connect to that address (https?)")
         if resp.is_error:
             try:
                 body: Any = resp.json()

@@ -278,10 +278,13 @@ def build_examples(
             elif not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 problems.append(Problem(source, rowno, name, f"expected text, got {type(value).__name__}"))
         for name, value in row.items():
-            # No database stores NUL in text (PostgreSQL refuses it), and no prompt needs one.
-            if "\x00" in str(name) or _has_nul(value):
-                problems.append(Problem(source, rowno, str(name).replace("\x00", "\\x00"),
-                                        "contains a NUL character (\\x00)"))
+            # No database stores NUL in text (PostgreSQL refuses it), nor a lone surrogate (a JSON escape
+            # such as \ud800 with no pair: not Unicode text), and no prompt needs either.
+            found = _unstorable(str(name)) or _unstorable(value)
+            if found:
+                problems.append(Problem(source, rowno, _UNSTORABLE.sub("?", str(name)),
+                                        "contains a NUL character (\\x00)" if found == "\x00" else
+                                        "contains a lone surrogate (an escape such as \\ud800 without its pair)"))
         ex_id: Any = row.get("id", pos)
         if ex_id is None or ex_id == "":
             ex_id = pos
@@ -312,14 +315,19 @@ def build_examples(
     return LoadedData(examples=examples, gold=gold, source=source)
 
 
-def _has_nul(value: Any) -> bool:
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(value: Any) -> str | None:
+    """The first character of a value (or of a key within it) that no database stores as text, if any."""
     if isinstance(value, str):
-        return "\x00" in value
+        found = _UNSTORABLE.search(value)
+        return found.group() if found else None
     if isinstance(value, dict):
-        return any("\x00" in str(k) or _has_nul(v) for k, v in value.items())
+        return next((c for k, v in value.items() for c in (_unstorable(str(k)), _unstorable(v)) if c), None)
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        return next((c for v in value if (c := _unstorable(v))), None)
+    return None
 
 
 def limit_examples(data: LoadedData, limit: int | None) -> LoadedData:

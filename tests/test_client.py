@@ -365,3 +365,16 @@ def test_the_agreement_reports_parts_name_their_label_sets():
     assert report.frame("by_stratum").empty and report.frame("mcnemar").empty
     with pytest.raises(ValueError, match="choose one of accuracy, by_stratum, kappa, mcnemar"):
         report.frame("nope")
+
+
+def test_a_redirect_is_an_api_error_naming_where_and_is_not_followed():
+    asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(301, headers={"Location": "https://icm.test/api/datasets/"})
+
+    with _mock_client(handler) as client, pytest.raises(APIError, match=re.escape(
+            "redirects to https://icm.test/api/datasets/")) as caught:
+        client.datasets()
+    assert caught.value.status == 301 and asked == ["http://icm.test/api/datasets/?page=1&page_size=500"]

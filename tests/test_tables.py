@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+import struct
 import zipfile
 from pathlib import Path
 
@@ -201,3 +202,97 @@ def test_the_cli_reads_a_parquet_file_and_a_datasets_folder_and_names_a_bad_row(
     assert main(["label", str(bad), "--task", "truthfulqa", "--out", str(tmp_path / "o.jsonl")]) != 0
     assert "bad.parquet: row 1, field 'choice': required field is missing" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_datasets_folder_that_names_a_file_elsewhere_is_refused_without_reading_it(tmp_path):
+    # A state.json may name any path; datasets would join it to the folder and read another dataset's rows.
+    secret = _save(datasets.Dataset.from_list([{"question": "SECRET", "choice": "sk-123"}]), tmp_path / "secret")
+    (arrow,) = secret.glob("*.arrow")
+    mine = _save(datasets.Dataset.from_list(_rows(2)), tmp_path / "mine")
+    for named in (str(arrow), f"../../secret/claims/{arrow.name}"):
+        state = json.loads((mine / "state.json").read_text())
+        state["_data_files"] = [{"filename": named}]
+        (mine / "state.json").write_text(json.dumps(state))
+        with pytest.raises(DataError, match="_data_files must name Arrow files of this folder") as caught:
+            read_rows("evil.zip", _zip(mine))
+        assert "SECRET" not in str(caught.value)
+        with pytest.raises(DataError, match="_data_files"):
+            read_rows(mine)
+
+
+def test_a_dataset_dict_whose_split_leaves_the_folder_is_refused(tmp_path):
+    folder = tmp_path / "dict"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(_rows(2))}).save_to_disk(str(folder))
+    (folder / "dataset_dict.json").write_text(json.dumps({"splits": ["../../elsewhere"]}))
+    with pytest.raises(DataError, match="splits must be a list of plain names"):
+        read_rows("dict.zip", _zip(folder, inside="dict"))
+
+
+@pytest.mark.parametrize("state", [{"_data_files": []}, {"_data_files": "x"}, [], {"_split": {}}])
+def test_a_malformed_state_json_is_a_named_problem(state, tmp_path):
+    folder = _save(datasets.Dataset.from_list(_rows(2)), tmp_path)
+    (folder / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DataError) as caught:
+        read_rows("odd.zip", _zip(folder))
+    assert "/tmp/" not in str(caught.value)
+
+
+def test_compressed_arrow_buffers_are_refused_before_they_expand(tmp_path):
+    folder = _save(datasets.Dataset.from_list(_rows(2)), tmp_path)
+    (arrow,) = folder.glob("*.arrow")
+    big = pa.table({"question": ["q" * 1_000_000] * 50, "choice": ["c"] * 50})
+    with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(
+            sink, big.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(big)
+    assert arrow.stat().st_size < 100_000  # 50 MB of text in a few kilobytes
+    with pytest.raises(DataError, match="compressed Arrow buffers"):
+        read_rows("bomb.zip", _zip(folder), limits=TableLimits(max_bytes=10_000_000))
+
+
+def test_a_dictionary_that_decodes_past_the_limit_is_refused_before_it_is_decoded():
+    # One megabyte of text stored once and used on 200 rows: a 50 KB file that decodes to 200 MB.
+    table = pa.table({"question": pa.array(["q" * 1_000_000] * 200).dictionary_encode(), "choice": ["c"] * 200})
+    data = _parquet(table)
+    assert len(data) < 200_000
+    with pytest.raises(DataError, match="MB uncompressed"):
+        read_rows("dict.parquet", data, limits=TableLimits(max_bytes=50_000_000))
+
+
+def test_prefix_encoded_text_is_refused():
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"question": ["q1", "q2"], "choice": ["a", "b"]}), buffer, use_dictionary=False,
+                   column_encoding={"question": "DELTA_BYTE_ARRAY"})
+    with pytest.raises(DataError, match="DELTA_BYTE_ARRAY") as caught:
+        read_rows("delta.parquet", buffer.getvalue())
+    assert caught.value.problems[0].field == "question"
+
+
+def test_infinity_is_refused_by_row_and_field_and_invalid_utf8_by_column():
+    with pytest.raises(DataError, match="inf is not a finite number") as caught:
+        read_rows("inf.parquet", _parquet(pa.table({"question": ["q", "q"], "weight": [1.0, float("inf")]})))
+    assert (caught.value.problems[0].row, caught.value.problems[0].field) == (2, "weight")
+    bad_text = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(struct.pack("<ii", 0, 2)),
+                                                      pa.py_buffer(b"\xff\xfe")])
+    with pytest.raises(DataError, match="not UTF-8") as caught:
+        read_rows("utf8.parquet", _parquet(pa.table({"question": bad_text})))
+    assert caught.value.problems[0].field == "question"
+
+
+def test_an_encrypted_zip_member_is_refused():
+    data = bytearray(_zip_of({"claims/state.json": b"{}"}))
+    # zipfile writes no encrypted members: set the flag in the local and the central header, as a tool would.
+    data[6] |= 0x1
+    central = data.index(b"PK\x01\x02")
+    data[central + 8] |= 0x1
+    with pytest.raises(DataError, match="encrypted"):
+        read_rows("locked.zip", bytes(data))
+
+
+def test_a_class_label_column_is_read_by_its_names_not_its_numbers(tmp_path):
+    # Names in the other order: 0 means True here. Read as numbers, gold would flip.
+    features = datasets.Features({"question": datasets.Value("string"), "choice": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["True", "False"])})
+    data = datasets.Dataset.from_dict({"question": ["q", "q"], "choice": ["a", "b"], "label": [0, 1]},
+                                      features=features)
+    loaded = load_dataset("d.zip", get_task("truthfulqa"), data=_zip(_save(data, tmp_path)))
+    assert loaded.gold_list() == [True, False]

@@ -351,3 +351,41 @@ def test_the_pages(client, owner, dataset):
     assert "Import 6 examples" in html and "claim-bert v3 (baseline: 4 labels, 2 true)" in html
     assert client.post("/datasets/new/confirm/", {"token": resp.context["token"]}).status_code == 302
     assert LabelSet.objects.filter(dataset__name="Paged LS").count() == 4
+
+
+@pytest.mark.django_db
+def test_a_control_name_that_is_not_text_names_no_control(owner_api, dataset):
+    # A list where the control's name goes: no 500, and the result is read as no label of any control.
+    odd = [{"data": {"id": "q0-0"}, "annotations": [
+        {"completed_by": 1, "result": [{"from_name": ["x"], "type": "choices", "value": {"choices": ["True"]}}]}]},
+        _task("q0-1", "False"), _task("q1-0", "True")]
+    before = counts()
+    resp = _import(owner_api, dataset, json.dumps(odd))
+    assert resp.status_code == 201, resp.content
+    (human,) = LabelSet.objects.filter(pk__in=[s["id"] for s in resp.json()])
+    assert set(_labels(human)) == {"q0-1", "q1-0"}
+    assert counts()[2] == before[2] + 1
+
+
+@pytest.mark.django_db
+def test_a_new_dataset_keeps_an_id_as_the_export_gives_it(owner_api):
+    # An id that starts with an apostrophe is stored as it is: the labels go to that example, not a 500.
+    tasks = [{"data": {"id": "'=x", "question": "q?", "choice": "a", "consistency_id": 1},
+              "annotations": [{"completed_by": 1, "result": _region("True")}]},
+             {"data": {"id": "plain", "question": "q?", "choice": "b", "consistency_id": 1},
+              "annotations": [{"completed_by": 1, "result": _region("False")}]}]
+    resp = owner_api.post("/api/datasets/", {"file": _upload(json.dumps(tasks)), "task": "truthfulqa",
+                                             "format": "label-studio"}, format="multipart")
+    assert resp.status_code == 201, resp.content
+    (human,) = LabelSet.objects.filter(dataset_id=resp.json()["id"], kind="human")
+    assert _labels(human) == {"'=x": (True, None), "plain": (False, None)}
+
+
+@pytest.mark.django_db
+def test_a_bad_export_option_on_the_page_is_a_400_not_a_500(client, owner, labeled):
+    client.force_login(owner)
+    for url in (f"/datasets/{labeled.pk}/download/", f"/labelsets/{LabelSet.objects.filter(dataset=labeled).first().pk}"
+                "/download/"):
+        resp = client.get(url, {"format": "label-studio", "true_choice": "same", "false_choice": "same"})
+        assert resp.status_code == 400, (url, resp.content[:300])
+        assert b"differ" in resp.content

@@ -222,3 +222,34 @@ def test_an_annotator_gets_no_typed_export_of_labels(labeled, viewer):
     for fmt in ("parquet", "datasets"):
         resp = api_client(viewer).get(f"/api/datasets/{labeled.pk}/export/?format={fmt}")
         assert resp.status_code == 403, resp.content
+
+
+def test_an_annotators_datasets_export_of_their_set_leaves_out_label_like_fields(owner, viewer):
+    from webapp.datasets.models import Membership, Role
+
+    from .conftest import api_client
+
+    rows = [{**r, "candidate_label": "SECRET"} for r in SMALL_ROWS]
+    ds = create_dataset(owner=owner, filename="d.jsonl", data=jsonl(rows), task="truthfulqa")
+    Membership.objects.create(dataset=ds, user=viewer, role=Role.ANNOTATOR)
+    own = import_label_set(user=owner, dataset=ds, filename="a.jsonl", kind="human", name="mine",
+                           data=jsonl([{"id": "q0-0", "label": 1}]))
+    own.annotator = viewer
+    own.save()
+    resp = api_client(viewer).get(f"/api/labelsets/{own.pk}/export/?format=datasets")
+    assert resp.status_code == 200, resp.content
+    assert b"SECRET" not in zipfile.ZipFile(io.BytesIO(resp.content)).read(
+        next(n for n in zipfile.ZipFile(io.BytesIO(resp.content)).namelist() if n.endswith(".arrow")))
+    owners = api_client(owner).get(f"/api/labelsets/{own.pk}/export/?format=datasets")
+    assert b"SECRET" in b"".join(zipfile.ZipFile(io.BytesIO(owners.content)).read(n)
+                                 for n in zipfile.ZipFile(io.BytesIO(owners.content)).namelist())
+
+
+def test_a_lone_surrogate_is_refused_by_row_and_field_where_the_database_could_not_store_it(owner_api):
+    before = counts()
+    resp = _upload(owner_api, "s.json", b'[{"id": "a", "question": "q", "choice": "c"}, '
+                                        b'{"id": "b", "question": "q\\ud800?", "choice": "c"}]')
+    assert resp.status_code == 400, resp.content
+    first = resp.json()["problems"][0]
+    assert (first["row"], first["field"]) == (2, "question") and "lone surrogate" in first["message"]
+    assert counts() == before

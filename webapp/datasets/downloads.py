@@ -63,7 +63,8 @@ def label_set_export(label_set: LabelSet, fmt: str, *, query: Mapping[str, Any] 
     if fmt == "parquet":
         return _binary_response(table_exports.parquet_bytes(table_exports.label_set_table(label_set)), fmt, base)
     if fmt == "datasets":
-        table = table_exports.dataset_table(label_set.dataset, [label_set])
+        table = table_exports.dataset_table(label_set.dataset, [label_set],
+                                            hidden=frozenset() if reads_labels else permissions.LABEL_LIKE_FIELDS)
         return _binary_response(table_exports.datasets_zip(table, _folder_name(base), _describe(label_set.dataset)),
                                 fmt, base)
     return streaming_response(label_set_rows(label_set), LABEL_COLUMNS, fmt, base)

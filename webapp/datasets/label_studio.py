@@ -276,10 +276,12 @@ def parse_export(filename: str, data: bytes, *, true_choice: str = "", from_name
     filename = safe_filename(filename)
     check_size(filename, len(data))
     tasks = _tasks(filename, data)
+    # A control's name is text; any other value names no control (and could not be a key here).
     names = list(dict.fromkeys(r.get("from_name") for t in tasks for key in ("annotations", "predictions")
                                for item in t.get(key) or [] if isinstance(item, dict)
                                for r in (item.get("result") if isinstance(item.get("result"), list) else [])
-                               if isinstance(r, dict) and str(r.get("type", "")).lower() == "choices"))
+                               if isinstance(r, dict) and str(r.get("type", "")).lower() == "choices"
+                               and isinstance(r.get("from_name"), str)))
     if from_name and names and from_name not in names:
         raise DataError([Problem(filename, None, "from_name", f"no Choices result is named {from_name!r}; the "
                                                               f"file's: {', '.join(map(repr, names))}")])
@@ -293,6 +295,8 @@ def parse_export(filename: str, data: bytes, *, true_choice: str = "", from_name
         own = task["data"].get("id")
         fld, raw = ("data.id", own) if own not in (None, "") else ("id", task.get("id"))
         example = normalise_id(raw)
+        if example is not None and known_ids is None:
+            example = str(raw)  # a new dataset stores the id as the file gives it (an apostrophe kept)
         if example is None:
             reader.problem(row, fld, "the task has no example id (data.id, else the task's id), or it is neither "
                                      "a string nor an integer")

@@ -35,10 +35,15 @@ def _column(values: list[Any]) -> pa.Array:
     if not any(isinstance(v, (dict, list)) for v in values):
         try:
             return pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
             pass
-    return pa.array([None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    return pa.array([None if v is None else _utf8(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
                      for v in values], type=pa.string())
+
+
+def _utf8(text: str) -> str:
+    """Text Arrow can hold: a lone surrogate (which a JSON file may spell as an escape) becomes '?'."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def label_set_table(label_set: LabelSet) -> pa.Table:
@@ -61,12 +66,12 @@ def label_set_table(label_set: LabelSet) -> pa.Table:
     return table.replace_schema_metadata({METADATA_KEY: json.dumps({"labels": {"label": prov}}).encode()})
 
 
-def dataset_table(dataset: Dataset, label_sets: list[LabelSet]) -> pa.Table:
-    """Every example with its fields, one boolean column per label set (null where the set has none) and,
-    for a set with scores, its scores beside it."""
+def dataset_table(dataset: Dataset, label_sets: list[LabelSet], *, hidden: frozenset[str] = frozenset()) -> pa.Table:
+    """Every example with its fields (but the `hidden` ones: the label-like fields an annotator never sees), one
+    boolean column per label set (null where the set has none) and, for a set with scores, its scores beside it."""
     examples = list(Example.objects.filter(dataset=dataset).order_by("position").values_list(
         "pk", "position", "external_id", "fields"))
-    fields = [f for f in dataset.field_names if f not in ("id", "consistency_id")]
+    fields = [f for f in dataset.field_names if f not in ("id", "consistency_id") and f not in hidden]
     columns: dict[str, pa.Array] = {
         "id": _column([id_as_given(position, external_id, values) for _, position, external_id, values
                        in examples]),

@@ -196,12 +196,20 @@ def labelset_import_label_studio(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
-    fmt = request.GET.get("format", "jsonl")
-    if fmt not in FORMATS:
-        return HttpResponseBadRequest("format must be jsonl or csv")
+    fmt = _download_format(request)
+    if fmt is None:
+        return HttpResponseBadRequest(f"format must be one of {', '.join(FORMATS)}")
     dataset = selectors.get_dataset(request.user, pk)
     permissions.require_label_reader(selectors.role_of(request.user, dataset))
-    return dataset_export(dataset, fmt)
+    try:
+        return dataset_export(dataset, fmt, query=request.GET)
+    except ValidationError as exc:  # a Label Studio export's options
+        return HttpResponseBadRequest(_validation_text(exc))
+
+
+def _download_format(request: HttpRequest) -> str | None:
+    fmt = request.GET.get("format", "jsonl")
+    return fmt if fmt in FORMATS else None
 
 
 @require_POST
@@ -299,12 +307,15 @@ def labelset_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def labelset_download(request: HttpRequest, pk: int) -> HttpResponse:
-    fmt = request.GET.get("format", "jsonl")
-    if fmt not in FORMATS:
-        return HttpResponseBadRequest("format must be jsonl or csv")
+    fmt = _download_format(request)
+    if fmt is None:
+        return HttpResponseBadRequest(f"format must be one of {', '.join(FORMATS)}")
     label_set = selectors.get_label_set(request.user, pk)
-    return label_set_export(label_set, fmt, reads_labels=permissions.reads_labels(
-        selectors.role_of(request.user, label_set.dataset)))
+    try:
+        return label_set_export(label_set, fmt, query=request.GET, reads_labels=permissions.reads_labels(
+            selectors.role_of(request.user, label_set.dataset)))
+    except ValidationError as exc:  # a Label Studio export's options
+        return HttpResponseBadRequest(_validation_text(exc))
 
 
 @require_POST
