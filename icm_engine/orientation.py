@@ -16,8 +16,8 @@ Each signal is one value per example, higher where the model leans True without 
 
 A signal's agreement with a labeling is the rank-biserial correlation of its values with the labels
 (2 AUROC - 1: +1 when every True example scores above every False one, -1 for the mirror image), with the
-two-sided Mann-Whitney p-value of the difference. A signal too weak to decide (p above `ALPHA`) names
-nothing; `orient` says so, and the run keeps a warning.
+two-sided Mann-Whitney p-value of the difference. A signal too weak to decide (p above `ALPHA`) turns
+nothing over; `orient` says so, and the run keeps a warning.
 """
 
 from __future__ import annotations
@@ -125,9 +125,10 @@ CHOICES = ("auto", *SIGNALS, "none")
 @dataclass
 class Orientation:
     """What named a batch's classes. `signals`: each signal's agreement (r, p) with the labels as returned (the
-    mirror image's is -r); `z` and `p`: their combination (Stouffer's), which backs the labels as returned;
-    `flipped`: whether the search's labels were turned over; `decided`: whether a signal backed the naming
-    significantly and none went against it (decide())."""
+    mirror image's is -r); `z` and `p`: their combination (Stouffer's), positive where it backs the labels as
+    returned (negative only for an undecided naming the signals leaned against); `flipped`: whether the
+    search's labels were turned over; `decided`: whether a signal backed the naming significantly and none
+    went against it (decide())."""
 
     signal: str
     flipped: bool = False
@@ -151,20 +152,24 @@ def combined_z(agreements: Sequence[Agreement]) -> float:
 def decide(labels: Sequence[bool | None], values: dict[str, Sequence[float | None]], name: str) -> Orientation:
     """Whether to turn the labels over, from the signals' values (each a list over the labels' examples).
 
-    The labels are flipped when the signals together (Stouffer's z) back the mirror image. The naming is
-    `decided` when their combination is significant (p at most ALPHA) and no signal is significant against
-    it: one signal alone, with the other silent, must be strong to decide. Otherwise the classes were named by
-    signals too weak (or too divided) to trust, and the run says so."""
+    The signals together (Stouffer's z) back the labeling or its mirror image. Their choice is `decided` when
+    the combination is significant (p at most ALPHA) and no signal is significant against it: one signal
+    alone, with the other silent, must be strong to decide. Only a decided choice turns the labels over. An
+    undecided one leaves the search's own naming, which is not a coin: U chose it with the anchor and, under
+    the verdict readout, the label words' meaning; on the development files a weak signal's flips were wrong
+    more often than right (docs/engine.md). Either way an undecided naming is reported, and the run warned."""
     found = {s: agreement(v, labels) for s, v in values.items()}
     if not found:
         return Orientation(signal=name)
     z = combined_z(list(found.values()))
-    flip = z < 0
-    sign = -1.0 if flip else 1.0
+    backs_mirror = z < 0
     p = float(2 * norm.sf(abs(z)))
-    against = any(a.decisive and np.sign(a.r) * sign < 0 for a in found.values())
+    against = any(a.decisive and np.sign(a.r) * (-1.0 if backs_mirror else 1.0) < 0 for a in found.values())
+    decided = p <= ALPHA and not against
+    flip = backs_mirror and decided
+    sign = -1.0 if flip else 1.0
     return Orientation(
-        signal=name, flipped=flip, decided=p <= ALPHA and not against, z=round(abs(z), 4), p=p,
+        signal=name, flipped=flip, decided=decided, z=round(sign * z, 4), p=p,
         signals={s: {"r": round(sign * a.r, 4), "p": a.p} for s, a in found.items()})
 
 

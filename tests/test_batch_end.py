@@ -99,6 +99,13 @@ def test_orientation_weighs_its_signals_and_says_when_they_cannot_decide():
     split = decide(labels, {"likelihood": truth, "zero-shot": [-v for v in truth]}, "auto")
     assert not split.decided
     assert orientation_warnings([split.as_dict()]) == ["classes_not_named"]
+    # A weak lean toward the mirror image turns nothing over: the search's naming stays, reported as undecided
+    # with the lean (z below zero, the signals' agreement with the labels as returned negative).
+    weak = [-0.3 if y else 0.3 for y in labels[:4]] + noise[4:]
+    leaning = decide(labels, {"likelihood": weak, "zero-shot": noise}, "auto")
+    assert not leaning.decided and not leaning.flipped
+    assert leaning.z < 0 and leaning.signals["likelihood"]["r"] < 0
+    assert orientation_warnings([leaning.as_dict()]) == ["classes_not_named"]
     # Agreement is 2 AUROC - 1 with the Mann-Whitney p-value.
     found = agreement(truth, labels)
     assert found.r == 1.0 and found.p < 1e-4 and found.n_true == found.n_false == 10
