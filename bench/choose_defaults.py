@@ -301,6 +301,23 @@ def beside_baselines(rows: list[dict], backend) -> str:
     return "\n".join(lines)
 
 
+def under_current_rule(row: dict) -> dict:
+    """A row as the orientation rule names it now. Rows before 2026-12-07 (third session) turned the labels
+    over on an undecided signal too; now an undecided naming keeps the search's own (orientation.decide). That
+    is derivable without the signals: an undecided flip becomes the `none` orientation, the search's labels."""
+    if row.get("method") != "icm":
+        return row
+    fixed = {k: (dict(row["orientations"]["none"], decided=False) if v["flipped"] and not v["decided"] else v)
+             for k, v in row["orientations"].items()}
+    if fixed["auto"] is row["orientations"]["auto"]:
+        return row
+    return {**row, **fixed["auto"], "orientations": fixed, "oriented": row["labels"]}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [under_current_rule(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -323,11 +340,11 @@ def main() -> None:
     beside.add_argument("--dtype", default="auto", choices=("auto", "bfloat16", "float32"))
     args = ap.parse_args()
     if args.command == "beside":
-        rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+        rows = _rows(args.results)
         print(beside_baselines(rows, get_backend("transformers", dtype=args.dtype)))
         return
     if args.command == "table":
-        rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+        rows = _rows(args.results)
         print(table(rows))
         print()
         print(targets(rows))
