@@ -129,8 +129,7 @@ class LabelSetSerializer(serializers.ModelSerializer):
 
 
 class LabelSetImportSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="JSONL, CSV or Parquet rows of `id` and `label` (optional "
-                                                     "`score`)")
+    file = serializers.FileField(help_text="JSONL, CSV or Parquet rows of `id` and `label` (optional `score`)")
     kind = serializers.ChoiceField(choices=LabelSetKind.choices)
     name = StrictCharField(max_length=200, required=False, allow_blank=True)
     model = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
