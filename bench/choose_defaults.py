@@ -28,6 +28,7 @@ from icm_engine.backends import get_backend
 from icm_engine.baselines import BaselineConfig, run_baseline
 from icm_engine.consensus import consensus
 from icm_engine.consistency import ConsistencyRule
+from icm_engine.examples import read_rows
 from icm_engine.metrics import label_metrics
 from icm_engine.orientation import AUTO, decide, zero_shot_values
 from icm_engine.presets import get_task, load_dataset
@@ -41,6 +42,14 @@ PAPER = ROOT / "data" / "paper"
 FILES = {
     "claims": ("claims", ROOT / "data" / "sanity" / "claims_dev.jsonl", "key:answer", 40),
     "comparisons": ("claims", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", "key:answer", 40),
+    # The same two files as the truthfulqa preset reads them (its prompt, no consistency rule): a question with
+    # claims to judge is what that preset is for, and its defaults must hold on easy claims too.
+    "claims-truthfulqa": ("truthfulqa", ROOT / "data" / "sanity" / "claims_dev.jsonl", None, 40),
+    "comparisons-truthfulqa": ("truthfulqa", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", None, 40),
+    # The next 40 rows of each (NAME@START: the rows from START on): a second draw, so that a choice does not
+    # rest on one slice's 20 pairs.
+    "claims-truthfulqa@40": ("truthfulqa", ROOT / "data" / "sanity" / "claims_dev.jsonl", None, 40),
+    "comparisons-truthfulqa@40": ("truthfulqa", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", None, 40),
     "truthfulqa": ("truthfulqa", PAPER / "truthfulqa" / "praxis_subset_train.json", None, 40),
     "gsm8k": ("gsm8k", PAPER / "gsm8k" / "gsm8k_dev.json", None, 24),
     "alpaca": ("alpaca", PAPER / "alpaca" / "alpaca_dev.json", None, 24),
@@ -66,6 +75,10 @@ PER_FILE = {
     "claims": ("split-folds-group", "split-folds-group-noanchor", "verdict-folds-group"),
     "comparisons": ("split-folds-group", "split-folds-group-noanchor"),
     "truthfulqa": ("split-folds-group",),
+    "claims-truthfulqa": ("split-folds-group", "split-folds-group-likelihood"),
+    "comparisons-truthfulqa": ("split-folds-group", "split-folds-group-likelihood"),
+    "claims-truthfulqa@40": ("split-folds-group", "split-folds-group-likelihood"),
+    "comparisons-truthfulqa@40": ("split-folds-group", "split-folds-group-likelihood"),
     "gsm8k": ("verdict-folds-group",),
     "alpaca": ("verdict-folds-group",),
 }
@@ -84,13 +97,21 @@ def _accuracy(labels: Sequence[bool | None], gold: Sequence[bool | None], scores
             "ci": [m["ci_low"], m["ci_high"]], "auroc": m["auroc"], "warnings": m["warnings"]}
 
 
+def load_file(name: str):
+    """A dev file's task and its rows as loaded (NAME@START: the rows from START on, whole groups)."""
+    preset, path, consistency, limit = FILES[name]
+    task = get_task(preset, consistency=consistency)
+    start = int(name.partition("@")[2] or 0)
+    rows = read_rows(path)[start:] if start else None
+    return task, load_dataset(path, task, limit=limit, readout="split", rows=rows)
+
+
 def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset(),
              only: Sequence[str] | None = None) -> Iterator[dict]:
     """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`);
     `only`: these candidates instead of the file's own (PER_FILE)."""
-    preset, path, consistency, limit = FILES[name]
-    task = get_task(preset, consistency=consistency)
-    data = load_dataset(path, task, limit=limit, readout="split")
+    preset = FILES[name][0]
+    task, data = load_file(name)
     examples, gold = data.examples, data.gold_list()
     rule = ConsistencyRule(examples, task.consistency)
     signals = {"likelihood": likelihood_anchor(task, backend, examples),
@@ -278,9 +299,7 @@ def beside_baselines(rows: list[dict], backend) -> str:
     labels (no gold), one line per file and candidate."""
     lines = []
     for file in dict.fromkeys(r["file"] for r in rows if r["method"] == "icm"):
-        preset, path, consistency, limit = FILES[file]
-        task = get_task(preset, consistency=consistency)
-        data = load_dataset(path, task, limit=limit, readout="split")
+        task, data = load_file(file)
         gold = data.gold_list()
         icm = [r for r in rows if r["method"] == "icm" and r["file"] == file]
         for readout in dict.fromkeys(r["readout"] for r in icm):

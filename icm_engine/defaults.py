@@ -34,7 +34,7 @@ class ReadoutChoice:
 
 
 PRESET_CHOICES: dict[str, ReadoutChoice] = {
-    "truthfulqa": ReadoutChoice("split", "other-folds", centre="group"),
+    "truthfulqa": ReadoutChoice("split", "other-folds", centre="group", anchor="likelihood"),
     "gsm8k": ReadoutChoice("verdict", "other-folds", centre="group"),
     "alpaca": ReadoutChoice("verdict", "other-folds", centre="group"),
     "claims": ReadoutChoice("split", "other-folds", centre="group", anchor="likelihood"),
