@@ -30,7 +30,7 @@ from icm_engine.consensus import consensus
 from icm_engine.consistency import ConsistencyRule
 from icm_engine.examples import read_rows
 from icm_engine.metrics import label_metrics
-from icm_engine.orientation import AUTO, decide, zero_shot_values
+from icm_engine.orientation import AUTO, FALLBACK, decide, split_zero_shot_values, zero_shot_values
 from icm_engine.presets import get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch, sized_to
 from icm_engine.search.completion import mirrored
@@ -115,7 +115,8 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
     examples, gold = data.examples, data.gold_list()
     rule = ConsistencyRule(examples, task.consistency)
     signals = {"likelihood": likelihood_anchor(task, backend, examples),
-               "zero-shot": zero_shot_values(task, backend, examples)}
+               "zero-shot": zero_shot_values(task, backend, examples),
+               FALLBACK: split_zero_shot_values(task, backend, examples)}
     candidates = tuple(only) if only else PER_FILE[name]
     for readout in dict.fromkeys(CANDIDATES[c][0] for c in candidates):
         for method in BASELINES:
@@ -146,14 +147,15 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
             oriented = {}
             for choice in ORIENTATIONS:
                 names = () if choice == "none" else (AUTO if choice == "auto" else (choice,))
-                where = decide(result.labels, {s: signals[s] for s in names}, choice)
+                where = decide(result.labels, {s: signals[s] for s in names}, choice,
+                               fallback=signals[FALLBACK] if choice == "auto" else None)
                 labels, scores = (mirrored(rule, result.labels, result.scores) if where.flipped
                                   else (result.labels, result.scores))
                 oriented[choice] = {**_accuracy(labels, gold, scores), "flipped": where.flipped,
                                     "decided": where.decided}
                 if choice == "auto":
                     named = labels
-            where = decide(result.labels, {s: signals[s] for s in AUTO}, "auto")
+            where = decide(result.labels, {s: signals[s] for s in AUTO}, "auto", fallback=signals[FALLBACK])
             partial = [(None if y is None else (not y if where.flipped else y)) for y in searched]
             row = {"file": name, "preset": preset, "n": len(examples), "method": "icm", "candidate": cand,
                    "readout": readout, "context": context, "centre": centre, "anchor": anchor, "seed": seed,

@@ -106,6 +106,20 @@ def test_orientation_weighs_its_signals_and_says_when_they_cannot_decide():
     assert not leaning.decided and not leaning.flipped
     assert leaning.z < 0 and leaning.signals["likelihood"]["r"] < 0
     assert orientation_warnings([leaning.as_dict()]) == ["classes_not_named"]
+    # Where the two cannot decide, the fallback (the split readout's zero-shot) decides alone when significant.
+    named = decide(labels, {"likelihood": noise, "zero-shot": noise}, "auto", fallback=[-v for v in truth])
+    assert named.flipped and named.decided and named.signal == "auto, then split-zero-shot"
+    assert named.signals["split-zero-shot"]["r"] == 1.0 and named.signals["likelihood"]["r"] == -agreement(
+        noise, labels).r
+    # Not when a signal is significant against it, nor when it is weak itself: then it is only reported.
+    blocked = decide(labels, {"likelihood": truth, "zero-shot": [-v for v in truth]}, "auto",
+                     fallback=[-v for v in truth])
+    assert not blocked.decided and not blocked.flipped and blocked.signals["split-zero-shot"]["r"] == -1.0
+    faint = decide(labels, {"likelihood": noise, "zero-shot": noise}, "auto", fallback=weak)
+    assert not faint.decided and not faint.flipped and "split-zero-shot" in faint.signals
+    # A decided naming never consults it.
+    assert decide(labels, {"likelihood": truth, "zero-shot": noise}, "likelihood+zero-shot",
+                  fallback=[-v for v in truth]) == kept
     # Agreement is 2 AUROC - 1 with the Mann-Whitney p-value.
     found = agreement(truth, labels)
     assert found.r == 1.0 and found.p < 1e-4 and found.n_true == found.n_false == 10

@@ -106,8 +106,9 @@ class ICMConfig(Settings):
     # What names the two classes after the search (orientation.py): auto (the signals chosen on development
     # data), one signal, or none (the search's own naming, flagged).
     orient: str = setting("auto", "What decides which class is True after the search (a labeling and its mirror "
-                          "image are equally coherent): auto (the claim likelihood and zero-shot, chosen on "
-                          "development data), one signal, or none (the search's own naming, with a warning)",
+                          "image are equally coherent): auto (the claim likelihood and zero-shot, then, where they "
+                          "cannot decide, the split readout's zero-shot alone; chosen on development data), one "
+                          "signal, or none (the search's own naming, with a warning)",
                           choices=ORIENTATIONS, advanced=True, label="Name the classes by")
     seed: int = 0
     cache_size: int = setting(20000, "Scores kept in the search's cache (a score is reused while its prompt is "
