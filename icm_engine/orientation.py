@@ -87,6 +87,12 @@ def zero_shot_values(task: Task, backend: Backend, examples: Sequence[Example]) 
     return [float(v) for v in pooled]
 
 
+def has_split_fields(task: Task, examples: Sequence[Example]) -> bool:
+    """Whether every example has the fields the split readout's prompts read (a custom template may lack them)."""
+    needed = [f for f in task.required_fields("split") if f != task.key_field]
+    return all(ex.fields.get(f) not in (None, "") for ex in examples for f in needed)
+
+
 def split_zero_shot_values(task: Task, backend: Backend, examples: Sequence[Example]) -> list[float]:
     """Each example's split-readout log-odds with no demonstrations (its likelihood under the True header less
     under the False header), centred within its consistency group as the readout's calibration is."""
@@ -212,16 +218,17 @@ def _decided(labels: Sequence[bool | None], found: dict[str, Agreement], name: s
 def orient(task: Task, backend: Backend, examples: Sequence[Example], labels: Sequence[bool | None], choice: str,
            folds: int = DEFAULT_FOLDS, likelihood: Callable[[], Sequence[float]] | None = None) -> Orientation:
     """The orientation of `labels` (over `examples`, one batch) under the setting `choice` (CHOICES). The
-    likelihood signal is left out where the examples lack the fields its prompt needs; `likelihood`, where
+    likelihood and split-zero-shot signals are left out where the examples lack the fields their prompts need; `likelihood`, where
     given, returns its values (a search that already computed them for its seeds)."""
     if choice == "none":
         return Orientation(signal="none")
     names = AUTO if choice == "auto" else (choice,)
-    names = tuple(n for n in names if n != "likelihood" or has_likelihood_fields(task, examples))
+    names = tuple(n for n in names if (n != "likelihood" or has_likelihood_fields(task, examples))
+                  and (n != "split-zero-shot" or has_split_fields(task, examples)))
     values = {n: (list(likelihood()) if n == "likelihood" and likelihood is not None
                   else signal_values(n, task, backend, examples, labels, folds)) for n in names}
     found = decide(labels, values, "+".join(names) or "none")
-    if choice != "auto" or found.decided:
+    if choice != "auto" or found.decided or not has_split_fields(task, examples):
         return found
     return decide(labels, values, found.signal, fallback=split_zero_shot_values(task, backend, examples))
 
