@@ -218,8 +218,8 @@ def _decided(labels: Sequence[bool | None], found: dict[str, Agreement], name: s
 def orient(task: Task, backend: Backend, examples: Sequence[Example], labels: Sequence[bool | None], choice: str,
            folds: int = DEFAULT_FOLDS, likelihood: Callable[[], Sequence[float]] | None = None) -> Orientation:
     """The orientation of `labels` (over `examples`, one batch) under the setting `choice` (CHOICES). The
-    likelihood and split-zero-shot signals are left out where the examples lack the fields their prompts need; `likelihood`, where
-    given, returns its values (a search that already computed them for its seeds)."""
+    likelihood and split-zero-shot signals are left out where the examples lack the fields their prompts need;
+    `likelihood`, where given, returns its values (a search that already computed them for its seeds)."""
     if choice == "none":
         return Orientation(signal="none")
     names = AUTO if choice == "auto" else (choice,)
