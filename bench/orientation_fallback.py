@@ -14,11 +14,17 @@ import sys
 from pathlib import Path
 
 from choose_defaults import FILES, load_file
+
 from icm_engine.anchor import likelihood_anchor
 from icm_engine.backends import get_backend
 from icm_engine.consistency import ConsistencyRule
 from icm_engine.orientation import AUTO, FALLBACK, agreement, decide, split_zero_shot_values, zero_shot_values
 from icm_engine.search.completion import mirrored
+
+
+def _accuracy(rule: ConsistencyRule, labels: list, gold: list, flip: bool) -> float:
+    named = mirrored(rule, labels, [0.0] * len(labels))[0] if flip else labels
+    return statistics.fmean(a == g for a, g in zip(named, gold, strict=True))
 
 
 def main(paths: list[str]) -> None:
@@ -43,14 +49,11 @@ def main(paths: list[str]) -> None:
         rule, values, gold = signals[name]
         labels = row["labels"]
 
-        def accuracy(flip: bool) -> float:
-            named = mirrored(rule, labels, [0.0] * len(labels))[0] if flip else labels
-            return statistics.fmean(a == g for a, g in zip(named, gold, strict=True))
 
         two = decide(labels, {s: values[s] for s in AUTO}, "auto")
         full = decide(labels, {s: values[s] for s in AUTO}, "auto", fallback=values[FALLBACK])
-        before.append(accuracy(two.flipped))
-        after.append(accuracy(full.flipped))
+        before.append(_accuracy(rule, labels, gold, two.flipped))
+        after.append(_accuracy(rule, labels, gold, full.flipped))
         print(f"  {row.get('candidate')} seed {row['seed']}: two signals {before[-1]:.3f} "
               f"({'decided' if two.decided else 'undecided'}), with the fallback {after[-1]:.3f} "
               f"({'decided' if full.decided else 'undecided'}{', turned over' if full.flipped != two.flipped else ''})",
