@@ -141,8 +141,8 @@ def signal_values(name: str, task: Task, backend: Backend, examples: Sequence[Ex
 # where the other did not, and neither was ever decisive against the truth alone.
 AUTO = ("likelihood", "zero-shot")
 # Where those two cannot decide, this one may alone: of the development files' 68 distinct searches it decided 7
-# that the two left undecided, turned 3 of them over (each to the truth) and named none backwards
-# (docs/engine.md). Consulted only then, it can turn over only a naming the run would otherwise warn about.
+# that the two left undecided and turned 4 over, 3 to the truth and one at chance either way; it named none
+# backwards (docs/engine.md). Consulted only then, it can turn over only a naming the run would otherwise warn about.
 FALLBACK = "split-zero-shot"
 CHOICES = ("auto", *SIGNALS, "none")
 
