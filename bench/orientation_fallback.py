@@ -1,6 +1,7 @@
 """How `auto`'s fallback (orientation.FALLBACK, the split readout's zero-shot) names searches already run: every
 distinct ICM search stored in `bench/choose_defaults.py` result files (its labels before orientation), named
-by the two signals alone and then with the fallback where they cannot decide; accuracy against gold, which
+by the two signals alone and then with the fallback (which decides where they cannot, and may veto where they
+decide); accuracy against gold, which
 only judges. Development files only (choose_defaults.FILES).
 
     python bench/orientation_fallback.py bench/results/defaults_amx_truthfulqa_preset.jsonl [more files]
@@ -56,8 +57,8 @@ def main(paths: list[str]) -> None:
         after.append(_accuracy(rule, labels, gold, full.flipped))
         print(f"  {row.get('candidate')} seed {row['seed']}: two signals {before[-1]:.3f} "
               f"({'decided' if two.decided else 'undecided'}), with the fallback {after[-1]:.3f} "
-              f"({'decided' if full.decided else 'undecided'}{', turned over' if full.flipped != two.flipped else ''})",
-              flush=True)
+              f"({'decided' if full.decided else 'undecided'}{', turned over' if full.flipped != two.flipped else ''}"
+              f"{', vetoed' if two.decided and not full.decided else ''})", flush=True)
     print(f"{len(before)} searches: mean accuracy {statistics.fmean(before):.4f} with the two signals, "
           f"{statistics.fmean(after):.4f} with the fallback")
 

@@ -20,7 +20,8 @@ A signal's agreement with a labeling is the rank-biserial correlation of its val
 (2 AUROC - 1: +1 when every True example scores above every False one, -1 for the mirror image), with the
 two-sided Mann-Whitney p-value of the difference. A signal too weak to decide (p above `ALPHA`) turns
 nothing over; `orient` says so, and the run keeps a warning. Under `auto`, where the likelihood and the
-zero-shot verdict cannot decide, the split readout's zero-shot may decide alone (`FALLBACK`).
+zero-shot verdict cannot decide, the split readout's zero-shot may decide alone (`FALLBACK`); where they
+decide, it may veto.
 """
 
 from __future__ import annotations
@@ -140,9 +141,10 @@ def signal_values(name: str, task: Task, backend: Backend, examples: Sequence[Ex
 # What `auto` combines, chosen on development data (docs/defaults.md): each signal named a dev set backwards
 # where the other did not, and neither was ever decisive against the truth alone.
 AUTO = ("likelihood", "zero-shot")
-# Where those two cannot decide, this one may alone: of the development files' 68 distinct searches it decided 7
-# that the two left undecided and turned 4 over, 3 to the truth and one at chance either way; it named none
-# backwards (docs/engine.md). Consulted only then, it can turn over only a naming the run would otherwise warn about.
+# Where those two cannot decide, this one may alone; where they decide, it may only veto. Of the development
+# files' 68 distinct searches it decided 7 that the two left undecided and turned 4 over, 3 to the truth and one
+# at chance either way; it named none backwards, and vetoed one naming (0.375, its mirror 0.625), which now warns
+# (docs/engine.md). It can turn over only a naming the run would otherwise warn about.
 FALLBACK = "split-zero-shot"
 CHOICES = ("auto", *SIGNALS, "none")
 
@@ -185,27 +187,30 @@ def decide(labels: Sequence[bool | None], values: dict[str, Sequence[float | Non
     the verdict readout, the label words' meaning; on the development files a weak signal's flips were wrong
     more often than right (docs/engine.md). Either way an undecided naming is reported, and the run warned.
 
-    `fallback` (FALLBACK's values), where the signals cannot decide: it decides alone when it is significant and
-    none of them is significant against it."""
+    `fallback` (FALLBACK's values): a signal the combination leaves out. Where the signals decide, it may only
+    veto (significant against their choice: undecided); where they cannot, it decides alone when it is
+    significant and none of them is significant against it."""
     found = {s: agreement(v, labels) for s, v in values.items()}
-    main = _decided(labels, found, name)
-    if main.decided or fallback is None:
+    extra = {FALLBACK: agreement(fallback, labels)} if fallback is not None else {}
+    main = _decided(labels, found, name, vetoes=extra)
+    if main.decided or not extra or not extra[FALLBACK].decisive:
         return main
-    alone = agreement(fallback, labels)
-    if not alone.decisive or any(a.decisive and np.sign(a.r) != np.sign(alone.r) for a in found.values()):
-        main.signals[FALLBACK] = {"r": round(alone.r, 6), "p": alone.p}
+    alone = extra[FALLBACK]
+    if any(a.decisive and np.sign(a.r) != np.sign(alone.r) for a in found.values()):
         return main
-    return _decided(labels, {**found, FALLBACK: alone}, f"{name}, then {FALLBACK}", by=FALLBACK)
+    return _decided(labels, {**found, **extra}, f"{name}, then {FALLBACK}", by=FALLBACK)
 
 
-def _decided(labels: Sequence[bool | None], found: dict[str, Agreement], name: str,
-             by: str | None = None) -> Orientation:
-    """The naming the agreements `found` back (by: the one signal that decides alone; else their combination)."""
+def _decided(labels: Sequence[bool | None], found: dict[str, Agreement], name: str, by: str | None = None,
+             vetoes: dict[str, Agreement] | None = None) -> Orientation:
+    """The naming the agreements `found` back (by: the one signal that decides alone; else their combination);
+    `vetoes`: signals that count only against it."""
     if not found:
         return Orientation(signal=name)
     z = combined_z([found[by]] if by else list(found.values()))
     backs_mirror = z < 0
     p = float(2 * norm.sf(abs(z)))
+    found = {**found, **(vetoes or {})}
     against = any(a.decisive and np.sign(a.r) * (-1.0 if backs_mirror else 1.0) < 0 for a in found.values())
     decided = p <= ALPHA and not against
     flip = backs_mirror and decided
@@ -227,10 +232,9 @@ def orient(task: Task, backend: Backend, examples: Sequence[Example], labels: Se
                   and (n != "split-zero-shot" or has_split_fields(task, examples)))
     values = {n: (list(likelihood()) if n == "likelihood" and likelihood is not None
                   else signal_values(n, task, backend, examples, labels, folds)) for n in names}
-    found = decide(labels, values, "+".join(names) or "none")
-    if choice != "auto" or found.decided or not has_split_fields(task, examples):
-        return found
-    return decide(labels, values, found.signal, fallback=split_zero_shot_values(task, backend, examples))
+    fallback = (split_zero_shot_values(task, backend, examples)
+                if choice == "auto" and has_split_fields(task, examples) else None)
+    return decide(labels, values, "+".join(names) or "none", fallback=fallback)
 
 
 def orientation_warnings(orientations: Sequence[dict[str, Any]]) -> list[str]:

@@ -117,9 +117,13 @@ def test_orientation_weighs_its_signals_and_says_when_they_cannot_decide():
     assert not blocked.decided and not blocked.flipped and blocked.signals["split-zero-shot"]["r"] == -1.0
     faint = decide(labels, {"likelihood": noise, "zero-shot": noise}, "auto", fallback=weak)
     assert not faint.decided and not faint.flipped and "split-zero-shot" in faint.signals
-    # A decided naming never consults it.
-    assert decide(labels, {"likelihood": truth, "zero-shot": noise}, "likelihood+zero-shot",
-                  fallback=[-v for v in truth]) == kept
+    # A decided naming it backs stays as it was; one it is significant against is vetoed: undecided, kept.
+    backed = decide(labels, {"likelihood": truth, "zero-shot": noise}, "likelihood+zero-shot", fallback=truth)
+    assert (backed.flipped, backed.decided, backed.z, backed.p) == (kept.flipped, kept.decided, kept.z, kept.p)
+    vetoed = decide(labels, {"likelihood": truth, "zero-shot": noise}, "likelihood+zero-shot",
+                    fallback=[-v for v in truth])
+    assert not vetoed.decided and not vetoed.flipped and vetoed.signals["split-zero-shot"]["r"] == -1.0
+    assert orientation_warnings([vetoed.as_dict()]) == ["classes_not_named"]
     # Agreement is 2 AUROC - 1 with the Mann-Whitney p-value.
     found = agreement(truth, labels)
     assert found.r == 1.0 and found.p < 1e-4 and found.n_true == found.n_false == 10
