@@ -28,10 +28,10 @@ from icm_engine.backends import get_backend
 from icm_engine.baselines import BaselineConfig, run_baseline
 from icm_engine.consensus import consensus
 from icm_engine.consistency import ConsistencyRule
-from icm_engine.examples import read_rows
+from icm_engine.examples import LoadedData, read_rows
 from icm_engine.metrics import label_metrics
 from icm_engine.orientation import AUTO, FALLBACK, decide, split_zero_shot_values, zero_shot_values
-from icm_engine.presets import get_task, load_dataset
+from icm_engine.presets import Task, get_task, load_dataset
 from icm_engine.search import ICMConfig, ICMSearch, sized_to
 from icm_engine.search.completion import mirrored
 
@@ -97,7 +97,7 @@ def _accuracy(labels: Sequence[bool | None], gold: Sequence[bool | None], scores
             "ci": [m["ci_low"], m["ci_high"]], "auroc": m["auroc"], "warnings": m["warnings"]}
 
 
-def load_file(name: str):
+def load_file(name: str) -> tuple[Task, LoadedData]:
     """A dev file's task and its rows as loaded (NAME@START: the rows from START on, whole groups)."""
     preset, path, consistency, limit = FILES[name]
     task = get_task(preset, consistency=consistency)
