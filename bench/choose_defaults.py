@@ -106,6 +106,13 @@ def load_file(name: str) -> tuple[Task, LoadedData]:
     return task, load_dataset(path, task, limit=limit, readout="split", rows=rows)
 
 
+def label_free_signals(task: Task, backend, examples: Sequence) -> dict[str, list[float]]:
+    """The orientation's signals for a file's examples (never gold): `auto`'s two and its fallback."""
+    return {"likelihood": likelihood_anchor(task, backend, examples),
+            "zero-shot": zero_shot_values(task, backend, examples),
+            FALLBACK: split_zero_shot_values(task, backend, examples)}
+
+
 def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset(),
              only: Sequence[str] | None = None) -> Iterator[dict]:
     """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`);
@@ -114,9 +121,7 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
     task, data = load_file(name)
     examples, gold = data.examples, data.gold_list()
     rule = ConsistencyRule(examples, task.consistency)
-    signals = {"likelihood": likelihood_anchor(task, backend, examples),
-               "zero-shot": zero_shot_values(task, backend, examples),
-               FALLBACK: split_zero_shot_values(task, backend, examples)}
+    signals = label_free_signals(task, backend, examples)
     candidates = tuple(only) if only else PER_FILE[name]
     for readout in dict.fromkeys(CANDIDATES[c][0] for c in candidates):
         for method in BASELINES:

@@ -14,12 +14,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from choose_defaults import FILES, load_file
+from choose_defaults import FILES, label_free_signals, load_file
 
-from icm_engine.anchor import likelihood_anchor
 from icm_engine.backends import get_backend
 from icm_engine.consistency import ConsistencyRule
-from icm_engine.orientation import AUTO, FALLBACK, agreement, decide, split_zero_shot_values, zero_shot_values
+from icm_engine.orientation import AUTO, FALLBACK, agreement, decide
 from icm_engine.search.completion import mirrored
 
 
@@ -40,17 +39,13 @@ def main(paths: list[str]) -> None:
         name = row["file"]
         if name not in signals:
             task, data = load_file(name)
-            values = {"likelihood": likelihood_anchor(task, backend, data.examples),
-                      "zero-shot": zero_shot_values(task, backend, data.examples),
-                      FALLBACK: split_zero_shot_values(task, backend, data.examples)}
+            values = label_free_signals(task, backend, data.examples)
             signals[name] = (ConsistencyRule(data.examples, task.consistency), values, data.gold_list())
+            with_gold = {s: agreement(v, data.gold_list()) for s, v in values.items()}
             print(f"{name}: each signal's r with gold: " + ", ".join(
-                f"{s} {agreement(v, data.gold_list()).r:+.2f} (p {agreement(v, data.gold_list()).p:.3f})"
-                for s, v in values.items()), flush=True)
+                f"{s} {a.r:+.2f} (p {a.p:.3f})" for s, a in with_gold.items()), flush=True)
         rule, values, gold = signals[name]
         labels = row["labels"]
-
-
         two = decide(labels, {s: values[s] for s in AUTO}, "auto")
         full = decide(labels, {s: values[s] for s in AUTO}, "auto", fallback=values[FALLBACK])
         before.append(_accuracy(rule, labels, gold, two.flipped))

@@ -191,14 +191,13 @@ def decide(labels: Sequence[bool | None], values: dict[str, Sequence[float | Non
     veto (significant against their choice: undecided); where they cannot, it decides alone when it is
     significant and none of them is significant against it."""
     found = {s: agreement(v, labels) for s, v in values.items()}
-    extra = {FALLBACK: agreement(fallback, labels)} if fallback is not None else {}
-    main = _decided(labels, found, name, vetoes=extra)
-    if main.decided or not extra or not extra[FALLBACK].decisive:
+    vetoes = {FALLBACK: agreement(fallback, labels)} if fallback is not None else {}
+    main = _decided(labels, found, name, vetoes=vetoes)
+    if main.decided or not vetoes:
         return main
-    alone = extra[FALLBACK]
-    if any(a.decisive and np.sign(a.r) != np.sign(alone.r) for a in found.values()):
-        return main
-    return _decided(labels, {**found, **extra}, f"{name}, then {FALLBACK}", by=FALLBACK)
+    # The fallback's own naming, under the same rule: significant, and no signal significant against it.
+    alone = _decided(labels, {**found, **vetoes}, f"{name}, then {FALLBACK}", by=FALLBACK)
+    return alone if alone.decided else main
 
 
 def _decided(labels: Sequence[bool | None], found: dict[str, Agreement], name: str, by: str | None = None,
@@ -228,12 +227,12 @@ def orient(task: Task, backend: Backend, examples: Sequence[Example], labels: Se
     if choice == "none":
         return Orientation(signal="none")
     names = AUTO if choice == "auto" else (choice,)
+    split_ok = has_split_fields(task, examples)
     names = tuple(n for n in names if (n != "likelihood" or has_likelihood_fields(task, examples))
-                  and (n != "split-zero-shot" or has_split_fields(task, examples)))
+                  and (n != FALLBACK or split_ok))
     values = {n: (list(likelihood()) if n == "likelihood" and likelihood is not None
                   else signal_values(n, task, backend, examples, labels, folds)) for n in names}
-    fallback = (split_zero_shot_values(task, backend, examples)
-                if choice == "auto" and has_split_fields(task, examples) else None)
+    fallback = split_zero_shot_values(task, backend, examples) if choice == "auto" and split_ok else None
     return decide(labels, values, "+".join(names) or "none", fallback=fallback)
 
 
