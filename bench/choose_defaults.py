@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "data" / "paper"
 # Development files only, with how many rows of each (whole groups): 40 claims a file, 24 rows of the long
 # GSM8K solutions and Alpaca responses (a prompt there is ten times longer).
+FALSE_FIRST = "-false-first"
 FILES = {
     "claims": ("claims", ROOT / "data" / "sanity" / "claims_dev.jsonl", "key:answer", 40),
     "comparisons": ("claims", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", "key:answer", 40),
@@ -50,6 +52,9 @@ FILES = {
     # rest on one slice's 20 pairs.
     "claims-truthfulqa@40": ("truthfulqa", ROOT / "data" / "sanity" / "claims_dev.jsonl", None, 40),
     "comparisons-truthfulqa@40": ("truthfulqa", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", None, 40),
+    # The same rows with each question naming the false option first (false_option_first).
+    "comparisons-truthfulqa" + FALSE_FIRST: ("truthfulqa", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl",
+                                           None, 40),
     "truthfulqa": ("truthfulqa", PAPER / "truthfulqa" / "praxis_subset_train.json", None, 40),
     "gsm8k": ("gsm8k", PAPER / "gsm8k" / "gsm8k_dev.json", None, 24),
     "alpaca": ("alpaca", PAPER / "alpaca" / "alpaca_dev.json", None, 24),
@@ -79,6 +84,7 @@ PER_FILE = {
     "comparisons-truthfulqa": ("split-folds-group", "split-folds-group-likelihood"),
     "claims-truthfulqa@40": ("split-folds-group", "split-folds-group-likelihood"),
     "comparisons-truthfulqa@40": ("split-folds-group", "split-folds-group-likelihood"),
+    "comparisons-truthfulqa" + FALSE_FIRST: ("split-folds-group-likelihood",),
     "gsm8k": ("verdict-folds-group",),
     "alpaca": ("verdict-folds-group",),
 }
@@ -97,13 +103,33 @@ def _accuracy(labels: Sequence[bool | None], gold: Sequence[bool | None], scores
             "ci": [m["ci_low"], m["ci_high"]], "auroc": m["auroc"], "warnings": m["warnings"]}
 
 
-def load_file(name: str) -> tuple[Task, LoadedData]:
-    """A dev file's task and its rows as loaded (NAME@START: the rows from START on, whole groups)."""
+def load_file(name: str, likelihood_prefix: str | None = None) -> tuple[Task, LoadedData]:
+    """A dev file's task and its rows as loaded (NAME@START: the rows from START on, whole groups; NAME ending
+    in FALSE_FIRST: each question names its false option first); `likelihood_prefix`: the likelihood's
+    prefix instead of the preset's."""
     preset, path, consistency, limit = FILES[name]
-    task = get_task(preset, consistency=consistency)
-    start = int(name.partition("@")[2] or 0)
-    rows = read_rows(path)[start:] if start else None
+    task = get_task(preset, consistency=consistency, likelihood_prefix=likelihood_prefix)
+    start = int(name.removesuffix(FALSE_FIRST).partition("@")[2] or 0)
+    rows = read_rows(path)[start:] if start or name.endswith(FALSE_FIRST) else None
+    if name.endswith(FALSE_FIRST):
+        rows = false_option_first(rows)
     return task, load_dataset(path, task, limit=limit, readout="split", rows=rows)
+
+
+def false_option_first(rows: Sequence[dict]) -> list[dict]:
+    """The comparisons with every question ("Which is larger, A or B?") naming its pair's false answer first: a
+    set whose questions lean one way, as issue 36's held-out number comparisons may (the likelihood after the
+    question follows the option it names first)."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(str(row["consistency_id"]), []).append(row)
+    out = []
+    for group in groups.values():
+        true = next(r["answer"] for r in group if r["label"])
+        false = next(r["answer"] for r in group if not r["label"])
+        stem = re.fullmatch(r"(.*), .+ or .+\?", group[0]["question"]).group(1)
+        out += [dict(row, question=f"{stem}, {false} or {true}?") for row in group]
+    return out
 
 
 def label_free_signals(task: Task, backend, examples: Sequence) -> dict[str, list[float]]:
@@ -114,11 +140,12 @@ def label_free_signals(task: Task, backend, examples: Sequence) -> dict[str, lis
 
 
 def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset(),
-             only: Sequence[str] | None = None) -> Iterator[dict]:
+             only: Sequence[str] | None = None, likelihood_prefix: str | None = None) -> Iterator[dict]:
     """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`);
-    `only`: these candidates instead of the file's own (PER_FILE)."""
+    `only`: these candidates instead of the file's own (PER_FILE); `likelihood_prefix`: the likelihood's
+    prefix (anchor, baseline and orientation) instead of the preset's, recorded in each row."""
     preset = FILES[name][0]
-    task, data = load_file(name)
+    task, data = load_file(name, likelihood_prefix)
     examples, gold = data.examples, data.gold_list()
     rule = ConsistencyRule(examples, task.consistency)
     signals = label_free_signals(task, backend, examples)
@@ -131,7 +158,8 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
             cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
             res = run_baseline(method, examples, task, backend, cfg, gold=gold if method == "gold-icl" else None)
             row = {"file": name, "preset": preset, "n": len(examples), "method": method, "readout": readout,
-                   **_accuracy(res.labels, gold, res.scores), "seconds": round(time.monotonic() - t, 1)}
+                   **_accuracy(res.labels, gold, res.scores), "seconds": round(time.monotonic() - t, 1),
+                   "likelihood_prefix": task.likelihood_prefix}
             yield row
     for cand in candidates:
         readout, context, centre, anchor = CANDIDATES[cand]
@@ -169,7 +197,7 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
                    "accepted": result.accepted, "rejected": result.rejected, "iterations": result.iterations,
                    "model_calls": stats.model_calls, "computed_tokens": stats.computed_tokens,
                    "seconds": round(seconds, 1), "dtype": getattr(backend, "dtype", None),
-                   "labels": result.labels, "oriented": named}
+                   "likelihood_prefix": task.likelihood_prefix, "labels": result.labels, "oriented": named}
             yield row
 
 
@@ -355,6 +383,8 @@ def main() -> None:
                           "turns on rounding is not robust")
     run.add_argument("--candidates", default=None,
                      help="comma-separated candidates to run on every file, instead of each file's own")
+    run.add_argument("--likelihood-prefix", default=None,
+                     help="the likelihood's prefix (anchor, baseline, orientation) instead of each preset's")
     run.add_argument("--out", type=Path, required=True)
     run.add_argument("--append", action="store_true",
                      help="add to --out instead of replacing it, skipping the runs it already holds")
@@ -385,7 +415,7 @@ def main() -> None:
     with args.out.open("a" if args.append else "w") as f:
         for name in args.files.split(","):
             only = args.candidates.split(",") if args.candidates else None
-            for row in run_file(name, backend, seeds, done, only):
+            for row in run_file(name, backend, seeds, done, only, args.likelihood_prefix):
                 print(json.dumps({k: v for k, v in row.items() if k not in ("labels", "oriented", "orientations")}),
                       flush=True)
                 f.write(json.dumps(row) + "\n")
