@@ -42,9 +42,10 @@ PRESET_CHOICES: dict[str, ReadoutChoice] = {
 # A task whose prompts the user changed was not measured: the paper's readout, calibrated.
 CUSTOM = ReadoutChoice("verdict", "all", why="custom prompts: the paper's readout, calibrated")
 SETTINGS = ("readout", "context", "calibrate", "centre", "anchor")
-# What a choice was measured with: a task whose described prompts differ from its preset's is custom.
-PROMPT_KEYS = ("template", "label_words", "channel_prefix", "channel_target", "verbalizers", "split_header",
-               "likelihood_prefix")
+# What a choice was measured with: a task whose described prompts differ from its preset's is custom. Not the
+# likelihood's prefix: no readout reads it, and a dataset stored before a preset's prefix changed keeps its
+# preset's choice.
+PROMPT_KEYS = ("template", "label_words", "channel_prefix", "channel_target", "verbalizers", "split_header")
 
 
 def choice_for(task: Task | dict[str, Any]) -> ReadoutChoice:

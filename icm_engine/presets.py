@@ -142,6 +142,9 @@ PRESETS: dict[str, Task] = {
         template=_QA,
         channel_prefix="Question: {question}\n{verbalizer} answer:",
         channel_target=" {choice}",
+        # The claim alone: after "Question: Which is larger, A or B?" the likelihood follows which option the
+        # question names first, not the truth (docs/defaults.md), and names such a set's classes backwards.
+        likelihood_prefix="Claim:",
         # The official key leaks gold labels; no label-free rule exists for TruthfulQA claims.
         consistency="none",
     ),

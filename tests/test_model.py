@@ -150,6 +150,27 @@ def test_the_likelihood_anchor_knows_which_claim_of_a_group_is_true(real_backend
     assert label_metrics(res.labels, gold, res.scores)["accuracy"] >= 0.75
 
 
+def test_the_truthfulqa_likelihood_reads_the_claim_not_the_order_of_the_questions_options(real_backend):
+    """After "Question: Which is larger, A or B?" the claim's likelihood follows the option the question names
+    first, whatever the truth: where questions name the false option first more often, it names the classes
+    backwards. The preset scores the claim alone (docs/defaults.md has the figures on every dev file)."""
+    from dataclasses import replace
+
+    from icm_engine.anchor import likelihood_anchor
+    from icm_engine.orientation import agreement
+
+    task = get_task("truthfulqa")
+    data = load_dataset(ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", task, readout="split")
+    named_first = [ex.fields["question"].lower().find(ex.fields["answer"].lower())
+                   < ex.fields["question"].lower().rfind(" or ") for ex in data.examples]
+    claim = likelihood_anchor(task, real_backend, data.examples)
+    assert agreement(claim, data.gold_list()).decisive and agreement(claim, data.gold_list()).r > 0
+    assert abs(agreement(claim, named_first).r) < 0.5
+    asked = likelihood_anchor(replace(task, likelihood_prefix="Question: {question}\nAnswer:"), real_backend,
+                              data.examples)
+    assert agreement(asked, named_first).r > 0.5 > abs(agreement(asked, data.gold_list()).r)
+
+
 @pytest.fixture(scope="module")
 def float32_backend():
     from icm_engine.backends import get_backend
