@@ -38,9 +38,10 @@ from icm_engine.search.completion import mirrored
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "data" / "paper"
+# A file name's suffix: its questions rewritten to name the false option first (false_option_first).
+FALSE_FIRST = "-false-first"
 # Development files only, with how many rows of each (whole groups): 40 claims a file, 24 rows of the long
 # GSM8K solutions and Alpaca responses (a prompt there is ten times longer).
-FALSE_FIRST = "-false-first"
 FILES = {
     "claims": ("claims", ROOT / "data" / "sanity" / "claims_dev.jsonl", "key:answer", 40),
     "comparisons": ("claims", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", "key:answer", 40),
