@@ -110,9 +110,10 @@ def load_file(name: str, likelihood_prefix: str | None = None) -> tuple[Task, Lo
     prefix instead of the preset's."""
     preset, path, consistency, limit = FILES[name]
     task = get_task(preset, consistency=consistency, likelihood_prefix=likelihood_prefix)
+    false_first = name.endswith(FALSE_FIRST)
     start = int(name.removesuffix(FALSE_FIRST).partition("@")[2] or 0)
-    rows = read_rows(path)[start:] if start or name.endswith(FALSE_FIRST) else None
-    if name.endswith(FALSE_FIRST):
+    rows = read_rows(path)[start:] if start or false_first else None
+    if false_first:
         rows = false_option_first(rows)
     return task, load_dataset(path, task, limit=limit, readout="split", rows=rows)
 

@@ -41,18 +41,19 @@ def main() -> None:
         values = {k: likelihood_anchor(replace(task, likelihood_prefix=p), backend, data.examples)
                   for k, p in PREFIXES.items()}
         both = list(sum(np.asarray(v) / np.std(v) for v in values.values()))
+        gold = data.gold_list()
         print(f"{name} (n={len(data.examples)}), against gold: "
-              + "; ".join(f"{k} {_r(v, data.gold_list())}" for k, v in {**values, "sum": both}.items()))
+              + "; ".join(f"{k} {_r(v, gold)}" for k, v in {**values, "sum": both}.items()))
     path = ROOT / "data" / "comparisons" / "comparisons_dev.jsonl"
     task = get_task("truthfulqa")
     data = load_dataset(path, task, readout="split", rows=read_rows(path))
+    gold = data.gold_list()
     first = [_named_first(ex.fields) for ex in data.examples]
-    categories = [ex.fields["category"] for ex in data.examples]
+    numbers = [i for i, ex in enumerate(data.examples) if ex.fields["category"] == "number"]
     for k, p in PREFIXES.items():
         v = likelihood_anchor(replace(task, likelihood_prefix=p), backend, data.examples)
-        numbers = [i for i, c in enumerate(categories) if c == "number"]
-        print(f"comparisons, all {len(v)} rows, {k}: against gold {_r(v, data.gold_list())}, on the number "
-              f"comparisons {_r([v[i] for i in numbers], [data.gold_list()[i] for i in numbers])}; "
+        print(f"comparisons, all {len(v)} rows, {k}: against gold {_r(v, gold)}, on the number "
+              f"comparisons {_r([v[i] for i in numbers], [gold[i] for i in numbers])}; "
               f"against the option named first {_r(v, first)}")
 
 
