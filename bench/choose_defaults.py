@@ -53,7 +53,8 @@ FILES = {
     # rest on one slice's 20 pairs.
     "claims-truthfulqa@40": ("truthfulqa", ROOT / "data" / "sanity" / "claims_dev.jsonl", None, 40),
     "comparisons-truthfulqa@40": ("truthfulqa", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", None, 40),
-    # The same rows with each question naming the false option first (false_option_first).
+    # The same rows with each question naming the false option first (false_option_first), under each preset.
+    "comparisons" + FALSE_FIRST: ("claims", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", "key:answer", 40),
     "comparisons-truthfulqa" + FALSE_FIRST: ("truthfulqa", ROOT / "data" / "comparisons" / "comparisons_dev.jsonl",
                                            None, 40),
     "truthfulqa": ("truthfulqa", PAPER / "truthfulqa" / "praxis_subset_train.json", None, 40),
@@ -85,6 +86,7 @@ PER_FILE = {
     "comparisons-truthfulqa": ("split-folds-group", "split-folds-group-likelihood"),
     "claims-truthfulqa@40": ("split-folds-group", "split-folds-group-likelihood"),
     "comparisons-truthfulqa@40": ("split-folds-group", "split-folds-group-likelihood"),
+    "comparisons" + FALSE_FIRST: ("split-folds-group-likelihood",),
     "comparisons-truthfulqa" + FALSE_FIRST: ("split-folds-group-likelihood",),
     "gsm8k": ("verdict-folds-group",),
     "alpaca": ("verdict-folds-group",),

@@ -3,8 +3,8 @@
 Readouts that compare contexts (`split`, `channel` after calibration) are nearly symmetric under a
 global label flip: a label set and its mirror image are about equally mutually predictable, and the
 search can settle in either. Naming the two classes needs a signal with a direction. The log-likelihood
-of a claim after a label-free prefix (`Question: ...\\nAnswer: <claim>`) is one the model has without any
-labels: within a group of claims about one question the model prefers the true one far more often than
+of a claim after a label-free prefix (the task's: `Claim: <claim>` for claims and truthfulqa) is one the model has
+without any labels: within a group of claims about one question the model prefers the true one far more often than
 it says "True" to it (docs/results.md). Scores are centred within each consistency group (the claims of
 one question differ only in their answers, so their likelihoods are comparable), and the ungrouped ones
 across the batch. Gold labels are never read.

@@ -26,7 +26,7 @@ def _task_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-prefix", help="channel readout prefix template with {verbalizer}")
     p.add_argument("--channel-target", help="channel readout target template")
     p.add_argument("--likelihood-prefix", help="the likelihood anchor's label-free prefix before the channel "
-                   "target (default 'Question: {question}\\nAnswer:')")
+                   "target (default: the preset's, 'Claim:' for claims and truthfulqa)")
     for name in READOUT_SETTINGS:
         _setting_option(p, RUN_SETTINGS[name])
     p.add_argument("--limit", type=int, help="keep the first N examples (whole consistency groups)")

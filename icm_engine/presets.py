@@ -135,6 +135,9 @@ def normalise_answer(text: str) -> str:
 
 
 _QA = "Question: {question}\nClaim: {choice}\nI think this claim is"
+# The likelihood of the claim alone: after "Question: Which is larger, A or B?" it follows which option the
+# question names first, not the truth (docs/defaults.md), and names such a set's classes backwards.
+_CLAIM_ALONE = "Claim:"
 
 PRESETS: dict[str, Task] = {
     "truthfulqa": Task(
@@ -142,9 +145,7 @@ PRESETS: dict[str, Task] = {
         template=_QA,
         channel_prefix="Question: {question}\n{verbalizer} answer:",
         channel_target=" {choice}",
-        # The claim alone: after "Question: Which is larger, A or B?" the likelihood follows which option the
-        # question names first, not the truth (docs/defaults.md), and names such a set's classes backwards.
-        likelihood_prefix="Claim:",
+        likelihood_prefix=_CLAIM_ALONE,
         # The official key leaks gold labels; no label-free rule exists for TruthfulQA claims.
         consistency="none",
     ),
@@ -174,6 +175,7 @@ PRESETS: dict[str, Task] = {
         template=_QA,
         channel_prefix="{verbalizer}:",
         channel_target=" {choice}",
+        likelihood_prefix=_CLAIM_ALONE,
         consistency="none",
     ),
 }

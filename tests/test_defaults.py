@@ -32,9 +32,10 @@ def test_changed_prompts_get_the_papers_readout_calibrated():
     # The consistency rule is not a prompt: the preset's choice still applies.
     assert choice_for(get_task("claims", consistency="key:answer")) == PRESET_CHOICES["claims"]
     # Nor is the likelihood's prefix (no readout reads it): a dataset stored with an earlier prefix keeps its choice.
-    earlier = get_task("truthfulqa", likelihood_prefix="Question: {question}\nAnswer:").describe()
-    assert earlier["likelihood_prefix"] != get_task("truthfulqa").likelihood_prefix
-    assert choice_for(earlier) == PRESET_CHOICES["truthfulqa"]
+    for name in ("truthfulqa", "claims"):
+        earlier = get_task(name, likelihood_prefix="Question: {question}\nAnswer:").describe()
+        assert earlier["likelihood_prefix"] != get_task(name).likelihood_prefix
+        assert choice_for(earlier) == PRESET_CHOICES[name]
     assert CUSTOM.settings() == {"readout": "verdict", "context": "all", "calibrate": True, "centre": "batch",
                                  "anchor": None}
 

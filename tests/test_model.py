@@ -133,12 +133,13 @@ def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend)
 
 
 def test_the_likelihood_anchor_knows_which_claim_of_a_group_is_true(real_backend):
-    """The anchor's finding on the dev half it was chosen on (measured: 0.90 of the 70 groups, AUROC 0.79,
-    where the split readout's own zero-shot is at chance): no labels, one model call."""
+    """The anchor's finding on the dev half it was chosen on, after the claim's question (measured: 0.90 of the
+    70 groups, AUROC 0.79, where the split readout's own zero-shot is at chance): no labels, one model call.
+    The presets score the claim alone since (the test below)."""
     from icm_engine.baselines import run_baseline
     from icm_engine.metrics import label_metrics
 
-    task = get_task("claims", consistency="key:answer")
+    task = get_task("claims", consistency="key:answer", likelihood_prefix="Question: {question}\nAnswer:")
     data = load_dataset(SANITY / "claims_dev.jsonl", task, limit=40, readout="split", anchor=True)
     gold = data.gold_list()
     res = run_baseline("likelihood", data.examples, task, real_backend)
@@ -150,16 +151,17 @@ def test_the_likelihood_anchor_knows_which_claim_of_a_group_is_true(real_backend
     assert label_metrics(res.labels, gold, res.scores)["accuracy"] >= 0.75
 
 
-def test_the_truthfulqa_likelihood_reads_the_claim_not_the_order_of_the_questions_options(real_backend):
+@pytest.mark.parametrize("preset", ["truthfulqa", "claims"])
+def test_the_likelihood_reads_the_claim_not_the_order_of_the_questions_options(real_backend, preset):
     """After "Question: Which is larger, A or B?" the claim's likelihood follows the option the question names
     first, whatever the truth: where questions name the false option first more often, it names the classes
-    backwards. The preset scores the claim alone (docs/defaults.md has the figures on every dev file)."""
+    backwards. The presets score the claim alone (docs/defaults.md has the figures on every dev file)."""
     from dataclasses import replace
 
     from icm_engine.anchor import likelihood_anchor
     from icm_engine.orientation import agreement
 
-    task = get_task("truthfulqa")
+    task = get_task(preset)
     data = load_dataset(ROOT / "data" / "comparisons" / "comparisons_dev.jsonl", task, readout="split")
     named_first = [ex.fields["question"].lower().find(ex.fields["answer"].lower())
                    < ex.fields["question"].lower().rfind(" or ") for ex in data.examples]

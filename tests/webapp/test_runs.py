@@ -236,15 +236,16 @@ def test_bad_seeds_are_refused_and_nothing_is_queued(owner, owner_api, seeds, me
 
 def test_a_run_whose_readout_or_anchor_lacks_a_field_is_refused(owner, owner_api):
     ds = fake_dataset(owner)  # fields: text only
-    for params, field in (({"anchor": "likelihood"}, "question"), ({"readout": "split"}, "choice")):
+    # The claims preset's likelihood reads the claim alone (its `choice`), as the split readout does.
+    for params in ({"anchor": "likelihood"}, {"readout": "split"}):
         resp = _post_run(owner_api, ds, config=ICM_FAST | params, baselines=True)
         assert resp.status_code == 400, resp.content
         message = resp.json()["config"][0]
-        assert f"field '{field}'" in message and "'e0' (row 1)" in message
+        assert "field 'choice'" in message and "'e0' (row 1)" in message
     resp = _post_run(owner_api, ds, method="likelihood")
-    assert resp.status_code == 400 and "the likelihood anchor needs the field 'question'" in resp.content.decode()
+    assert resp.status_code == 400 and "the likelihood anchor needs the field 'choice'" in resp.content.decode()
     # Present but empty counts as lacking it.
-    rows = [r | {"question": "" if i == 3 else "Which item?"} for i, r in enumerate(fake_rows())]
+    rows = [r | {"choice": "" if i == 3 else r["text"]} for i, r in enumerate(fake_rows())]
     ds = create_dataset(owner=owner, filename="q.jsonl", data=jsonl(rows), task="claims", name="Q",
                         template=TEMPLATE, consistency="none")
     resp = _post_run(owner_api, ds, method="likelihood")
