@@ -45,7 +45,8 @@ def test_missing_field_names_row(tmp_path: Path, capsys):
 def test_the_likelihood_anchor_needs_its_prefix_fields(tmp_path: Path, capsys):
     f = tmp_path / "claims.csv"
     f.write_text("choice\nThe sky is blue.\nThe sky is green.\n")
-    common = ["--task", "claims", "--template", "Claim: {choice}\\nI think this claim is"]
+    common = ["--task", "claims", "--template", "Claim: {choice}\\nI think this claim is",
+              "--likelihood-prefix", "Question: {question}\\nAnswer:"]
     rc = main(["label", str(f), *common, "--anchor", "likelihood", "--out", str(tmp_path / "o.jsonl")])
     assert rc == 2
     assert "claims.csv: row 1, field 'question': required field is missing or empty" in capsys.readouterr().err

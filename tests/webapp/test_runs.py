@@ -721,7 +721,7 @@ def test_run_pages(client, owner):
         "iterations": 5, "batch_size": 8, "num_seed": 2, "alpha": 50, "initial_temperature": 10,
         "final_temperature": 0.01, "cooling": 0.99, "fix_steps": 1, "boost": 100, "mode": "fast",
         "init": "random", "anchor": "likelihood", "baselines": ["zero-shot", "random-icl", "gold-icl"], "rounds": 3})
-    assert resp.status_code == 400 and "the likelihood anchor needs the field &#x27;question&#x27;" in \
+    assert resp.status_code == 400 and "the likelihood anchor needs the field &#x27;choice&#x27;" in \
         resp.content.decode()
     assert Run.objects.count() == 0
     resp = client.post(f"/datasets/{ds.pk}/runs/new/", {
