@@ -135,7 +135,7 @@ def test_golden_labels_beat_random_labels_under_the_sanity_framing(real_backend)
 def test_the_likelihood_anchor_knows_which_claim_of_a_group_is_true(real_backend):
     """The anchor's finding on the dev half it was chosen on, after the claim's question (measured: 0.90 of the
     70 groups, AUROC 0.79, where the split readout's own zero-shot is at chance): no labels, one model call.
-    The presets score the claim alone since (the test below)."""
+    Since then the presets score the claim alone (the test below)."""
     from icm_engine.baselines import run_baseline
     from icm_engine.metrics import label_metrics
 
