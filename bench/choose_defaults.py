@@ -143,6 +143,19 @@ def label_free_signals(task: Task, backend, examples: Sequence) -> dict[str, lis
             FALLBACK: split_zero_shot_values(task, backend, examples)}
 
 
+def baseline_config(readout: str) -> BaselineConfig:
+    """The baselines' settings beside ICM: the candidate's readout over the other folds, calibrated in groups."""
+    return BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
+
+
+def icm_config(candidate: str, seed: int, n_examples: int) -> ICMConfig:
+    """A candidate's search settings for one seed, orientation off (every orientation is applied afterwards)."""
+    readout, context, centre, anchor = CANDIDATES[candidate]
+    return ICMConfig(readout=readout, context=context, calibrate=True, centre=centre, anchor=anchor,
+                     anchor_weight=ANCHOR_WEIGHT.get(candidate, 1.0), orient="none", seed=seed,
+                     **sized_to(n_examples)).validate()
+
+
 def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozenset(),
              only: Sequence[str] | None = None, likelihood_prefix: str | None = None) -> Iterator[dict]:
     """Every row of one dev file, but those `done` already holds (an earlier, interrupted `run --append`);
@@ -159,8 +172,8 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
             if (name, method, readout, None, None) in done:
                 continue
             t = time.monotonic()
-            cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
-            res = run_baseline(method, examples, task, backend, cfg, gold=gold if method == "gold-icl" else None)
+            res = run_baseline(method, examples, task, backend, baseline_config(readout),
+                               gold=gold if method == "gold-icl" else None)
             row = {"file": name, "preset": preset, "n": len(examples), "method": method, "readout": readout,
                    **_accuracy(res.labels, gold, res.scores), "seconds": round(time.monotonic() - t, 1),
                    "likelihood_prefix": task.likelihood_prefix}
@@ -170,9 +183,7 @@ def run_file(name: str, backend, seeds: Sequence[int], done: set[tuple] = frozen
         for seed in seeds:
             if (name, "icm", readout, cand, seed) in done:
                 continue
-            config = ICMConfig(readout=readout, context=context, calibrate=True, centre=centre, anchor=anchor,
-                               anchor_weight=ANCHOR_WEIGHT.get(cand, 1.0), orient="none", seed=seed,
-                               **sized_to(len(examples))).validate()
+            config = icm_config(cand, seed, len(examples))
             origin = backend.stats.copy()
             t = time.monotonic()
             search = ICMSearch(examples, task, backend, config)
@@ -335,15 +346,18 @@ def _paired(icm: Sequence[bool | None], other: Sequence[bool | None], gold: Sequ
 def beside_baselines(rows: list[dict], backend) -> str:
     """How far each ICM seed's labels (as named) are its label-free baselines' labels: where a baseline is also
     what seeds or names the search, ICM should add to it, not copy it (issue 36). Recomputes the baselines'
-    labels (no gold), one line per file and candidate."""
+    labels (no gold) with the likelihood's prefix the seeds ran with, one line per file, prefix and candidate."""
     lines = []
-    for file in dict.fromkeys(r["file"] for r in rows if r["method"] == "icm"):
-        task, data = load_file(file)
+    icm_rows = [r for r in rows if r["method"] == "icm"]
+    runs = dict.fromkeys((r["file"], r.get("likelihood_prefix")) for r in icm_rows)
+    for file, prefix in runs:
+        task, data = load_file(file, prefix)
         gold = data.gold_list()
-        icm = [r for r in rows if r["method"] == "icm" and r["file"] == file]
+        icm = [r for r in icm_rows if r["file"] == file and r.get("likelihood_prefix") == prefix]
+        # A file run under two prefixes gets a line for each, named.
+        label = file if sum(f == file for f, _ in runs) == 1 else f"{file} (likelihood after {prefix!r})"
         for readout in dict.fromkeys(r["readout"] for r in icm):
-            cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
-            base = {m: run_baseline(m, data.examples, task, backend, cfg).labels
+            base = {m: run_baseline(m, data.examples, task, backend, baseline_config(readout)).labels
                     for m in ("likelihood", "zero-shot", "bootstrap")}
             for cand in dict.fromkeys(r["candidate"] for r in icm if r["readout"] == readout):
                 parts = []
@@ -355,7 +369,7 @@ def beside_baselines(rows: list[dict], backend) -> str:
                     parts.append(f"seed {r['seed']}: same as likelihood {100 * same['likelihood']:.0f}%, as zero-shot "
                                  f"{100 * same['zero-shot']:.0f}%, as bootstrap {100 * same['bootstrap']:.0f}%; "
                                  f"{paired}")
-                lines.append(f"{file} / {cand}: " + "; ".join(parts))
+                lines.append(f"{label} / {cand}: " + "; ".join(parts))
     return "\n".join(lines)
 
 

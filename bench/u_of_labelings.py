@@ -16,11 +16,11 @@ import argparse
 import json
 from pathlib import Path
 
-from choose_defaults import ANCHOR_WEIGHT, CANDIDATES, load_file
+from choose_defaults import CANDIDATES, baseline_config, icm_config, load_file
 
 from icm_engine.backends import get_backend
-from icm_engine.baselines import BaselineConfig, run_baseline
-from icm_engine.search import ICMConfig, ICMSearch, sized_to
+from icm_engine.baselines import run_baseline
+from icm_engine.search import ICMSearch
 
 LABEL_FREE = ("zero-shot", "likelihood", "bootstrap")
 
@@ -43,19 +43,20 @@ def main() -> None:
             and (args.files is None or r["file"] in args.files.split(","))
             and (args.seeds is None or str(r["seed"]) in args.seeds.split(","))]
     backend = get_backend("transformers", dtype=args.dtype)
+    loaded: dict[tuple, tuple] = {}
     baselines: dict[tuple, dict[str, list[bool]]] = {}
     for row in rows:
         prefix = row.get("likelihood_prefix")
-        task, data = load_file(row["file"], prefix)
+        if (row["file"], prefix) not in loaded:
+            loaded[row["file"], prefix] = load_file(row["file"], prefix)
+        task, data = loaded[row["file"], prefix]
         examples, gold = data.examples, data.gold_list()
-        readout, context, centre, anchor = CANDIDATES[row["candidate"]]
+        readout, _, _, anchor = CANDIDATES[row["candidate"]]
         key = (row["file"], readout, prefix)
         if key not in baselines:
-            cfg = BaselineConfig(readout=readout, context="other-folds", calibrate=True, centre="group")
-            baselines[key] = {m: list(run_baseline(m, examples, task, backend, cfg).labels) for m in LABEL_FREE}
-        config = ICMConfig(readout=readout, context=context, calibrate=True, centre=centre, anchor=anchor,
-                           anchor_weight=ANCHOR_WEIGHT.get(row["candidate"], 1.0), orient="none",
-                           seed=row["seed"], **sized_to(len(examples))).validate()
+            baselines[key] = {m: list(run_baseline(m, examples, task, backend, baseline_config(readout)).labels)
+                              for m in LABEL_FREE}
+        config = icm_config(row["candidate"], row["seed"], len(examples))
         search = ICMSearch(examples, task, backend, config)
         search.setup_batch()
         search.rng.seed(f"{config.seed}:0")
